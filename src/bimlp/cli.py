@@ -1,0 +1,54 @@
+"""The ``bimlp`` command line: ``bimlp {demo,train,eval,profile,convert,export,bench} ...``.
+
+Each subcommand lives in its own module that defines ``add_arguments(parser)`` and
+``run(args) -> int``; modules are imported only when their subcommand runs, so ``bimlp --help``
+stays fast. This is the only place in the package that uses argparse.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+# subcommand -> (module, one-line help)
+COMMANDS: dict[str, tuple[str, str]] = {
+    "demo": ("bimlp.commands.demo", "build a model, run it once and print its size"),
+    "convert": ("bimlp.commands.convert", "convert an official MindSpore .ckpt to safetensors"),
+    "profile": ("bimlp.profile.command", "parameters, BOPs, FLOPs, OPs and memory per layer"),
+    "train": ("bimlp.train.command", "train a model from a YAML recipe (two-step, distillation)"),
+    "eval": ("bimlp.train.evaluate_command", "top-1/top-5 of a checkpoint on an image folder"),
+    "export": ("bimlp.deploy.command_export", "export a packed 1-bit .bimlp artifact"),
+    "bench": ("bimlp.deploy.command_bench", "packed engine against float32 PyTorch"),
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="bimlp", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name, (module, help_text) in COMMANDS.items():
+        p = sub.add_parser(name, help=help_text, description=help_text)
+        p.set_defaults(_module=module)
+        try:
+            importlib.import_module(module).add_arguments(p)
+        except ModuleNotFoundError as e:  # a subcommand whose module is not installed
+            if e.name != module:
+                raise
+            p.set_defaults(_missing=str(e))
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "command", None):
+        parser.print_help()
+        return 2
+    if getattr(args, "_missing", None):
+        print(f"bimlp {args.command}: not available ({args._missing})", file=sys.stderr)
+        return 2
+    return int(importlib.import_module(args._module).run(args) or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

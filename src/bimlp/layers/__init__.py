@@ -1,0 +1,21 @@
+"""Binary layers: quantizers, binary convolution, Uni-shortcut and ReActNet activations."""
+
+from .activation import LearnableBias, RPReLU
+from .binary import MODES, BinaryConv2d, UniShortcut, group_mean, quantizer_names, tile_channels
+from .pooling import same_max_pool
+from .quantizers import (
+    QUANTIZERS,
+    ApproxSign,
+    ChannelMeanSign,
+    Quantizer,
+    ScaledSign,
+    TernaryRound,
+    get_quantizer,
+    register_quantizer,
+)
+
+__all__ = [
+    "ApproxSign", "BinaryConv2d", "ChannelMeanSign", "LearnableBias", "MODES", "QUANTIZERS",
+    "Quantizer", "RPReLU", "ScaledSign", "TernaryRound", "UniShortcut", "get_quantizer",
+    "group_mean", "quantizer_names", "register_quantizer", "same_max_pool", "tile_channels",
+]

@@ -1,0 +1,402 @@
+"""BiMLP: Compact Binary Architectures for Vision Multi-Layer Perceptrons.
+
+Yixing Xu, Xinghao Chen, Yunhe Wang, NeurIPS 2022 (arXiv 2212.14158).
+
+A binary Wave-MLP: every token- and channel-mixing FC (a 1x1 conv) and the 1x7 / 7x1 token convs
+are binary; capacity comes back through multi-branch binary (MBB) blocks, the Uni-shortcut around
+every binary layer, and full-precision cheap downsampling. Module and parameter names follow the
+released MindSpore code, so its checkpoints map onto this model tag by tag (``convert/official``).
+
+Two numerical modes (``mode=``): ``paper`` (exact ±1 activations, per-output-channel weight
+scales; used for training) and ``official`` (the release's ternary activations and per-tap
+weight scales; used to reproduce the released checkpoints).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from timm.data import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
+from timm.layers import DropPath
+from timm.models import build_model_with_cfg, generate_default_cfgs
+from torch import nn
+
+from ..layers import (
+    BinaryConv2d,
+    LearnableBias,
+    RPReLU,
+    UniShortcut,
+    quantizer_names,
+    same_max_pool,
+)
+from ._registry import register_model
+
+__all__ = ["BiMLP", "BiMLPConfig", "BinaryMlp", "BinaryPATM", "BiMLPBlock", "make_norm"]
+
+
+@dataclass
+class BiMLPConfig:
+    """Everything that defines a BiMLP network. Defaults are BiMLP-S."""
+
+    depths: tuple[int, ...] = (2, 2, 4, 2)  # blocks per stage
+    dims: tuple[int, ...] = (64, 128, 320, 512)  # channels per stage, each divisible by 4
+    mlp_ratios: tuple[float, ...] = (4, 4, 4, 4)  # channel-MLP hidden = int(dim * ratio)
+    num_classes: int = 1000
+    in_chans: int = 3
+    norm: str = "batch"  # outer norms (stem, norm1/norm2, downsample, final): batch | group
+    mode: str = "paper"  # paper (true 1-bit) | official (released numerics, ternary activations)
+    binary_weights: bool = True  # False: real-valued weights, binary activations (recipe step 1)
+    uni_shortcut: bool = True  # False: shortcuts only where shapes already match (ablation)
+    multi_branch: bool = True  # False: MBB block 2 is the channel MLP alone (ablation)
+    downsample: str = "bimlp"  # bimlp: fp 1x1 conv + SAME max-pool mix | wavemlp: fp 3x3/2 conv
+    drop_rate: float = 0.0  # dropout before the classifier
+    drop_path_rate: float = 0.0  # stochastic depth, growing linearly to this over all blocks
+
+    def __post_init__(self) -> None:
+        self.depths = tuple(int(d) for d in self.depths)
+        self.dims = tuple(int(d) for d in self.dims)
+        ratios = self.mlp_ratios
+        if isinstance(ratios, (int, float)):
+            ratios = (ratios,) * len(self.depths)
+        self.mlp_ratios = tuple(float(r) for r in ratios)
+        n = len(self.depths)
+        if n == 0 or len(self.dims) != n or len(self.mlp_ratios) != n:
+            raise ValueError(
+                f"depths, dims and mlp_ratios need one entry per stage, got {self.depths}, "
+                f"{self.dims}, {self.mlp_ratios}"
+            )
+        if any(d % 4 for d in self.dims):
+            raise ValueError(f"every dim must be divisible by 4 (PATM re-weighting), got {self.dims}")
+        if any(d < 1 for d in self.depths):
+            raise ValueError(f"every stage needs at least one block, got depths {self.depths}")
+        for name, value, allowed in (
+            ("norm", self.norm, ("batch", "group")),
+            ("mode", self.mode, ("paper", "official")),
+            ("downsample", self.downsample, ("bimlp", "wavemlp")),
+        ):
+            if value not in allowed:
+                raise ValueError(f"{name} must be one of {allowed}, got {value!r}")
+
+    def to_dict(self) -> dict[str, Any]:
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(self).items()}
+
+
+def make_norm(kind: str, channels: int) -> nn.Module:
+    """Outer norm of the network: BatchNorm2d (BiMLP-S) or GroupNorm(1, C) (BiMLP-M)."""
+    if kind == "group":
+        return nn.GroupNorm(1, channels, eps=1e-5)
+    return nn.BatchNorm2d(channels, eps=1e-5, momentum=0.1)
+
+
+@dataclass
+class _Binary:
+    """How binary convs of one model are built (resolved from the config once)."""
+
+    input_quantizer: str
+    weight_quantizer: str
+    uni_shortcut: bool = True
+
+    @classmethod
+    def from_config(cls, cfg: BiMLPConfig) -> _Binary:
+        qa, qw = quantizer_names(cfg.mode, cfg.binary_weights)
+        return cls(qa, qw, cfg.uni_shortcut)
+
+    def conv(self, cin: int, cout: int, kernel=1, padding=0, groups: int = 1) -> BinaryConv2d:
+        return BinaryConv2d(
+            cin, cout, kernel, padding=padding, groups=groups,
+            input_quantizer=self.input_quantizer, weight_quantizer=self.weight_quantizer,
+        )
+
+
+class BinaryMlp(nn.Module):
+    """Channel Bi-MLP ``Mlp(C_in, C_hid, C_out)``: two binary 1x1 layers with Uni-shortcuts.
+
+    ``s1 = R1(BN0(S(x)))``, ``h = R2(BN1(fc1(move1 x)) + s1)``, ``y = R3(BN2(fc2(move2 h)) + S(h))``.
+    The first shortcut starts from the unshifted ``x``. Without Uni-shortcut, a shortcut only
+    exists where the channel count does not change.
+    """
+
+    def __init__(self, cin: int, hidden: int, cout: int, b: _Binary) -> None:
+        super().__init__()
+        self.move1 = LearnableBias(cin)
+        self.fc1 = b.conv(cin, hidden)
+        self.norm1 = nn.BatchNorm2d(hidden)
+        self.act2 = RPReLU(hidden)
+        self.move2 = LearnableBias(hidden)
+        self.fc2 = b.conv(hidden, cout)
+        self.norm2 = nn.BatchNorm2d(cout)
+        self.act3 = RPReLU(cout)
+        self.shortcut1 = UniShortcut(cin, hidden) if b.uni_shortcut or cin == hidden else None
+        self.shortcut2 = UniShortcut(hidden, cout) if b.uni_shortcut or hidden == cout else None
+        if self.shortcut1 is not None:
+            self.norm0 = nn.BatchNorm2d(hidden)
+            self.act1 = RPReLU(hidden)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.norm1(self.fc1(self.move1(x)))
+        if self.shortcut1 is not None:
+            h = h + self.act1(self.norm0(self.shortcut1(x)))
+        h = self.act2(h)
+        y = self.norm2(self.fc2(self.move2(h)))
+        if self.shortcut2 is not None:
+            y = y + self.shortcut2(h)
+        return self.act3(y)
+
+
+class BinaryPATM(nn.Module):
+    """MBB block 1: the binary phase-aware token mixing (PATM) of Wave-MLP.
+
+    Every binary unit is ``R(BN(BiConv(u)) + S(u))`` with ``u`` the shifted input. The h/w token
+    mixers are grouped 2C -> C convs (1x7 and 7x1) on ``[a cos(theta); a sin(theta)]``, whose
+    output channel k reads input channels 2k and 2k+1 -- the pair-mean Uni-shortcut mirrors that.
+    """
+
+    def __init__(self, dim: int, b: _Binary) -> None:
+        super().__init__()
+        for name in ("fc_h", "fc_w", "fc_c", "proj", "theta_h_conv", "theta_w_conv"):
+            setattr(self, name, b.conv(dim, dim))
+        for name in ("move_fch", "move_fcw", "move_fcc", "move_proj", "move_thetah", "move_thetaw"):
+            setattr(self, name, LearnableBias(dim))
+        for name in ("fc_h_bn", "fc_w_bn", "theta_h_bn", "theta_w_bn", "norm_c", "norm_h",
+                     "norm_w", "norm_proj"):
+            setattr(self, name, nn.BatchNorm2d(dim))
+        for name in ("fc_h_act", "fc_w_act", "theta_h_act", "theta_w_act", "act_c", "act_h",
+                     "act_w", "act_proj"):
+            setattr(self, name, RPReLU(dim))
+        self.move_tfch = LearnableBias(2 * dim)
+        self.move_tfcw = LearnableBias(2 * dim)
+        self.tfc_h = b.conv(2 * dim, dim, (1, 7), padding=(0, 3), groups=dim)
+        self.tfc_w = b.conv(2 * dim, dim, (7, 1), padding=(3, 0), groups=dim)
+        self.tfc_shortcut = UniShortcut(2 * dim, dim) if b.uni_shortcut else None
+        self.reweight = BinaryMlp(dim, dim // 4, 3 * dim, b)
+
+    @staticmethod
+    def _unit(u: torch.Tensor, conv: nn.Module, bn: nn.Module, act: nn.Module) -> torch.Tensor:
+        return act(bn(conv(u)) + u)  # same-shape binary unit, identity shortcut on shifted u
+
+    def _token_mix(self, z, move, conv, bn, act, theta, tfc_move, tfc, tfc_bn, tfc_act):
+        amp = self._unit(move(z), conv, bn, act)
+        u = tfc_move(torch.cat([amp * torch.cos(theta), amp * torch.sin(theta)], dim=1))  # (B,2C,H,W)
+        y = tfc_bn(tfc(u))
+        if self.tfc_shortcut is not None:
+            y = y + self.tfc_shortcut(u)
+        return tfc_act(y)
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        b, c = z.shape[:2]
+        theta_h = self._unit(self.move_thetah(z), self.theta_h_conv, self.theta_h_bn, self.theta_h_act)
+        theta_w = self._unit(self.move_thetaw(z), self.theta_w_conv, self.theta_w_bn, self.theta_w_act)
+        h = self._token_mix(z, self.move_fch, self.fc_h, self.fc_h_bn, self.fc_h_act, theta_h,
+                            self.move_tfch, self.tfc_h, self.norm_h, self.act_h)
+        w = self._token_mix(z, self.move_fcw, self.fc_w, self.fc_w_bn, self.fc_w_act, theta_w,
+                            self.move_tfcw, self.tfc_w, self.norm_w, self.act_w)
+        c_ = self._unit(self.move_fcc(z), self.fc_c, self.norm_c, self.act_c)
+        g = (h + w + c_ + z).mean(dim=(2, 3), keepdim=True)  # (B, C, 1, 1)
+        # reweight output channel 3c + k is branch k's weight for channel c
+        a = self.reweight(g).reshape(b, c, 3).softmax(dim=2)
+        a = a.permute(2, 0, 1).unsqueeze(-1).unsqueeze(-1)  # (3, B, C, 1, 1)
+        m = a[0] * h + a[1] * w + a[2] * c_ + z
+        return self._unit(self.move_proj(m), self.proj, self.norm_proj, self.act_proj)
+
+
+class BiMLPBlock(nn.Module):
+    """One BiMLP block: MBB 1 (binary PATM) and MBB 2 (channel MLP + 1x7 / 7x1 branches).
+
+    ``x += DropPath(PATM(norm1 x))``; ``x += DropPath(b0 * B_h + b1 * B_w + (1 - b0 - b1) * mlp)``
+    with ``(b0, b1)`` the learnable ``weight`` (init 0). ``multi_branch=False`` keeps the MLP alone.
+    """
+
+    def __init__(self, dim: int, mlp_ratio: float, norm: str, b: _Binary, multi_branch: bool,
+                 drop_path: float = 0.0) -> None:
+        super().__init__()
+        self.norm1 = make_norm(norm, dim)
+        self.attn = BinaryPATM(dim, b)
+        self.norm2 = make_norm(norm, dim)
+        self.mlp = BinaryMlp(dim, int(dim * mlp_ratio), dim, b)
+        self.drop_path = DropPath(drop_path) if drop_path > 0 else nn.Identity()
+        self.multi_branch = multi_branch
+        if multi_branch:
+            self.move_h = LearnableBias(dim)
+            self.move_w = LearnableBias(dim)
+            self.sfc_h = b.conv(dim, dim, (1, 7), padding=(0, 3), groups=dim)
+            self.sfc_w = b.conv(dim, dim, (7, 1), padding=(3, 0), groups=dim)
+            self.norm_h = nn.BatchNorm2d(dim)
+            self.norm_w = nn.BatchNorm2d(dim)
+            self.act1 = RPReLU(dim)
+            self.act2 = RPReLU(dim)
+            self.weight = nn.Parameter(torch.zeros(2))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = x + self.drop_path(self.attn(self.norm1(x)))
+        z = self.norm2(x)
+        out = self.mlp(z)
+        if self.multi_branch:
+            uh, uw = self.move_h(z), self.move_w(z)
+            bh = self.act1(self.norm_h(self.sfc_h(uh)) + uh)
+            bw = self.act2(self.norm_w(self.sfc_w(uw)) + uw)
+            b0, b1 = self.weight[0], self.weight[1]
+            out = b0 * bh + b1 * bw + (1 - b0 - b1) * out
+        return x + self.drop_path(out)
+
+
+class PatchEmbed(nn.Module):
+    """Stem: full-precision Conv 7x7 stride 4 pad 2 (+bias) -> norm -> RPReLU; 224 -> 56."""
+
+    def __init__(self, in_chans: int, dim: int, norm: str) -> None:
+        super().__init__()
+        self.proj = nn.Conv2d(in_chans, dim, 7, stride=4, padding=2)
+        self.norm = make_norm(norm, dim)
+        self.act = RPReLU(dim)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.act(self.norm(self.proj(x)))
+
+
+class PoolDownsample(nn.Module):
+    """BiMLP's cheap full-precision downsampling: 1x1 conv -> norm -> RPReLU, then the mean of
+    SAME max-pools with kernels 2, 3, 5, 7 and stride 2 (output ``ceil(H / 2)``)."""
+
+    kernels = (2, 3, 5, 7)
+
+    def __init__(self, cin: int, cout: int, norm: str) -> None:
+        super().__init__()
+        self.proj = nn.Conv2d(cin, cout, 1)
+        self.norm = make_norm(norm, cout)
+        self.act = RPReLU(cout)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.act(self.norm(self.proj(x)))
+        return sum(same_max_pool(x, k, 2) for k in self.kernels) / len(self.kernels)
+
+
+class ConvDownsample(nn.Module):
+    """Wave-MLP's downsampling: full-precision Conv 3x3 stride 2 pad 1 (+bias) -> norm."""
+
+    def __init__(self, cin: int, cout: int, norm: str | None) -> None:
+        super().__init__()
+        self.proj = nn.Conv2d(cin, cout, 3, stride=2, padding=1)
+        self.norm = make_norm(norm, cout) if norm else nn.Identity()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.norm(self.proj(x))
+
+
+class BiMLP(nn.Module):
+    """The configurable BiMLP network (see :class:`BiMLPConfig`).
+
+    ``network`` is the release's flat list: stage 0, downsample 0, stage 1, ..., last stage.
+    """
+
+    family = "bimlp"
+
+    def __init__(self, config: BiMLPConfig | None = None, **overrides: Any) -> None:
+        super().__init__()
+        overrides.pop("pretrained_cfg", None)
+        cfg = dataclasses.replace(config or BiMLPConfig(), **overrides)
+        cfg.__post_init__()
+        self.config = cfg
+        self.num_classes = cfg.num_classes
+        self.num_features = cfg.dims[-1]
+        self.mode = cfg.mode
+        b = _Binary.from_config(cfg)
+
+        self.patch_embed = PatchEmbed(cfg.in_chans, cfg.dims[0], cfg.norm)
+        total = sum(cfg.depths)
+        rates = [cfg.drop_path_rate * i / max(total - 1, 1) for i in range(total)]
+        network: list[nn.Module] = []
+        for i, (depth, dim) in enumerate(zip(cfg.depths, cfg.dims)):
+            start = sum(cfg.depths[:i])
+            network.append(nn.Sequential(*[
+                BiMLPBlock(dim, cfg.mlp_ratios[i], cfg.norm, b, cfg.multi_branch, rates[start + j])
+                for j in range(depth)
+            ]))
+            if i + 1 < len(cfg.depths):
+                nxt = cfg.dims[i + 1]
+                if cfg.downsample == "bimlp":
+                    network.append(PoolDownsample(dim, nxt, cfg.norm))
+                else:
+                    network.append(ConvDownsample(dim, nxt, cfg.norm))
+        self.network = nn.ModuleList(network)
+        self.norm = make_norm(cfg.norm, cfg.dims[-1])
+        self.head_drop = nn.Dropout(cfg.drop_rate)
+        self.head = nn.Linear(cfg.dims[-1], cfg.num_classes) if cfg.num_classes > 0 else nn.Identity()
+        self.apply(_init_weights)
+
+    # timm's method vocabulary -------------------------------------------------------------
+    def get_classifier(self) -> nn.Module:
+        return self.head
+
+    def reset_classifier(self, num_classes: int, global_pool: str | None = None) -> None:
+        self.num_classes = num_classes
+        self.config.num_classes = num_classes
+        self.head = nn.Linear(self.num_features, num_classes) if num_classes > 0 else nn.Identity()
+
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.patch_embed(x)  # (B, C0, H/4, W/4)
+        for layer in self.network:
+            x = layer(x)
+        return self.norm(x)  # (B, C_last, H', W')
+
+    def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
+        x = self.head_drop(x.mean(dim=(2, 3)))  # (B, C_last)
+        return x if pre_logits else self.head(x)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.forward_head(self.forward_features(x))
+
+
+def _init_weights(m: nn.Module) -> None:
+    if isinstance(m, nn.Linear):
+        nn.init.trunc_normal_(m.weight, std=0.02)
+        if m.bias is not None:
+            nn.init.zeros_(m.bias)
+
+
+# configs and entry points ---------------------------------------------------------------------
+def _cfg(**kwargs: Any) -> dict[str, Any]:
+    # The release evaluates with Resize(256) + CenterCrop(224), bilinear (its own default_cfg,
+    # crop 0.9 bicubic, is never used), so that is what we declare.
+    return {
+        "url": "", "num_classes": 1000, "input_size": (3, 224, 224), "pool_size": (7, 7),
+        "crop_pct": 0.875, "interpolation": "bilinear", "mean": IMAGENET_DEFAULT_MEAN,
+        "std": IMAGENET_DEFAULT_STD, "first_conv": "patch_embed.proj", "classifier": "head",
+        "license": "apache-2.0", "paper_ids": "arXiv:2212.14158",
+        "paper_name": "BiMLP: Compact Binary Architectures for Vision Multi-Layer Perceptrons",
+        **kwargs,
+    }
+
+
+default_cfgs = generate_default_cfgs({"bimlp_s": _cfg(), "bimlp_m": _cfg()})
+
+_VARIANTS: dict[str, dict[str, Any]] = {
+    "bimlp_s": dict(depths=(2, 2, 4, 2), dims=(64, 128, 320, 512), mlp_ratios=4, norm="batch"),
+    "bimlp_m": dict(depths=(2, 3, 10, 3), dims=(64, 128, 320, 512), mlp_ratios=4, norm="group"),
+}
+
+
+def _create_bimlp(variant: str, pretrained: bool = False, **kwargs: Any) -> BiMLP:
+    if pretrained:
+        raise ValueError(
+            "no hosted BiMLP weights; convert the official .ckpt with `bimlp convert` and pass "
+            "checkpoint= to bimlp.create_model"
+        )
+    kwargs = {**_VARIANTS[variant], **kwargs}
+    return build_model_with_cfg(BiMLP, variant, pretrained=False, **kwargs)
+
+
+@register_model
+def bimlp_s(pretrained: bool = False, **kwargs: Any) -> BiMLP:
+    """BiMLP-S: depths 2-2-4-2, dims 64-128-320-512, BatchNorm outer norms (15.84 M params)."""
+    return _create_bimlp("bimlp_s", pretrained, **kwargs)
+
+
+@register_model
+def bimlp_m(pretrained: bool = False, **kwargs: Any) -> BiMLP:
+    """BiMLP-M: depths 2-3-10-3, dims 64-128-320-512, GroupNorm(1, C) outer norms (29.69 M)."""
+    return _create_bimlp("bimlp_m", pretrained, **kwargs)
+
+
+bimlp_s.family = bimlp_m.family = "bimlp"  # type: ignore[attr-defined]
