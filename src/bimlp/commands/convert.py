@@ -1,0 +1,27 @@
+"""``bimlp convert IN.ckpt -o OUT.safetensors``: official MindSpore weights -> our format."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("checkpoint", type=Path, help="official MindSpore .ckpt file")
+    parser.add_argument("-o", "--output", type=Path, required=True, help="output .safetensors file")
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..checkpoint import CheckpointError, read_weights
+    from ..convert.official import convert_official
+
+    try:
+        out = convert_official(args.checkpoint, args.output)
+    except CheckpointError as e:
+        print(f"bimlp convert: {e}")
+        return 1
+    state, config, _ = read_weights(out)
+    arch = ", ".join(f"{k}={config[k]}" for k in ("depths", "dims", "num_classes", "norm"))
+    print(f"wrote {out} ({len(state)} tensors, {out.stat().st_size / 1e6:.2f} MB; {arch})")
+    print(f"load it with bimlp.create_model('bimlp_s', checkpoint='{out}', mode='official')")
+    return 0

@@ -1,0 +1,34 @@
+"""``bimlp demo``: build a model, run one batch through it and print its size."""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--model", default="bimlp_s", help="registered model name")
+    parser.add_argument("--mode", default="paper", choices=("paper", "official"))
+    parser.add_argument("--input-size", type=int, default=224)
+    parser.add_argument("--batch", type=int, default=2)
+
+
+def run(args: argparse.Namespace) -> int:
+    import torch
+
+    from ..models import create_model
+
+    torch.manual_seed(0)
+    kwargs = {"mode": args.mode} if args.model.startswith("bimlp") else {}
+    model = create_model(args.model, **kwargs).eval()
+    x = torch.randn(args.batch, 3, args.input_size, args.input_size)
+    start = time.perf_counter()
+    with torch.inference_mode():
+        logits = model(x)
+    ms = (time.perf_counter() - start) * 1e3
+    params = sum(p.numel() for p in model.parameters())
+    stats = sum(b.numel() for n, b in model.named_buffers() if n.endswith(("running_mean", "running_var")))
+    print(f"{args.model} ({args.mode} mode): {params:,} trainable parameters "
+          f"({params / 1e6:.2f} M; {params + stats:,} with BatchNorm statistics)")
+    print(f"input {tuple(x.shape)} -> logits {tuple(logits.shape)} in {ms:.0f} ms (float32 PyTorch)")
+    return 0

@@ -1,0 +1,119 @@
+"""Official BiMLP checkpoints (MindSpore ``.ckpt``) -> our state dict and configuration.
+
+Our module names are the release's, so the mapping is a handful of renames:
+BatchNorm/GroupNorm ``gamma``/``beta``/``moving_mean``/``moving_variance`` ->
+``weight``/``bias``/``running_mean``/``running_var``; the PReLU slope ``act.w`` (1, C, 1, 1) ->
+``act.weight`` (C,). BatchNorm's ``num_batches_tracked`` (absent in MindSpore) is set to 0.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from ..checkpoint import CheckpointError, load_state_dict_strict, save_weights
+from .mindspore import read_mindspore_ckpt
+
+__all__ = ["official_to_state_dict", "infer_official_config", "read_official", "load_official",
+           "convert_official"]
+
+_RENAMES = (
+    (".moving_mean", ".running_mean"),
+    (".moving_variance", ".running_var"),
+    (".gamma", ".weight"),
+    (".beta", ".bias"),
+)
+
+
+def official_to_state_dict(tensors: dict[str, np.ndarray]) -> dict[str, torch.Tensor]:
+    """Rename official tags to our parameter names (shapes are checked at load time)."""
+    state: dict[str, torch.Tensor] = {}
+    for tag, arr in tensors.items():
+        name = tag
+        for old, new in _RENAMES:
+            if name.endswith(old):
+                name = name[: -len(old)] + new
+                break
+        t = torch.from_numpy(np.ascontiguousarray(arr))
+        if name.endswith(".act.w"):  # PReLU slope (1, C, 1, 1) -> nn.PReLU.weight (C,)
+            name, t = name[:-2] + ".weight", t.reshape(-1)
+        state[name] = t
+        if tag.endswith(".moving_mean"):
+            state[name[: -len("running_mean")] + "num_batches_tracked"] = torch.tensor(0)
+    return state
+
+
+def _require(tensors: dict[str, np.ndarray], tag: str, source: str) -> np.ndarray:
+    if tag not in tensors:
+        raise CheckpointError(f"{source}: tag {tag!r} missing, cannot infer the BiMLP configuration")
+    return tensors[tag]
+
+
+def infer_official_config(tensors: dict[str, np.ndarray], source: str = "checkpoint") -> dict[str, Any]:
+    """Depths, dims, mlp ratios, classes, input channels and outer norm kind from tags and shapes."""
+    blocks: dict[int, set[int]] = {}
+    for tag in tensors:
+        m = re.match(r"network\.(\d+)\.(\d+)\.norm1\.", tag)
+        if m:
+            blocks.setdefault(int(m.group(1)), set()).add(int(m.group(2)))
+    if not blocks:
+        raise CheckpointError(
+            f"{source}: no 'network.<i>.<j>.norm1.*' tags: not a BiMLP checkpoint "
+            f"(first tags: {', '.join(list(tensors)[:5])})"
+        )
+    stage_ids = sorted(blocks)
+    if stage_ids != list(range(0, 2 * len(stage_ids), 2)):
+        raise CheckpointError(f"{source}: stages at network indices {stage_ids}, expected 0, 2, 4, ...")
+    depths, dims, ratios = [], [], []
+    for i in stage_ids:
+        js = sorted(blocks[i])
+        if js != list(range(len(js))):
+            raise CheckpointError(f"{source}: stage network.{i} has blocks {js}, expected 0..{len(js) - 1}")
+        depths.append(len(js))
+        dim = int(_require(tensors, f"network.{i}.0.norm1.gamma", source).shape[0])
+        hidden = int(_require(tensors, f"network.{i}.0.mlp.fc1.weight", source).shape[0])
+        dims.append(dim)
+        ratios.append(hidden / dim)
+    head = _require(tensors, "head.weight", source)
+    stem = _require(tensors, "patch_embed.proj.weight", source)
+    return {
+        "depths": depths,
+        "dims": dims,
+        "mlp_ratios": ratios,
+        "num_classes": int(head.shape[0]),
+        "in_chans": int(stem.shape[1]),
+        "norm": "batch" if "patch_embed.norm.moving_mean" in tensors else "group",
+    }
+
+
+def read_official(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    """(state dict in our names, inferred configuration) of an official ``.ckpt``."""
+    tensors = read_mindspore_ckpt(path)
+    config = infer_official_config(tensors, source=str(path))
+    return official_to_state_dict(tensors), config
+
+
+def load_official(path: str | Path, mode: str = "official") -> torch.nn.Module:
+    """Build the BiMLP an official ``.ckpt`` describes, load every tensor strictly, return it in
+    eval mode. ``mode="official"`` reproduces the release's numerics (ternary activations)."""
+    from ..models import create_model
+
+    return create_model("bimlp_s", checkpoint=path, mode=mode).eval()
+
+
+def convert_official(src: str | Path, dst: str | Path) -> Path:
+    """Convert an official ``.ckpt`` to our safetensors file (weights + configuration).
+
+    The tensors are checked against the inferred model first, so a checkpoint that does not fit
+    is never written out.
+    """
+    from ..models import create_model
+
+    state, config = read_official(src)
+    model = create_model("bimlp_s", **config)
+    load_state_dict_strict(model, state, source=str(src))
+    return save_weights(state, dst, config=model.config.to_dict(), family="bimlp")

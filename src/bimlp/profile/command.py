@@ -1,0 +1,68 @@
+"""``bimlp profile NAME``: parameters, BOPs, FLOPs, OPs and memory of a registered model.
+
+Prints a per-layer table, a per-stage summary and totals; ``--json`` writes the same numbers
+(integer totals ``params``, ``binary_params``, ``bops``, ``flops``, ``size_bytes_fp32``,
+``size_bytes_packed``, float ``ops``, plus ``stages`` and ``layers``), ``--plot`` a PNG of where
+the OPs go per stage.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from ..layers.binary import MODES
+
+__all__ = ["add_arguments", "run"]
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("model", metavar="NAME", help="a registered model, e.g. bimlp_s")
+    parser.add_argument("--input-size", type=int, default=None, metavar="N",
+                        help="profile at N x N pixels (default: the model's config, 224)")
+    parser.add_argument("--mode", choices=MODES, default=None,
+                        help="numerical mode of binary models (default: the model's, paper); "
+                             "official mode has ternary activations, counted as FLOPs")
+    parser.add_argument("--json", type=Path, default=None, metavar="PATH",
+                        help="also write totals, stages and layers as JSON")
+    parser.add_argument("--plot", type=Path, default=None, metavar="PNG",
+                        help="also draw the OPs per stage as a PNG chart")
+    parser.add_argument("--all-layers", action="store_true",
+                        help="list norms, biases and activations too, not only MAC layers")
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..models import create_model
+    from .report import plot_ops
+    from .summary import profile
+
+    kwargs = {"mode": args.mode} if args.mode else {}
+    try:
+        model = create_model(args.model, **kwargs)
+    except (ValueError, TypeError) as e:  # unknown name; --mode for a model without modes
+        print(f"bimlp profile: cannot build {args.model!r}: {e}", file=sys.stderr)
+        return 2
+    channels, default_side = _default_input(model)
+    side = args.input_size or default_side
+    mode = getattr(model, "mode", None)
+    label = f"{args.model} ({mode} mode)" if mode else args.model
+    result = profile(model, (channels, side, side), name=label)
+    print(result.format(all_layers=args.all_layers))
+    if args.json is not None:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        data = {**result.to_dict(), "model": args.model, "mode": mode}
+        args.json.write_text(json.dumps(data, indent=1) + "\n")
+        print(f"\nwrote {args.json}")
+    if args.plot is not None:
+        plot_ops(result, args.plot)
+        print(f"wrote {args.plot}")
+    return 0
+
+
+def _default_input(model: object) -> tuple[int, int]:
+    """(channels, side) from the model's timm config, else (3, 224)."""
+    cfg = getattr(model, "pretrained_cfg", None) or {}
+    c, _, w = cfg.get("input_size", (3, 224, 224))
+    return int(c), int(w)

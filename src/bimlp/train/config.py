@@ -1,0 +1,296 @@
+"""Typed training configuration: one YAML file per recipe, ``key=value`` overrides on top.
+
+A recipe is a :class:`TrainConfig` (sections ``model``, ``data``, ``optim``, ``distill``,
+``run``). Field defaults are the paper's recipe (§11 of the spec: ReActNet's hyper-parameters,
+step 1) with the named model's own architecture; a recipe file states what differs, and the
+small built-in recipe (:mod:`bimlp.train.recipes`) is such a set of differences. The resolved configuration travels inside every checkpoint
+and is written as ``config.yaml`` beside it, so a run can always be repeated.
+
+Overrides use dotted paths and YAML values: ``optim.lr=1e-3 model.depths=[1,1,1]
+distill.teacher=null``. Unknown keys and values of the wrong type are errors that name the key.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping, Sequence, Union
+
+import yaml
+
+__all__ = [
+    "ConfigError",
+    "ModelConfig",
+    "DataConfig",
+    "OptimConfig",
+    "DistillConfig",
+    "RunConfig",
+    "TrainConfig",
+    "load_config",
+    "apply_overrides",
+    "config_from_dict",
+    "config_to_dict",
+    "save_config",
+]
+
+
+class ConfigError(ValueError):
+    """A recipe or override that does not fit the configuration schema."""
+
+
+@dataclass
+class ModelConfig:
+    """The student network. ``None`` means "the named model's own default"."""
+
+    name: str = "bimlp_s"  # any name of bimlp.list_models() (or timm, for fp baselines)
+    depths: list[int] | None = None  # blocks per stage
+    dims: list[int] | None = None  # channels per stage
+    mlp_ratios: float | list[float] | None = None
+    norm: str | None = None  # outer norms: batch | group
+    mode: str | None = "paper"  # paper = true 1-bit (training); official = released numerics
+    # The two steps of the recipe are this one switch: False = step 1 (binary activations,
+    # real-valued weights), True = step 2 (both binary, initialised from step 1).
+    binary_weights: bool | None = False
+    uni_shortcut: bool | None = None
+    multi_branch: bool | None = None
+    downsample: str | None = None
+    drop_rate: float | None = None
+    drop_path_rate: float | None = None
+    num_classes: int | None = None  # None: the data's class count
+    in_chans: int | None = None  # None: the data's channel count
+    extra: dict[str, Any] = field(default_factory=dict)  # other keywords of the model family
+    init_from: str | None = None  # weights loaded strictly before training (step 2: step 1's)
+    sync_bn: bool = False  # SyncBatchNorm across processes (GPU + torchrun only)
+
+    def model_kwargs(self) -> dict[str, Any]:
+        """Keyword arguments for ``create_model``: every field that is set."""
+        skip = {"name", "extra", "init_from", "sync_bn"}
+        kwargs = {
+            f.name: getattr(self, f.name)
+            for f in dataclasses.fields(self)
+            if f.name not in skip and getattr(self, f.name) is not None
+        }
+        return {**kwargs, **self.extra}
+
+
+@dataclass
+class DataConfig:
+    """Where images come from and how they are augmented."""
+
+    dataset: str = "digits"  # digits (built in, offline) | folder (ImageNet layout) | idx (MNIST)
+    root: str | None = None  # folder: has train/ and val/; idx: has the four idx files
+    image_size: int | None = None  # training crop; None: the dataset's (folder: model cfg's)
+    batch_size: int = 64  # per process and micro-batch; global = this x processes x accum
+    eval_batch_size: int | None = None  # None: 2 x batch_size
+    workers: int = 0  # DataLoader worker processes (0 = load in the training process)
+    augment: bool = True  # folder: RandomResizedCrop + flip; digits/idx: random shifts
+    crop_scale: list[float] = field(default_factory=lambda: [0.08, 1.0])  # RandomResizedCrop
+    hflip: float | None = None  # flip probability; None: 0.5 for folder, 0 for digits/idx
+    pad: int = 2  # digits/idx: random shift of up to this many pixels
+    mean: list[float] | None = None  # None: the dataset's (folder: the model's default cfg)
+    std: list[float] | None = None
+    interpolation: str | None = None  # eval resize; None: model default cfg
+    crop_pct: float | None = None  # eval center crop fraction; None: model default cfg
+    holdout: float = 0.2  # digits: fraction held out as the test split (fixed, stratified)
+    train_limit: int | None = None  # use only the first N training images (smoke tests)
+    val_limit: int | None = None
+
+
+@dataclass
+class OptimConfig:
+    """ReActNet's optimisation: Adam, linear decay to 0, weight decay on conv/linear weights."""
+
+    epochs: int = 256  # ReActNet: 256 (or 128 at lr 1.25e-3)
+    optimizer: str = "adam"  # adam (ReActNet: L2 added to the gradient) | adamw
+    lr: float = 5e-4  # at a global batch of lr_ref_batch; scaled linearly with the real one
+    lr_ref_batch: int | None = 256  # None: use lr as given
+    betas: list[float] = field(default_factory=lambda: [0.9, 0.999])
+    weight_decay: float = 1e-5  # step 1: 1e-5, step 2: 0; only on conv and linear weights
+    schedule: str = "linear"  # linear (to 0) | cosine | constant
+    warmup_epochs: float = 0.0
+    clip_grad: float | None = None  # max global grad norm; None: no clipping
+    accum_steps: int = 1  # micro-batches per optimizer step
+
+
+@dataclass
+class DistillConfig:
+    """Knowledge distillation from a frozen full-precision teacher (None: labels only)."""
+
+    teacher: str | None = None  # a registered name (wavemlp_t) or any timm model name
+    teacher_checkpoint: str | None = None  # required with a teacher: its weights file
+    teacher_args: dict[str, Any] = field(default_factory=dict)  # e.g. {num_classes: 10}
+    # loss = (1 - w) * KD + w * CE(labels); 0 = pure distillation (ReActNet), 1 = labels only.
+    label_weight: float = 0.0
+    label_smoothing: float = 0.0
+
+
+@dataclass
+class RunConfig:
+    """Everything about the run rather than the recipe."""
+
+    out_dir: str = "runs/train"  # checkpoints, config.yaml, metrics.csv, curves.png
+    seed: int = 0
+    device: str = "auto"  # auto | cpu | cuda | cuda:N
+    amp: str = "none"  # none | bf16 | fp16 (GPU) | auto (bf16 where the device supports it)
+    compile: bool = False  # torch.compile the student
+    ema_decay: float | None = None  # keep an exponential moving average of the weights
+    deterministic: bool = True  # deterministic kernels (CPU always; cuDNN when on)
+    progress: bool = True  # tqdm bar on rank 0
+    tensorboard: bool = True  # also log to TensorBoard when it is installed
+
+
+@dataclass
+class TrainConfig:
+    model: ModelConfig = field(default_factory=ModelConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    distill: DistillConfig = field(default_factory=DistillConfig)
+    run: RunConfig = field(default_factory=RunConfig)
+
+
+# --- dict <-> dataclass, with type checks --------------------------------------------------------
+def config_to_dict(cfg: Any) -> dict[str, Any]:
+    """Plain dict of primitives (lists, not tuples) -- what checkpoints and YAML hold."""
+    return _plain(dataclasses.asdict(cfg))
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, Mapping):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    return value
+
+
+def config_from_dict(data: Mapping[str, Any], cls: type = TrainConfig, path: str = "") -> Any:
+    """Build a (nested) config dataclass from a dict, checking keys and types."""
+    if not isinstance(data, Mapping):
+        raise ConfigError(f"{path or 'config'}: expected a mapping, got {type(data).__name__}")
+    hints = typing.get_type_hints(cls)
+    names = [f.name for f in dataclasses.fields(cls)]
+    kwargs = {}
+    for key, value in data.items():
+        where = f"{path}.{key}" if path else str(key)
+        if key not in names:
+            close = difflib.get_close_matches(str(key), names, n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            raise ConfigError(f"unknown config key {where!r}{hint}; known: {', '.join(names)}")
+        kwargs[key] = _coerce(value, hints[key], where)
+    return cls(**kwargs)
+
+
+def _coerce(value: Any, tp: Any, where: str) -> Any:
+    if dataclasses.is_dataclass(tp):
+        return config_from_dict(value or {}, tp, where)
+    origin = typing.get_origin(tp)
+    if origin in (Union, types.UnionType):
+        options = typing.get_args(tp)
+        if value is None:
+            if type(None) in options:
+                return None
+            raise ConfigError(f"{where}: may not be null")
+        errors = []
+        for option in (o for o in options if o is not type(None)):
+            try:
+                return _coerce(value, option, where)
+            except ConfigError as e:
+                errors.append(str(e))
+        raise ConfigError(errors[0] if len(errors) == 1 else f"{where}: {value!r} fits none of {tp}")
+    if origin is list:
+        if not isinstance(value, (list, tuple)):
+            raise ConfigError(f"{where}: expected a list, got {value!r}")
+        (item,) = typing.get_args(tp)
+        return [_coerce(v, item, f"{where}[{i}]") for i, v in enumerate(value)]
+    if origin is dict or tp is dict:
+        if not isinstance(value, Mapping):
+            raise ConfigError(f"{where}: expected a mapping, got {value!r}")
+        return dict(value)
+    if tp is Any:
+        return value
+    if tp is bool:
+        if isinstance(value, bool):
+            return value
+        raise ConfigError(f"{where}: expected true or false, got {value!r}")
+    if tp is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        raise ConfigError(f"{where}: expected an integer, got {value!r}")
+    if tp is float:
+        # YAML 1.1 reads "1e-5" (no dot) as a string; accept any number-like value.
+        if isinstance(value, (int, float, str)) and not isinstance(value, bool):
+            try:
+                return float(value)
+            except ValueError:
+                pass
+        raise ConfigError(f"{where}: expected a number, got {value!r}")
+    if tp is str:
+        if isinstance(value, str):
+            return value
+        raise ConfigError(f"{where}: expected a string, got {value!r}")
+    raise ConfigError(f"{where}: unsupported config type {tp}")  # pragma: no cover
+
+
+# --- files and overrides ---------------------------------------------------------------------
+def parse_override(item: str) -> tuple[list[str], Any]:
+    """``"optim.lr=1e-3"`` -> (["optim", "lr"], 1e-3); the value is read as YAML."""
+    if "=" not in item:
+        raise ConfigError(f"override {item!r} is not KEY=VALUE (e.g. optim.lr=1e-3)")
+    key, raw = item.split("=", 1)
+    keys = key.strip().split(".")
+    if not all(keys):
+        raise ConfigError(f"override {item!r}: empty key")
+    return keys, yaml.safe_load(raw) if raw.strip() else None
+
+
+def apply_overrides(data: dict[str, Any], overrides: Sequence[str]) -> dict[str, Any]:
+    """Set dotted keys in a nested dict (a copy); sections are created as needed."""
+    out = _plain(data)
+    for item in overrides:
+        keys, value = parse_override(item)
+        node = out
+        for k in keys[:-1]:
+            child = node.setdefault(k, {})
+            if not isinstance(child, dict):
+                raise ConfigError(f"override {item!r}: {k!r} is not a section")
+            node = child
+        node[keys[-1]] = value
+    return out
+
+
+def read_yaml(path: str | Path) -> dict[str, Any]:
+    p = Path(path)
+    if not p.is_file():
+        raise ConfigError(f"{p}: no such config file")
+    data = yaml.safe_load(p.read_text()) or {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{p}: a recipe is a mapping of sections, got {type(data).__name__}")
+    return data
+
+
+def load_config(
+    path: str | Path | None = None,
+    overrides: Sequence[str] = (),
+    base: TrainConfig | None = None,
+) -> TrainConfig:
+    """A recipe file (or ``base``, default: the built-in recipe) plus ``key=value`` overrides.
+
+    Fields a recipe file leaves out keep their dataclass defaults.
+    """
+    data = read_yaml(path) if path is not None else config_to_dict(base or TrainConfig())
+    try:
+        return config_from_dict(apply_overrides(data, overrides))
+    except ConfigError as e:
+        raise ConfigError(f"{path}: {e}" if path else str(e)) from None
+
+
+def save_config(cfg: TrainConfig, path: str | Path) -> Path:
+    """Write the resolved configuration as YAML (atomically)."""
+    p = Path(path)
+    tmp = p.with_name(p.name + ".tmp")
+    tmp.write_text(yaml.safe_dump(config_to_dict(cfg), sort_keys=False))
+    tmp.replace(p)
+    return p
