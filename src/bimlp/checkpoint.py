@@ -12,8 +12,9 @@ Formats recognised by :func:`read_checkpoint` (by content, not by file name):
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 import torch
 from torch import nn
@@ -94,7 +95,7 @@ def read_weights(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str, A
     try:
         with safe_open(str(path), framework="pt") as f:
             meta = f.metadata() or {}
-            state = {k: f.get_tensor(k) for k in f.keys()}
+            state = {k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118 (safe_open is not a dict)
     except (SafetensorError, OSError, ValueError) as e:
         raise CheckpointError(f"{path}: unreadable safetensors file ({e})") from e
     try:

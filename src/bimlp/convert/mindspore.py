@@ -69,7 +69,7 @@ def _fields(buf: memoryview, pos: int, end: int):
             if pos + n > end:
                 raise _Truncated(start)
             value, pos = (pos, pos + n), pos + n
-        elif wire == _I64 or wire == _I32:
+        elif wire in (_I64, _I32):
             n = 8 if wire == _I64 else 4
             if pos + n > end:
                 raise _Truncated(start)
@@ -151,7 +151,7 @@ def read_mindspore_ckpt(path: str | Path) -> dict[str, np.ndarray]:
             if number != 1 or wire != _LEN:
                 raise ValueError(f"unexpected field {number} (wire type {wire}) at offset {offset}")
             tag, span = None, None
-            for n2, w2, v2, off2 in _fields(buf, *value):
+            for n2, w2, v2, _ in _fields(buf, *value):
                 if n2 == 1 and w2 == _LEN:
                     tag = bytes(buf[v2[0]:v2[1]]).decode("utf-8")
                 elif n2 == 2 and w2 == _LEN:
@@ -162,7 +162,7 @@ def read_mindspore_ckpt(path: str | Path) -> dict[str, np.ndarray]:
                 raise ValueError(f"tag {tag!r} appears twice")
             out[tag] = _tensor(buf, span, tag)
             last_tag, entry_start = tag, value[1]  # the next entry starts where this one ends
-    except _Truncated as e:
+    except _Truncated:
         where = f"tag {_partial_tag(buf, entry_start)!r}"
         after = f", after complete tag {last_tag!r}" if last_tag else ""
         raise CheckpointError(

@@ -14,8 +14,9 @@ import argparse
 import contextlib
 import pickle
 import re
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import torch
 

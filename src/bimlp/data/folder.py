@@ -19,6 +19,7 @@ from torch.utils.data import Dataset
 __all__ = [
     "DataError",
     "SkippedSample",
+    "UndecodableImageWarning",
     "IMAGE_EXTENSIONS",
     "ImageFolderDataset",
     "scan_image_folder",
@@ -30,6 +31,10 @@ IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".ppm", ".pgm", ".bmp", ".tif", ".t
 
 class DataError(ValueError):
     """A data set that is missing, empty or laid out wrongly."""
+
+
+class UndecodableImageWarning(UserWarning):
+    """An image file that could not be decoded and was left out."""
 
 
 @dataclass(frozen=True)

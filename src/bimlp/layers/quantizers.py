@@ -16,7 +16,7 @@ Two numerical modes exist (see ``BIMLP.md`` §2):
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 from torch import nn

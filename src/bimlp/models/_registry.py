@@ -7,8 +7,9 @@ works; :func:`create_model` adds our extras (numerical mode, checkpoint files).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from timm.models import register_model as _timm_register_model
 from torch import nn
@@ -58,7 +59,7 @@ def create_model(
         raise ValueError(f"unknown model {name!r}; registered: {', '.join(list_models())}")
     if checkpoint is None:
         return _ENTRYPOINTS[name](**kwargs)
-    from ..checkpoint import read_checkpoint, load_state_dict_strict
+    from ..checkpoint import load_state_dict_strict, read_checkpoint
 
     state, arch = read_checkpoint(checkpoint, family=getattr(_ENTRYPOINTS[name], "family", None))
     model = _ENTRYPOINTS[name](**{**arch, **kwargs})

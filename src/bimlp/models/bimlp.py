@@ -307,7 +307,7 @@ class BiMLP(nn.Module):
         total = sum(cfg.depths)
         rates = [cfg.drop_path_rate * i / max(total - 1, 1) for i in range(total)]
         network: list[nn.Module] = []
-        for i, (depth, dim) in enumerate(zip(cfg.depths, cfg.dims)):
+        for i, (depth, dim) in enumerate(zip(cfg.depths, cfg.dims, strict=True)):
             start = sum(cfg.depths[:i])
             network.append(nn.Sequential(*[
                 BiMLPBlock(dim, cfg.mlp_ratios[i], cfg.norm, b, cfg.multi_branch, rates[start + j])

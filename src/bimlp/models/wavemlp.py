@@ -18,9 +18,10 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 import torch
 from timm.data import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
@@ -28,6 +29,7 @@ from timm.layers import DropPath
 from timm.models import build_model_with_cfg, generate_default_cfgs
 from torch import nn
 
+from ..checkpoint import CheckpointError, load_state_dict_strict, read_checkpoint
 from ._registry import register_model
 from .bimlp import ConvDownsample, make_norm
 
@@ -69,7 +71,7 @@ class WaveMLPConfig:
             raise ValueError(f"every dim must be at least 4 (PATM re-weighter), got {self.dims}")
         if any(d < 1 for d in self.depths):
             raise ValueError(f"every stage needs at least one block, got depths {self.depths}")
-        if any(int(d * r) < 1 for d, r in zip(self.dims, self.mlp_ratios)):
+        if any(int(d * r) < 1 for d, r in zip(self.dims, self.mlp_ratios, strict=True)):
             raise ValueError(f"mlp_ratios {self.mlp_ratios} give a channel MLP no hidden unit")
         for name, value, allowed in (
             ("norm", self.norm, ("batch", "group")),
@@ -85,17 +87,17 @@ class WaveMLPConfig:
 
 
 class ConvMlp(nn.Module):
-    """``fc2(drop(GELU(fc1 x)))``, 1x1 convs with bias: the channel MLP and the PATM re-weighter."""
+    """``fc2(GELU(fc1 x))``, 1x1 convs with bias: the channel MLP and the PATM re-weighter.
+    (The release's dropout here is always 0, so there is none.)"""
 
-    def __init__(self, cin: int, hidden: int, cout: int, drop: float = 0.0) -> None:
+    def __init__(self, cin: int, hidden: int, cout: int) -> None:
         super().__init__()
         self.fc1 = nn.Conv2d(cin, hidden, 1)
-        self.act = nn.GELU()
-        self.drop = nn.Dropout(drop)
+        self.act = nn.GELU()  # exact erf GELU, as released
         self.fc2 = nn.Conv2d(hidden, cout, 1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.drop(self.fc2(self.drop(self.act(self.fc1(x)))))
+        return self.fc2(self.act(self.fc1(x)))
 
 
 def _theta(dim: int) -> nn.Sequential:
@@ -192,7 +194,7 @@ class WaveMLP(nn.Module):
         total = sum(cfg.depths)
         rates = [cfg.drop_path_rate * i / max(total - 1, 1) for i in range(total)]
         network: list[nn.Module] = []
-        for i, (depth, dim) in enumerate(zip(cfg.depths, cfg.dims)):
+        for i, (depth, dim) in enumerate(zip(cfg.depths, cfg.dims, strict=True)):
             start = sum(cfg.depths[:i])
             network.append(nn.Sequential(*[
                 WaveBlock(dim, cfg.mlp_ratios[i], cfg.norm, rates[start + j]) for j in range(depth)
@@ -239,8 +241,6 @@ def _init_weights(m: nn.Module) -> None:
 
 # checkpoints ----------------------------------------------------------------------------------
 def _require(state: Mapping[str, torch.Tensor], key: str, source: str) -> torch.Tensor:
-    from ..checkpoint import CheckpointError
-
     if key not in state:
         raise CheckpointError(f"{source}: not a Wave-MLP state dict (no {key!r})")
     return state[key]
@@ -278,8 +278,6 @@ def infer_wavemlp_config(
     Raises:
         CheckpointError: the tensors are not those of a Wave-MLP this module can build.
     """
-    from ..checkpoint import CheckpointError
-
     stem = _require(state, "patch_embed.proj.weight", source)  # (C0, in_chans, 7, 7)
     _require(state, "norm.weight", source)
     entries = _indices(state, "network.")
@@ -293,8 +291,9 @@ def infer_wavemlp_config(
         blocks = _indices(state, f"network.{i}.")
         if not blocks:
             raise CheckpointError(f"{source}: network.{i} should be a stage of blocks, has none")
-        dim = _require(state, f"network.{i}.0.attn.fc_c.weight", source).shape[0]
-        theta = _require(state, f"network.{i}.0.attn.theta_h_conv.0.weight", source)
+        first = f"network.{i}.{blocks[0]}.attn"
+        dim = _require(state, f"{first}.fc_c.weight", source).shape[0]
+        theta = _require(state, f"{first}.theta_h_conv.0.weight", source)
         if theta.shape[1] != dim:
             raise CheckpointError(
                 f"{source}: depthwise theta convs (the release's WaveMLP_*_dw) are not supported"
@@ -334,8 +333,6 @@ def load_wavemlp(path: str | Path) -> WaveMLP:
     Raises:
         bimlp.checkpoint.CheckpointError: the file cannot be read safely, or is not a Wave-MLP.
     """
-    from ..checkpoint import load_state_dict_strict, read_checkpoint
-
     state, arch = read_checkpoint(path, family="wavemlp")
     if not arch:  # a file that carries no configuration: read it off the tensors
         arch = infer_wavemlp_config(state, source=str(path))

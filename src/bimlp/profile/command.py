@@ -20,17 +20,39 @@ __all__ = ["add_arguments", "run"]
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("model", metavar="NAME", help="a registered model, e.g. bimlp_s")
-    parser.add_argument("--input-size", type=int, default=None, metavar="N",
-                        help="profile at N x N pixels (default: the model's config, 224)")
-    parser.add_argument("--mode", choices=MODES, default=None,
-                        help="numerical mode of binary models (default: the model's, paper); "
-                             "official mode has ternary activations, counted as FLOPs")
-    parser.add_argument("--json", type=Path, default=None, metavar="PATH",
-                        help="also write totals, stages and layers as JSON")
-    parser.add_argument("--plot", type=Path, default=None, metavar="PNG",
-                        help="also draw the OPs per stage as a PNG chart")
-    parser.add_argument("--all-layers", action="store_true",
-                        help="list norms, biases and activations too, not only MAC layers")
+    parser.add_argument(
+        "--input-size",
+        type=int,
+        default=None,
+        metavar="N",
+        help="profile at N x N pixels (default: the model's config, 224)",
+    )
+    parser.add_argument(
+        "--mode",
+        choices=MODES,
+        default=None,
+        help="numerical mode of binary models (default: the model's, paper); "
+        "official mode has ternary activations, counted as FLOPs",
+    )
+    parser.add_argument(
+        "--json",
+        type=Path,
+        default=None,
+        metavar="PATH",
+        help="also write totals, stages and layers as JSON",
+    )
+    parser.add_argument(
+        "--plot",
+        type=Path,
+        default=None,
+        metavar="PNG",
+        help="also draw the OPs per stage as a PNG chart",
+    )
+    parser.add_argument(
+        "--all-layers",
+        action="store_true",
+        help="list norms, biases and activations too, not only MAC layers",
+    )
 
 
 def run(args: argparse.Namespace) -> int:

@@ -20,7 +20,6 @@ padding, dilation, groups; transposed too), plus any module that counts its own 
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import torch
@@ -140,9 +139,10 @@ def first_tensor(value: Any) -> torch.Tensor | None:
     """The first tensor in a (possibly nested) tuple, list or dict -- a module's main output."""
     if isinstance(value, torch.Tensor):
         return value
-    items = value.values() if isinstance(value, dict) else value
-    if isinstance(items, (tuple, list)) or isinstance(value, dict):
-        for item in items:
+    if isinstance(value, dict):
+        value = list(value.values())
+    if isinstance(value, (tuple, list)):
+        for item in value:
             found = first_tensor(item)
             if found is not None:
                 return found
@@ -155,4 +155,5 @@ def ops(flops: int, bops: int) -> float:
 
 
 def ceil_bytes(bits: int) -> int:
-    return math.ceil(bits / 8)
+    """Bytes that hold ``bits`` (rounded up)."""
+    return (bits + 7) // 8

@@ -5,6 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from .counting import FULL_PRECISION
+
 if TYPE_CHECKING:
     from .summary import LayerProfile, ProfileResult
 
@@ -38,7 +40,8 @@ def _table(headers: list[str], rows: list[list[str]], left: int = 1) -> list[str
 
     def line(cells: list[str]) -> str:
         return "  ".join(
-            c.ljust(w) if i < left else c.rjust(w) for i, (c, w) in enumerate(zip(cells, widths))
+            c.ljust(w) if i < left else c.rjust(w)
+            for i, (c, w) in enumerate(zip(cells, widths, strict=True))
         ).rstrip()
 
     rule = "-" * len(line(headers))
@@ -48,12 +51,32 @@ def _table(headers: list[str], rows: list[list[str]], left: int = 1) -> list[str
 def _layer_table(result: ProfileResult, all_layers: bool) -> list[str]:
     shown: list[LayerProfile] = [r for r in result.layers if all_layers or r.computes]
     rows = [
-        [r.name, r.kind, r.detail, _bits(r.weight_precision), _bits(r.input_precision),
-         f"{r.params:,}", f"{r.memory_bits:,}", si(r.bops), si(r.flops), _shape(r.output_shape)]
+        [
+            r.name,
+            r.kind,
+            r.detail,
+            _bits(r.weight_precision),
+            _bits(r.input_precision),
+            f"{r.params:,}",
+            f"{r.memory_bits:,}",
+            si(r.bops),
+            si(r.flops),
+            _shape(r.output_shape),
+        ]
         for r in shown
     ]
-    headers = ["layer", "kind", "shape", "W bits", "A bits", "params", "memory bits", "BOPs",
-               "FLOPs", "output"]
+    headers = [
+        "layer",
+        "kind",
+        "shape",
+        "W bits",
+        "A bits",
+        "params",
+        "memory bits",
+        "BOPs",
+        "FLOPs",
+        "output",
+    ]
     lines = _table(headers, rows, left=3)
     hidden = [r for r in result.layers if r not in shown]
     if hidden:
@@ -67,12 +90,20 @@ def _layer_table(result: ProfileResult, all_layers: bool) -> list[str]:
 def _stage_table(result: ProfileResult) -> list[str]:
     total_ops = result.ops or 1.0
     rows = [
-        [s.name, s.contents, f"{s.params:,}", f"{s.binary_params:,}", si(s.bops), si(s.flops),
-         si(s.ops), f"{100 * s.ops / total_ops:.1f} %", _shape(s.output_shape)]
+        [
+            s.name,
+            s.contents,
+            f"{s.params:,}",
+            f"{s.binary_params:,}",
+            si(s.bops),
+            si(s.flops),
+            si(s.ops),
+            f"{100 * s.ops / total_ops:.1f} %",
+            _shape(s.output_shape),
+        ]
         for s in result.stages
     ]
-    headers = ["stage", "contents", "params", "binary", "BOPs", "FLOPs", "OPs", "of OPs",
-               "output"]
+    headers = ["stage", "contents", "params", "binary", "BOPs", "FLOPs", "OPs", "of OPs", "output"]
     return _table(headers, rows, left=2)
 
 
@@ -111,29 +142,46 @@ def format_report(result: ProfileResult, all_layers: bool = False) -> str:
     return "\n".join(lines)
 
 
+def _stage_split(result: ProfileResult) -> list[tuple[float, float, float]]:
+    """Per stage, in millions: float x float FLOPs, FLOPs with a low-bit operand (e.g. ternary
+    activations against binary weights), and BOPs / 64."""
+    split = {s.name: [0.0, 0.0, s.bops / 64 / 1e6] for s in result.stages}
+    for row in result.layers:
+        full = (row.weight_precision, row.input_precision) == (FULL_PRECISION, FULL_PRECISION)
+        split[row.stage][0 if full else 1] += row.flops / 1e6
+    return [tuple(split[s.name]) for s in result.stages]
+
+
 def plot_ops(result: ProfileResult, path: str | Path) -> Path:
-    """Horizontal stacked bars per stage: FLOPs and BOPs / 64, i.e. each stage's OPs."""
+    """Horizontal stacked bars per stage: its OPs split into full-precision FLOPs, FLOPs with a
+    low-bit operand (shown only when there are any) and BOPs / 64."""
     # A bare Figure renders PNG with Agg and touches no pyplot or global backend state.
     from matplotlib.figure import Figure
 
     stages = result.stages
-    labels = [f"{s.name}\n{s.contents}" for s in stages]
-    flops = [s.flops / 1e6 for s in stages]
-    bops = [s.bops / 64 / 1e6 for s in stages]
-    height = 1.2 + 0.45 * len(stages)
-    fig = Figure(figsize=(9, height), layout="constrained")
+    parts = _stage_split(result)
+    series = [
+        ("FLOPs: full-precision MACs", "#d62728"),
+        ("FLOPs: MACs with a low-bit operand, e.g. ternary activations", "#ff9f40"),
+        ("BOPs / 64: 1-bit x 1-bit MACs", "#1f77b4"),
+    ]
+    fig = Figure(figsize=(9, 1.2 + 0.45 * len(stages)), layout="constrained")
     ax = fig.subplots()
-    y = range(len(stages))
-    ax.barh(y, flops, color="#d62728", label="FLOPs (full-precision MACs)")
-    ax.barh(y, bops, left=flops, color="#1f77b4", label="BOPs / 64 (1-bit x 1-bit MACs)")
+    y = list(range(len(stages)))
+    left = [0.0] * len(stages)
+    for k, (label, color) in enumerate(series):
+        values = [p[k] for p in parts]
+        if k == 1 and not any(values):
+            continue  # no low-bit FLOPs: keep the legend to what is drawn
+        ax.barh(y, values, left=left, color=color, label=label)
+        left = [a + b for a, b in zip(left, values, strict=True)]
     total = result.ops or 1.0
     for i, s in enumerate(stages):
-        ax.text(flops[i] + bops[i], i, f"  {si(s.ops)} ({100 * s.ops / total:.1f} %)",
-                va="center", fontsize=8)
-    ax.set_yticks(list(y), labels, fontsize=8)
+        ax.text(left[i], i, f"  {si(s.ops)} ({100 * s.ops / total:.1f} %)", va="center", fontsize=8)
+    ax.set_yticks(y, [f"{s.name}\n{s.contents}" for s in stages], fontsize=8)
     ax.invert_yaxis()  # first stage on top
     ax.set_xlabel("OPs per image (millions) = FLOPs + BOPs / 64")
-    ax.set_xlim(0, max(f + b for f, b in zip(flops, bops)) * 1.3 or 1.0)
+    ax.set_xlim(0, (max(left) if left else 0) * 1.3 or 1.0)
     size = "x".join(str(d) for d in result.input_size[-2:])
     ax.set_title(
         f"{result.name} at {size}: {result.ops:.3e} OPs = {result.flops:.3e} FLOPs "

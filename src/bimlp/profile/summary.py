@@ -171,7 +171,10 @@ class ProfileResult:
         out: dict[tuple[int, int], tuple[int, int]] = {}
         for row in self.layers:
             if row.computes and row.macs:
-                key = (row.weight_precision or FULL_PRECISION, row.input_precision or FULL_PRECISION)
+                key = (
+                    row.weight_precision or FULL_PRECISION,
+                    row.input_precision or FULL_PRECISION,
+                )
                 n, macs = out.get(key, (0, 0))
                 out[key] = (n + 1, macs + row.macs)
         return out
@@ -268,8 +271,9 @@ def _detail(module: nn.Module) -> str:
     if isinstance(module, nn.modules.conv._ConvNd):
         kernel = "x".join(str(k) for k in module.kernel_size)
         text = f"{module.in_channels}->{module.out_channels} {kernel}"
-        if any(s != 1 for s in module.stride):
-            text += "/" + "x".join(str(s) for s in sorted(set(module.stride)))
+        stride = module.stride
+        if any(s != 1 for s in stride):
+            text += "/" + (str(stride[0]) if len(set(stride)) == 1 else "x".join(map(str, stride)))
         if module.groups > 1:
             text += f" g{module.groups}"
         return text
@@ -302,22 +306,24 @@ def _layer_rows(model: nn.Module, traces: dict[nn.Module, _Trace]) -> list[Layer
         wp = weight_precision(module) if computes or has_weight else None
         ip = input_precision(module) if computes else None
         bops = trace.macs if computes and wp == 1 and ip == 1 else 0
-        rows.append(LayerProfile(
-            name=name or ROOT_STAGE,
-            kind=type(module).__name__,
-            stage=stage_of(name, model),
-            detail=_detail(module),
-            weight_precision=wp,
-            input_precision=ip,
-            params=sum(p.numel() for _, p in own),
-            binary_params=sum(p.numel() for n, p in own if is_binary_weight(n, module)),
-            memory_bits=sum(parameter_bits(n, p, module) for n, p in own),
-            macs=trace.macs,
-            bops=bops,
-            flops=trace.macs - bops,
-            output_shape=trace.output_shape,
-            calls=trace.calls,
-        ))
+        rows.append(
+            LayerProfile(
+                name=name or ROOT_STAGE,
+                kind=type(module).__name__,
+                stage=stage_of(name, model),
+                detail=_detail(module),
+                weight_precision=wp,
+                input_precision=ip,
+                params=sum(p.numel() for _, p in own),
+                binary_params=sum(p.numel() for n, p in own if is_binary_weight(n, module)),
+                memory_bits=sum(parameter_bits(n, p, module) for n, p in own),
+                macs=trace.macs,
+                bops=bops,
+                flops=trace.macs - bops,
+                output_shape=trace.output_shape,
+                calls=trace.calls,
+            )
+        )
     return rows
 
 
@@ -327,8 +333,9 @@ def _stages(model: nn.Module, rows: list[LayerProfile], traces: dict[nn.Module, 
         if row.stage not in stages:
             module = None if row.stage == ROOT_STAGE else model.get_submodule(row.stage)
             trace = traces.get(module, _Trace()) if module is not None else _Trace()
-            stages[row.stage] = StageProfile(row.stage, _contents(module),
-                                             output_shape=trace.output_shape)
+            stages[row.stage] = StageProfile(
+                row.stage, _contents(module), output_shape=trace.output_shape
+            )
         s = stages[row.stage]
         s.layers += 1
         for attr in ("params", "binary_params", "memory_bits", "macs", "bops", "flops"):
@@ -353,9 +360,12 @@ def _notes(model: nn.Module, rows: list[LayerProfile]) -> list[str]:
         )
     by_name = {row.name: row for row in rows}
     real = [
-        row for name, module in model.named_modules()
-        if (row := by_name.get(name or ROOT_STAGE)) is not None and row.computes
-        and row.weight_precision != 1 and quantizer_precision(module, "weight") == 1
+        row
+        for name, module in model.named_modules()
+        if (row := by_name.get(name or ROOT_STAGE)) is not None
+        and row.computes
+        and row.weight_precision != 1
+        and quantizer_precision(module, "weight") == 1
     ]
     if real:
         notes.append(

@@ -1,9 +1,9 @@
 """Typed training configuration: one YAML file per recipe, ``key=value`` overrides on top.
 
 A recipe is a :class:`TrainConfig` (sections ``model``, ``data``, ``optim``, ``distill``,
-``run``). Field defaults are the paper's recipe (§11 of the spec: ReActNet's hyper-parameters,
-step 1) with the named model's own architecture; a recipe file states what differs, and the
-small built-in recipe (:mod:`bimlp.train.recipes`) is such a set of differences. The resolved configuration travels inside every checkpoint
+``run``). Field defaults are ReActNet's hyper-parameters (spec §11) and, for the model, ``None``
+= the named model's own default; a recipe file states what differs, and the small built-in
+recipe (:mod:`bimlp.train.recipes`) is such a set of differences. The resolved configuration travels inside every checkpoint
 and is written as ``config.yaml`` beside it, so a run can always be repeated.
 
 Overrides use dotted paths and YAML values: ``optim.lr=1e-3 model.depths=[1,1,1]
@@ -51,10 +51,10 @@ class ModelConfig:
     dims: list[int] | None = None  # channels per stage
     mlp_ratios: float | list[float] | None = None
     norm: str | None = None  # outer norms: batch | group
-    mode: str | None = "paper"  # paper = true 1-bit (training); official = released numerics
-    # The two steps of the recipe are this one switch: False = step 1 (binary activations,
-    # real-valued weights), True = step 2 (both binary, initialised from step 1).
-    binary_weights: bool | None = False
+    mode: str | None = None  # BiMLP: paper = true 1-bit (the default, for training) | official
+    # The two steps of the recipe are this one switch: false = step 1 (binary activations,
+    # real-valued weights), true = step 2 (both binary, initialised from step 1 by init_from).
+    binary_weights: bool | None = None
     uni_shortcut: bool | None = None
     multi_branch: bool | None = None
     downsample: str | None = None

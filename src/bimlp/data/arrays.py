@@ -1,0 +1,156 @@
+"""Small in-memory image sets: the built-in digits and MNIST-format idx files.
+
+* **digits** (built in, offline): scikit-learn's copy of the UCI optical handwritten digits,
+  1,797 real 8x8 scans of 10 classes, shipped inside the scikit-learn wheel. Upscaled once to
+  ``image_size`` (32 by default) and split into a fixed, stratified train / test pair.
+* **idx**: a folder with the four standard files of MNIST or Fashion-MNIST
+  (``train-images-idx3-ubyte``, ``train-labels-idx1-ubyte``, ``t10k-...``; gzip or not).
+"""
+
+from __future__ import annotations
+
+import gzip
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch.utils.data import Dataset
+from torchvision import transforms as T
+
+from .folder import DataError
+
+__all__ = ["ArrayImageDataset", "load_digits_split", "read_idx", "load_idx_split", "IDX_FILES"]
+
+IDX_FILES = {
+    "train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
+    "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"),
+}
+_IDX_DTYPES = {0x08: np.uint8, 0x09: np.int8, 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
+
+
+class ArrayImageDataset(Dataset):
+    """Images held as one uint8 tensor ``(N, C, H, W)``; returns ``(normalized float, label)``.
+
+    Training augmentation is a random shift (zero-pad by ``pad``, random crop back) and an
+    optional horizontal flip; it draws from torch's global generator, which the training loader
+    seeds per sample.
+    """
+
+    def __init__(
+        self,
+        images: torch.Tensor,
+        labels: torch.Tensor,
+        mean: Sequence[float],
+        std: Sequence[float],
+        size: int | None = None,
+        augment: bool = False,
+        pad: int = 2,
+        hflip: float = 0.0,
+    ) -> None:
+        if images.dtype != torch.uint8 or images.dim() != 4:
+            raise ValueError(f"images must be uint8 (N, C, H, W), got {images.dtype} {images.shape}")
+        self.images, self.labels = images, labels.long()
+        self.size = size or images.shape[-1]
+        steps: list = []
+        if augment and pad > 0:
+            steps.append(T.RandomCrop(self.size, padding=pad))
+        if augment and hflip > 0:
+            steps.append(T.RandomHorizontalFlip(hflip))
+        steps.append(T.Normalize(list(mean), list(std)))
+        self.transform = T.Compose(steps)
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
+        x = self.images[index].float().div_(255.0)  # (C, H, W) in [0, 1]
+        if x.shape[-1] != self.size or x.shape[-2] != self.size:
+            x = F.interpolate(x[None], size=(self.size, self.size), mode="bilinear",
+                              align_corners=False, antialias=True)[0]
+        return self.transform(x), int(self.labels[index])
+
+
+def _mean_std(images: torch.Tensor) -> tuple[list[float], list[float]]:
+    x = images.float().div(255.0)
+    return x.mean(dim=(0, 2, 3)).tolist(), x.std(dim=(0, 2, 3)).tolist()
+
+
+def load_digits_split(
+    image_size: int = 32, holdout: float = 0.2
+) -> tuple[tuple[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]]:
+    """((train images, labels), (test images, labels)) of the built-in digits.
+
+    Images are uint8 ``(N, 1, image_size, image_size)``, bilinearly upscaled from the 8x8
+    originals (values 0..16). The split is stratified with a fixed seed, so the test set never
+    changes with the training seed.
+    """
+    from sklearn.datasets import load_digits
+    from sklearn.model_selection import train_test_split
+
+    digits = load_digits()
+    x = torch.from_numpy(digits.images).float().div_(16.0)[:, None]  # (N, 1, 8, 8) in [0, 1]
+    x = F.interpolate(x, size=(image_size, image_size), mode="bilinear", align_corners=False)
+    x = x.mul_(255.0).round_().clamp_(0, 255).to(torch.uint8)
+    y = torch.from_numpy(digits.target).long()
+    idx_train, idx_test = train_test_split(
+        np.arange(len(y)), test_size=holdout, stratify=digits.target, random_state=0
+    )
+    idx_train, idx_test = torch.from_numpy(idx_train), torch.from_numpy(idx_test)
+    return (x[idx_train], y[idx_train]), (x[idx_test], y[idx_test])
+
+
+def read_idx(path: str | Path) -> np.ndarray:
+    """One idx file (gzip or not) as a numpy array; the format of MNIST and Fashion-MNIST.
+
+    Header: two zero bytes, a type code (0x08 = uint8, ...), the number of dimensions, then
+    one big-endian int32 per dimension; the data follow.
+    """
+    path = Path(path)
+    raw = path.read_bytes()
+    if raw[:2] == b"\x1f\x8b":
+        raw = gzip.decompress(raw)
+    if len(raw) < 4 or raw[:2] != b"\x00\x00" or raw[2] not in _IDX_DTYPES:
+        raise DataError(f"{path}: not an idx file (header {raw[:4].hex()})")
+    ndim = raw[3]
+    header = 4 + 4 * ndim
+    shape = tuple(int.from_bytes(raw[4 + 4 * i: 8 + 4 * i], "big") for i in range(ndim))
+    dtype = np.dtype(_IDX_DTYPES[raw[2]])
+    expected = int(np.prod(shape)) * dtype.itemsize
+    if len(raw) - header != expected:
+        raise DataError(
+            f"{path}: header says shape {shape} ({expected} bytes of data), file has "
+            f"{len(raw) - header}"
+        )
+    return np.frombuffer(raw, dtype=dtype, offset=header).reshape(shape)
+
+
+def _find_idx(root: Path, stem: str) -> Path:
+    for name in (stem, stem + ".gz", stem.replace("-idx", ".idx")):
+        if (root / name).is_file():
+            return root / name
+    raise DataError(
+        f"{root}: missing {stem}[.gz]; an idx folder holds "
+        + ", ".join(f for pair in IDX_FILES.values() for f in pair)
+    )
+
+
+def load_idx_split(root: str | Path, split: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """(uint8 images (N, 1, H, W), labels (N,)) of the ``train`` or ``test`` split."""
+    root = Path(root)
+    if not root.is_dir():
+        raise DataError(f"{root}: no such idx folder")
+    images_file, labels_file = (_find_idx(root, s) for s in IDX_FILES[split])
+    images, labels = read_idx(images_file), read_idx(labels_file)
+    if images.ndim != 3 or labels.ndim != 1 or len(images) != len(labels):
+        raise DataError(
+            f"{root}: {split} images {images.shape} and labels {labels.shape} do not match"
+        )
+    x = torch.from_numpy(np.ascontiguousarray(images, dtype=np.uint8))[:, None]
+    return x, torch.from_numpy(labels.astype(np.int64))
+
+
+def dataset_stats(images: torch.Tensor) -> tuple[list[float], list[float]]:
+    """Per-channel mean and std of uint8 images, in [0, 1] units."""
+    return _mean_std(images)

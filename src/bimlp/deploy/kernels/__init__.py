@@ -1,0 +1,57 @@
+"""Native kernels of the packed engine: built from ``bimlp_kernels.cpp`` on first use.
+
+The extension is compiled with ``torch.utils.cpp_extension.load`` into PyTorch's extension cache
+(``$TORCH_EXTENSIONS_DIR``, by default ``~/.cache/torch_extensions``), so the first call takes
+about a minute and later processes load the cached library. The instruction set (AVX-512
+VPOPCNTDQ, AVX2 or portable C++) is chosen at run time from the CPU; ``BIMLP_ISA=avx2|portable``
+forces a lesser one. ``BIMLP_NATIVE=0`` skips the extension and uses the pure-PyTorch path.
+If the build fails, :func:`native` returns ``None`` and warns once with the reason.
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+from pathlib import Path
+from types import ModuleType
+
+__all__ = ["native", "native_error", "ISA_NAMES"]
+
+ISA_NAMES = {0: "portable", 1: "avx2", 2: "avx512-vpopcntdq"}
+_SOURCE = Path(__file__).with_name("bimlp_kernels.cpp")
+_state: dict[str, object] = {}
+
+
+def native() -> ModuleType | None:
+    """The compiled kernel module, building it on first use; ``None`` if it cannot be built."""
+    if "module" in _state:
+        return _state["module"]  # type: ignore[return-value]
+    module, error = None, None
+    if os.environ.get("BIMLP_NATIVE", "1") == "0":
+        error = "disabled by BIMLP_NATIVE=0"
+    else:
+        try:
+            from torch.utils.cpp_extension import load
+
+            module = load(
+                name="bimlp_kernels",
+                sources=[str(_SOURCE)],
+                extra_cflags=["-O3", "-ffp-contract=off", "-fno-math-errno"],
+                verbose=False,
+            )
+        except Exception as e:  # compiler missing, headers missing, ninja missing, ...
+            error = f"{type(e).__name__}: {str(e).strip().splitlines()[-1] if str(e).strip() else e}"
+    if error is not None:
+        warnings.warn(
+            f"bimlp: native 1-bit kernels unavailable ({error}); the packed engine falls back to "
+            "its pure-PyTorch path (correct, but not faster than float)",
+            RuntimeWarning,
+            stacklevel=2,
+        )
+    _state["module"], _state["error"] = module, error
+    return module
+
+
+def native_error() -> str | None:
+    """Why the extension is unavailable (``None`` if it loaded or was not tried yet)."""
+    return _state.get("error")  # type: ignore[return-value]

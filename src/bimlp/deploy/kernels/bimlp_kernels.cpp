@@ -1,0 +1,677 @@
+// Native kernels of the packed BiMLP engine (CPU).
+//
+// Layout: activations are channels-last matrices (M = B*H*W rows, C columns, float32).
+// Bit convention (shared with bimlp/deploy/pack.py): bit = 1 means the value is -1, bit = 0 means
+// +1; channel c of a row lives in bit (c % 64) of 64-bit word (c / 64); bits past C are 0 in both
+// activations and weights, so they never mismatch and dot = K - 2 * popcount(a XOR w) is exact.
+//
+// Binary 1x1 layers: XNOR-popcount GEMM, weights in panels of NR = 16 output channels
+// (panel p, word k: 16 consecutive uint64, zero rows past N), with a fused per-channel epilogue
+// (scale, bias, shortcut, PReLU, bias, residual mix). Three micro-kernels, chosen at run time:
+// AVX-512 VPOPCNTDQ, AVX2 (nibble lookup popcount with vpshufb) and portable scalar popcount.
+// Spatial binary layers (depthwise and pair-grouped 1x7 / 7x1): int8 sign planes (±1), exact
+// integer accumulation over the taps; padded taps are skipped, so they contribute 0.
+
+#include <torch/extension.h>
+#include <ATen/Parallel.h>
+
+#include <algorithm>
+#include <cstdint>
+#include <cstdlib>
+#include <cstring>
+#include <limits>
+#include <string>
+#include <vector>
+
+#if defined(__x86_64__) || defined(_M_X64)
+#define BIMLP_X86 1
+#include <immintrin.h>
+#endif
+
+namespace {
+
+constexpr int NR = 16;  // output channels per weight panel
+
+// ------------------------------------------------------------------------------------------
+// ISA selection
+enum Isa { ISA_PORTABLE = 0, ISA_AVX2 = 1, ISA_AVX512 = 2 };
+
+bool isa_supported(int isa) {
+  if (isa == ISA_PORTABLE) return true;
+#ifdef BIMLP_X86
+  __builtin_cpu_init();
+  if (isa == ISA_AVX2) return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("popcnt");
+  if (isa == ISA_AVX512)
+    return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vpopcntdq") &&
+           __builtin_cpu_supports("avx512bw");
+#endif
+  return false;
+}
+
+int best_isa() {
+  const char* env = std::getenv("BIMLP_ISA");
+  if (env) {
+    std::string s(env);
+    int want = s == "avx512" ? ISA_AVX512 : s == "avx2" ? ISA_AVX2 : ISA_PORTABLE;
+    if (isa_supported(want)) return want;
+  }
+  if (isa_supported(ISA_AVX512)) return ISA_AVX512;
+  if (isa_supported(ISA_AVX2)) return ISA_AVX2;
+  return ISA_PORTABLE;
+}
+
+int g_isa = -1;
+int current_isa() {
+  if (g_isa < 0) g_isa = best_isa();
+  return g_isa;
+}
+
+// ------------------------------------------------------------------------------------------
+// Epilogue: v = alpha[n] * dot + beta[n] + shortcut; y = prelu(v, slope[n]) + shift[n];
+// out = base + gain * y + w1 * e1 + w2 * e2 (each term optional).
+enum ResKind { RES_NONE = 0, RES_IDENTITY = 1, RES_TILE = 2, RES_GROUPMEAN = 3 };
+
+struct Epilogue {
+  const float* alpha = nullptr;
+  const float* beta = nullptr;
+  int res_kind = RES_NONE;
+  const float* res = nullptr;   // shortcut source, row stride ld_res
+  int64_t ld_res = 0;
+  int res_channels = 0;         // tile: source channels (n % res_channels)
+  int group = 1;                // group mean: consecutive channels per output
+  const float* res_scale = nullptr;  // tile: prelu(res_scale * r + res_bias, res_slope) + res_shift
+  const float* res_bias = nullptr;
+  const float* res_slope = nullptr;
+  const float* res_shift = nullptr;
+  const float* slope = nullptr;  // null: no activation
+  const float* shift = nullptr;
+  const float* base = nullptr;   // rows of ld_out
+  float gain = 1.f;
+  const float* e1 = nullptr;
+  float w1 = 0.f;
+  const float* e2 = nullptr;
+  float w2 = 0.f;
+  float* out = nullptr;
+  int64_t ld_out = 0;
+  int K = 0;                     // true reduction length (dot = K - 2 * popcount)
+};
+
+inline float prelu(float v, float a) { return v >= 0.f ? v : a * v; }
+
+// Finish one row segment: columns [n0, n0 + nc) of row m, `pc` holds popcounts (or dots).
+void epilogue_row(const Epilogue& e, int64_t m, int n0, int nc, const int32_t* pc, bool is_dot) {
+  float v[64], u[64];
+  for (int j0 = 0; j0 < nc; j0 += 64) {
+    const int cnt = std::min(64, nc - j0);
+    for (int j = 0; j < cnt; ++j) {
+      const int n = n0 + j0 + j;
+      const float d = is_dot ? float(pc[j0 + j]) : float(e.K - 2 * pc[j0 + j]);
+      v[j] = e.alpha[n] * d + e.beta[n];
+    }
+    const float* r = e.res ? e.res + m * e.ld_res : nullptr;
+    if (e.res_kind != RES_NONE) {
+      for (int j = 0; j < cnt; ++j) {
+        const int n = n0 + j0 + j;
+        float t;
+        if (e.res_kind == RES_IDENTITY) {
+          t = r[n];
+        } else if (e.res_kind == RES_TILE) {
+          t = r[n % e.res_channels];
+        } else {  // group mean of `group` consecutive channels
+          t = 0.f;
+          for (int g = 0; g < e.group; ++g) t += r[n * e.group + g];
+          t = t / float(e.group);
+        }
+        if (e.res_scale) t = prelu(e.res_scale[n] * t + e.res_bias[n], e.res_slope[n]) + e.res_shift[n];
+        u[j] = t;
+      }
+      for (int j = 0; j < cnt; ++j) v[j] += u[j];
+    }
+    if (e.slope)
+      for (int j = 0; j < cnt; ++j) v[j] = prelu(v[j], e.slope[n0 + j0 + j]) + e.shift[n0 + j0 + j];
+    float* o = e.out + m * e.ld_out + n0 + j0;
+    const float* b = e.base ? e.base + m * e.ld_out + n0 + j0 : nullptr;
+    const float* x1 = e.e1 ? e.e1 + m * e.ld_out + n0 + j0 : nullptr;
+    const float* x2 = e.e2 ? e.e2 + m * e.ld_out + n0 + j0 : nullptr;
+    for (int j = 0; j < cnt; ++j) {
+      float y = e.gain * v[j];
+      if (x1) y += e.w1 * x1[j];
+      if (x2) y += e.w2 * x2[j];
+      if (b) y = b[j] + y;
+      o[j] = y;
+    }
+  }
+}
+
+// ------------------------------------------------------------------------------------------
+// Packing: bits of (x + bias < 0) for P thresholds, optionally after a per-channel affine
+// z = x * scale + shift (written to z_out).
+void pack_row_portable(const float* x, const float* bias, int64_t C, uint64_t* dst) {
+  const int64_t KW = (C + 63) / 64;
+  for (int64_t w = 0; w < KW; ++w) {
+    uint64_t word = 0;
+    const int64_t c0 = w * 64, c1 = std::min<int64_t>(C, c0 + 64);
+    for (int64_t c = c0; c < c1; ++c) word |= uint64_t((x[c] + bias[c]) < 0.f) << (c - c0);
+    dst[w] = word;
+  }
+}
+
+#ifdef BIMLP_X86
+__attribute__((target("avx2"))) void pack_row_avx2(const float* x, const float* bias, int64_t C,
+                                                   uint64_t* dst) {
+  const int64_t KW = (C + 63) / 64;
+  const __m256 zero = _mm256_setzero_ps();
+  for (int64_t w = 0; w < KW; ++w) {
+    const int64_t c0 = w * 64;
+    if (c0 + 64 <= C) {
+      uint64_t word = 0;
+      for (int q = 0; q < 8; ++q) {
+        const __m256 u = _mm256_add_ps(_mm256_loadu_ps(x + c0 + 8 * q), _mm256_loadu_ps(bias + c0 + 8 * q));
+        const uint64_t mask = uint64_t(_mm256_movemask_ps(_mm256_cmp_ps(u, zero, _CMP_LT_OQ)));
+        word |= mask << (8 * q);
+      }
+      dst[w] = word;
+    } else {
+      uint64_t word = 0;
+      for (int64_t c = c0; c < C; ++c) word |= uint64_t((x[c] + bias[c]) < 0.f) << (c - c0);
+      dst[w] = word;
+    }
+  }
+}
+#endif
+
+void pack_row(const float* x, const float* bias, int64_t C, uint64_t* dst) {
+#ifdef BIMLP_X86
+  if (current_isa() >= ISA_AVX2) return pack_row_avx2(x, bias, C, dst);
+#endif
+  pack_row_portable(x, bias, C, dst);
+}
+
+// x: (M, C); biases: (P, C); out: (P, M, KW) int64. scale/shift (C) optional, z_out (M, C).
+void pack_signs(const torch::Tensor& x, const torch::Tensor& biases, torch::Tensor& out,
+                const c10::optional<torch::Tensor>& scale, const c10::optional<torch::Tensor>& shift,
+                const c10::optional<torch::Tensor>& z_out) {
+  TORCH_CHECK(x.dim() == 2 && x.is_contiguous() && x.scalar_type() == torch::kFloat, "x: (M, C) float32");
+  const int64_t M = x.size(0), C = x.size(1), P = biases.size(0), KW = (C + 63) / 64;
+  TORCH_CHECK(biases.dim() == 2 && biases.size(1) == C && biases.is_contiguous(), "biases: (P, C)");
+  TORCH_CHECK(out.numel() >= P * M * KW && out.scalar_type() == torch::kLong && out.is_contiguous(),
+              "out: (P, M, KW) int64");
+  const bool affine = scale.has_value();
+  TORCH_CHECK(!affine || (shift.has_value() && z_out.has_value()), "affine needs scale, shift, z_out");
+  const float* xp = x.data_ptr<float>();
+  const float* bp = biases.data_ptr<float>();
+  uint64_t* op = reinterpret_cast<uint64_t*>(out.data_ptr<int64_t>());
+  const float* sp = affine ? scale->data_ptr<float>() : nullptr;
+  const float* tp = affine ? shift->data_ptr<float>() : nullptr;
+  float* zp = affine ? z_out->data_ptr<float>() : nullptr;
+  at::parallel_for(0, M, 64, [&](int64_t m0, int64_t m1) {
+    for (int64_t m = m0; m < m1; ++m) {
+      const float* row = xp + m * C;
+      if (affine) {
+        float* z = zp + m * C;
+        for (int64_t c = 0; c < C; ++c) z[c] = row[c] * sp[c] + tp[c];
+        row = z;
+      }
+      for (int64_t p = 0; p < P; ++p) pack_row(row, bp + p * C, C, op + (p * M + m) * KW);
+    }
+  });
+}
+
+// ------------------------------------------------------------------------------------------
+// XNOR-popcount micro-kernels: MR rows x NR columns, popcounts into pc[MR][NR].
+template <int MR>
+#ifdef BIMLP_X86
+__attribute__((target("popcnt")))
+#endif
+void mk_portable(const uint64_t* A, int64_t lda, const uint64_t* W, int KW, int32_t* pc) {
+  for (int r = 0; r < MR; ++r)
+    for (int j = 0; j < NR; ++j) {
+      int32_t s = 0;
+      for (int k = 0; k < KW; ++k) s += __builtin_popcountll(A[r * lda + k] ^ W[k * NR + j]);
+      pc[r * NR + j] = s;
+    }
+}
+
+#ifdef BIMLP_X86
+template <int MR>
+__attribute__((target("avx2"))) void mk_avx2(const uint64_t* A, int64_t lda, const uint64_t* W,
+                                               int KW, int32_t* pc) {
+  const __m256i lut = _mm256_setr_epi8(0, 1, 1, 2, 1, 2, 2, 3, 1, 2, 2, 3, 2, 3, 3, 4, 0, 1, 1, 2,
+                                       1, 2, 2, 3, 1, 2, 2, 3, 2, 3, 3, 4);
+  const __m256i low = _mm256_set1_epi8(0x0f);
+  const __m256i zero = _mm256_setzero_si256();
+  __m256i tot[MR][4];
+  for (int r = 0; r < MR; ++r)
+    for (int j = 0; j < 4; ++j) tot[r][j] = zero;
+  for (int k0 = 0; k0 < KW; k0 += 31) {  // byte counters hold at most 31 * 8 = 248
+    const int k1 = std::min(KW, k0 + 31);
+    __m256i acc[MR][4];
+    for (int r = 0; r < MR; ++r)
+      for (int j = 0; j < 4; ++j) acc[r][j] = zero;
+    for (int k = k0; k < k1; ++k) {
+      __m256i w[4];
+      for (int j = 0; j < 4; ++j)
+        w[j] = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(W + k * NR + 4 * j));
+      for (int r = 0; r < MR; ++r) {
+        const __m256i a = _mm256_set1_epi64x(static_cast<long long>(A[r * lda + k]));
+        for (int j = 0; j < 4; ++j) {
+          const __m256i x = _mm256_xor_si256(a, w[j]);
+          const __m256i lo = _mm256_and_si256(x, low);
+          const __m256i hi = _mm256_and_si256(_mm256_srli_epi16(x, 4), low);
+          acc[r][j] = _mm256_add_epi8(
+              acc[r][j], _mm256_add_epi8(_mm256_shuffle_epi8(lut, lo), _mm256_shuffle_epi8(lut, hi)));
+        }
+      }
+    }
+    for (int r = 0; r < MR; ++r)
+      for (int j = 0; j < 4; ++j) tot[r][j] = _mm256_add_epi64(tot[r][j], _mm256_sad_epu8(acc[r][j], zero));
+  }
+  for (int r = 0; r < MR; ++r)
+    for (int j = 0; j < 4; ++j) {
+      alignas(32) int64_t t[4];
+      _mm256_store_si256(reinterpret_cast<__m256i*>(t), tot[r][j]);
+      for (int q = 0; q < 4; ++q) pc[r * NR + 4 * j + q] = int32_t(t[q]);
+    }
+}
+
+template <int MR>
+__attribute__((target("avx512f,avx512vpopcntdq"))) void mk_avx512(const uint64_t* A, int64_t lda,
+                                                                   const uint64_t* W, int KW,
+                                                                   int32_t* pc) {
+  __m512i acc[MR][2];
+  for (int r = 0; r < MR; ++r) acc[r][0] = acc[r][1] = _mm512_setzero_si512();
+  for (int k = 0; k < KW; ++k) {
+    const __m512i w0 = _mm512_loadu_si512(W + k * NR);
+    const __m512i w1 = _mm512_loadu_si512(W + k * NR + 8);
+    for (int r = 0; r < MR; ++r) {
+      const __m512i a = _mm512_set1_epi64(static_cast<long long>(A[r * lda + k]));
+      acc[r][0] = _mm512_add_epi64(acc[r][0], _mm512_popcnt_epi64(_mm512_xor_si512(a, w0)));
+      acc[r][1] = _mm512_add_epi64(acc[r][1], _mm512_popcnt_epi64(_mm512_xor_si512(a, w1)));
+    }
+  }
+  for (int r = 0; r < MR; ++r) {
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(pc + r * NR), _mm512_cvtepi64_epi32(acc[r][0]));
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(pc + r * NR + 8), _mm512_cvtepi64_epi32(acc[r][1]));
+  }
+}
+#endif
+
+using Micro = void (*)(const uint64_t*, int64_t, const uint64_t*, int, int32_t*);
+
+struct Kernels {
+  int mr;
+  Micro full;
+  Micro one;
+};
+
+Kernels kernels_for(int isa) {
+#ifdef BIMLP_X86
+  if (isa == ISA_AVX512) return {6, mk_avx512<6>, mk_avx512<1>};
+  if (isa == ISA_AVX2) return {2, mk_avx2<2>, mk_avx2<1>};
+#endif
+  return {4, mk_portable<4>, mk_portable<1>};
+}
+
+// A: (M, KW) packed activations; Wp: panels (ceil(N / NR), KW, NR); out via the epilogue.
+void bgemm_impl(const uint64_t* A, int64_t M, int KW, const uint64_t* Wp, int N, const Epilogue& e) {
+  const Kernels ker = kernels_for(current_isa());
+  const int panels = (N + NR - 1) / NR;
+  const int64_t MB = 96;  // rows per task: A block stays in L1/L2 while all panels pass over it
+  const int64_t blocks = (M + MB - 1) / MB;
+  at::parallel_for(0, blocks, 1, [&](int64_t b0, int64_t b1) {
+    int32_t pc[8 * NR];
+    for (int64_t b = b0; b < b1; ++b) {
+      const int64_t r0 = b * MB, r1 = std::min(M, r0 + MB);
+      for (int p = 0; p < panels; ++p) {
+        const uint64_t* W = Wp + int64_t(p) * KW * NR;
+        const int n0 = p * NR, nc = std::min(NR, N - n0);
+        int64_t m = r0;
+        for (; m + ker.mr <= r1; m += ker.mr) {
+          ker.full(A + m * KW, KW, W, KW, pc);
+          for (int r = 0; r < ker.mr; ++r) epilogue_row(e, m + r, n0, nc, pc + r * NR, false);
+        }
+        for (; m < r1; ++m) {
+          ker.one(A + m * KW, KW, W, KW, pc);
+          epilogue_row(e, m, n0, nc, pc, false);
+        }
+      }
+    }
+  });
+}
+
+const float* opt_ptr(const c10::optional<torch::Tensor>& t) {
+  return t.has_value() ? t->data_ptr<float>() : nullptr;
+}
+
+Epilogue make_epilogue(const torch::Tensor& alpha, const torch::Tensor& beta, int64_t res_kind,
+                       const c10::optional<torch::Tensor>& res, int64_t group,
+                       const c10::optional<torch::Tensor>& res_params,
+                       const c10::optional<torch::Tensor>& act,
+                       const c10::optional<torch::Tensor>& base, double gain,
+                       const c10::optional<torch::Tensor>& e1, double w1,
+                       const c10::optional<torch::Tensor>& e2, double w2, torch::Tensor& out) {
+  const int64_t N = alpha.numel();
+  TORCH_CHECK(out.dim() == 2 && out.size(1) == N && out.is_contiguous() &&
+                  out.scalar_type() == torch::kFloat, "out: (M, N) float32");
+  TORCH_CHECK(beta.numel() == N, "beta must have N entries");
+  Epilogue e;
+  e.alpha = alpha.data_ptr<float>();
+  e.beta = beta.data_ptr<float>();
+  e.res_kind = int(res_kind);
+  if (res_kind != RES_NONE) {
+    TORCH_CHECK(res.has_value() && res->dim() == 2 && res->is_contiguous() &&
+                    res->size(0) == out.size(0), "shortcut source: (M, C) contiguous");
+    e.res = res->data_ptr<float>();
+    e.ld_res = res->size(1);
+    e.res_channels = int(res->size(1));
+    e.group = int(group);
+    if (res_kind == RES_IDENTITY) TORCH_CHECK(res->size(1) == N, "identity shortcut needs N channels");
+    if (res_kind == RES_GROUPMEAN) TORCH_CHECK(res->size(1) == N * group, "group mean: C = N * group");
+    if (res_kind == RES_TILE) TORCH_CHECK(N % res->size(1) == 0, "tile: N must be a multiple of C");
+    if (res_params.has_value()) {
+      TORCH_CHECK(res_params->numel() == 4 * N, "shortcut params: (4, N)");
+      const float* rp = res_params->data_ptr<float>();
+      e.res_scale = rp;
+      e.res_bias = rp + N;
+      e.res_slope = rp + 2 * N;
+      e.res_shift = rp + 3 * N;
+    }
+  }
+  if (act.has_value()) {
+    TORCH_CHECK(act->numel() == 2 * N, "act: (2, N) slope and shift");
+    e.slope = act->data_ptr<float>();
+    e.shift = e.slope + N;
+  }
+  e.base = opt_ptr(base);
+  e.gain = float(gain);
+  e.e1 = opt_ptr(e1);
+  e.w1 = float(w1);
+  e.e2 = opt_ptr(e2);
+  e.w2 = float(w2);
+  for (const auto* t : {&base, &e1, &e2})
+    if (t->has_value()) TORCH_CHECK((*t)->sizes() == out.sizes() && (*t)->is_contiguous(), "mix terms: (M, N)");
+  e.out = out.data_ptr<float>();
+  e.ld_out = N;
+  return e;
+}
+
+// ------------------------------------------------------------------------------------------
+// Python-facing ops
+
+// weight bits (N, KW) int64 -> panels (ceil(N/NR), KW, NR), zero rows past N.
+torch::Tensor make_panels(const torch::Tensor& wbits) {
+  TORCH_CHECK(wbits.dim() == 2 && wbits.scalar_type() == torch::kLong, "wbits: (N, KW) int64");
+  const int64_t N = wbits.size(0), KW = wbits.size(1), P = (N + NR - 1) / NR;
+  auto w = wbits.contiguous();
+  auto out = torch::zeros({P, KW, NR}, wbits.options());
+  const int64_t* s = w.data_ptr<int64_t>();
+  int64_t* d = out.data_ptr<int64_t>();
+  for (int64_t n = 0; n < N; ++n)
+    for (int64_t k = 0; k < KW; ++k) d[((n / NR) * KW + k) * NR + n % NR] = s[n * KW + k];
+  return out;
+}
+
+void bgemm(const torch::Tensor& abits, const torch::Tensor& panels, int64_t K,
+           const torch::Tensor& alpha, const torch::Tensor& beta, int64_t res_kind,
+           const c10::optional<torch::Tensor>& res, int64_t group,
+           const c10::optional<torch::Tensor>& res_params, const c10::optional<torch::Tensor>& act,
+           const c10::optional<torch::Tensor>& base, double gain,
+           const c10::optional<torch::Tensor>& e1, double w1, const c10::optional<torch::Tensor>& e2,
+           double w2, torch::Tensor out) {
+  TORCH_CHECK(abits.dim() == 2 && abits.is_contiguous() && abits.scalar_type() == torch::kLong,
+              "abits: (M, KW) int64");
+  const int64_t M = abits.size(0), KW = abits.size(1);
+  TORCH_CHECK(KW == (K + 63) / 64, "abits words do not match K");
+  TORCH_CHECK(panels.dim() == 3 && panels.size(1) == KW && panels.size(2) == NR, "panels: (P, KW, 16)");
+  TORCH_CHECK(out.size(0) == M, "out rows must equal abits rows");
+  Epilogue e = make_epilogue(alpha, beta, res_kind, res, group, res_params, act, base, gain, e1, w1,
+                             e2, w2, out);
+  TORCH_CHECK(panels.size(0) * NR >= out.size(1), "not enough weight panels");
+  e.K = int(K);
+  bgemm_impl(reinterpret_cast<const uint64_t*>(abits.data_ptr<int64_t>()), M, int(KW),
+             reinterpret_cast<const uint64_t*>(panels.data_ptr<int64_t>()), int(out.size(1)), e);
+}
+
+// ------------------------------------------------------------------------------------------
+// Spatial binary conv (1x7 along W or 7x1 along H, padding 3), int8 sign planes.
+// planes: (B, H, W, Cs) int8 ±1; weights: (T, Cs) int8 ±1; pairs = Cs / N (1 depthwise, 2 for
+// the pair-grouped 2C -> C conv whose output k reads channels 2k and 2k + 1).
+void accumulate_portable(int8_t* acc, const int8_t* s, const int8_t* w, int64_t Cs) {
+  for (int64_t c = 0; c < Cs; ++c) acc[c] = int8_t(acc[c] + s[c] * w[c]);
+}
+
+#ifdef BIMLP_X86
+__attribute__((target("avx2"))) void accumulate_avx2(int8_t* acc, const int8_t* s, const int8_t* w,
+                                                     int64_t Cs) {
+  int64_t c = 0;
+  for (; c + 32 <= Cs; c += 32) {
+    const __m256i a = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(acc + c));
+    const __m256i x = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(s + c));
+    const __m256i y = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w + c));
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(acc + c), _mm256_add_epi8(a, _mm256_sign_epi8(x, y)));
+  }
+  for (; c < Cs; ++c) acc[c] = int8_t(acc[c] + s[c] * w[c]);
+}
+#endif
+
+void sconv(const torch::Tensor& planes, const torch::Tensor& weights, int64_t axis, int64_t pairs,
+           const torch::Tensor& alpha, const torch::Tensor& beta, int64_t res_kind,
+           const c10::optional<torch::Tensor>& res, int64_t group,
+           const c10::optional<torch::Tensor>& act, torch::Tensor out) {
+  TORCH_CHECK(planes.dim() == 4 && planes.is_contiguous() && planes.scalar_type() == torch::kChar,
+              "planes: (B, H, W, Cs) int8");
+  TORCH_CHECK(weights.dim() == 2 && weights.scalar_type() == torch::kChar && weights.is_contiguous(),
+              "weights: (T, Cs) int8");
+  const int64_t B = planes.size(0), H = planes.size(1), W = planes.size(2), Cs = planes.size(3);
+  const int64_t T = weights.size(0), pad = T / 2, N = Cs / pairs;
+  TORCH_CHECK(weights.size(1) == Cs && T % 2 == 1 && Cs % pairs == 0 && (pairs == 1 || pairs == 2),
+              "weights do not match planes");
+  TORCH_CHECK(T * 1 < 128, "too many taps for int8 accumulation");
+  Epilogue e = make_epilogue(alpha, beta, res_kind, res, group, c10::nullopt, act, c10::nullopt, 1.0,
+                             c10::nullopt, 0.0, c10::nullopt, 0.0, out);
+  TORCH_CHECK(out.size(0) == B * H * W && out.size(1) == N, "out: (B*H*W, N)");
+  const int8_t* sp = planes.data_ptr<int8_t>();
+  const int8_t* wp = weights.data_ptr<int8_t>();
+  const bool avx2 = current_isa() >= ISA_AVX2;
+  at::parallel_for(0, B * H, 1, [&](int64_t q0, int64_t q1) {
+    std::vector<int8_t> acc(Cs);
+    std::vector<int32_t> dot(N);
+    for (int64_t q = q0; q < q1; ++q) {
+      const int64_t b = q / H, h = q % H;
+      for (int64_t x = 0; x < W; ++x) {
+        std::fill(acc.begin(), acc.end(), int8_t(0));
+        for (int64_t t = 0; t < T; ++t) {
+          const int64_t hh = axis == 1 ? h + t - pad : h, ww = axis == 0 ? x + t - pad : x;
+          if (hh < 0 || hh >= H || ww < 0 || ww >= W) continue;  // zero padding: contributes 0
+          const int8_t* s = sp + ((b * H + hh) * W + ww) * Cs;
+#ifdef BIMLP_X86
+          if (avx2) {
+            accumulate_avx2(acc.data(), s, wp + t * Cs, Cs);
+            continue;
+          }
+#endif
+          accumulate_portable(acc.data(), s, wp + t * Cs, Cs);
+        }
+        if (pairs == 2)
+          for (int64_t n = 0; n < N; ++n) dot[n] = int32_t(acc[2 * n]) + int32_t(acc[2 * n + 1]);
+        else
+          for (int64_t n = 0; n < N; ++n) dot[n] = acc[n];
+        const int64_t m = (b * H + h) * W + x;
+        for (int64_t n0 = 0; n0 < N; n0 += 64)
+          epilogue_row(e, m, int(n0), int(std::min<int64_t>(64, N - n0)), dot.data() + n0, true);
+      }
+    }
+  });
+}
+
+// Sign plane of x + bias: (M, C) float -> (M, C) int8 ±1 (sign(0) = +1).
+void sign_plane(const torch::Tensor& x, const torch::Tensor& bias, torch::Tensor out) {
+  TORCH_CHECK(x.dim() == 2 && x.is_contiguous() && out.is_contiguous() &&
+                  out.scalar_type() == torch::kChar && out.numel() == x.numel(), "bad sign_plane args");
+  const int64_t M = x.size(0), C = x.size(1);
+  const float* xp = x.data_ptr<float>();
+  const float* bp = bias.data_ptr<float>();
+  int8_t* op = out.data_ptr<int8_t>();
+  at::parallel_for(0, M, 256, [&](int64_t m0, int64_t m1) {
+    for (int64_t m = m0; m < m1; ++m)
+      for (int64_t c = 0; c < C; ++c) op[m * C + c] = (xp[m * C + c] + bp[c]) < 0.f ? -1 : 1;
+  });
+}
+
+// PATM token-mixing input: u = [amp * cos ; amp * sin] + bias (2C channels), its sign plane
+// (M, 2C) int8 and the pair mean (u[2k] + u[2k+1]) / 2 (M, C).
+void wave_prep(const torch::Tensor& amp, const torch::Tensor& cosv, const torch::Tensor& sinv,
+               const torch::Tensor& bias, torch::Tensor planes, torch::Tensor pair_mean) {
+  const int64_t M = amp.size(0), C = amp.size(1);
+  TORCH_CHECK(amp.is_contiguous() && cosv.is_contiguous() && sinv.is_contiguous() &&
+                  planes.is_contiguous() && pair_mean.is_contiguous(), "wave_prep: contiguous inputs");
+  TORCH_CHECK(bias.numel() == 2 * C && planes.numel() == 2 * M * C && pair_mean.numel() == M * C,
+              "wave_prep: shapes");
+  const float* a = amp.data_ptr<float>();
+  const float* cv = cosv.data_ptr<float>();
+  const float* sv = sinv.data_ptr<float>();
+  const float* bp = bias.data_ptr<float>();
+  int8_t* sp = planes.data_ptr<int8_t>();
+  float* pm = pair_mean.data_ptr<float>();
+  at::parallel_for(0, M, 128, [&](int64_t m0, int64_t m1) {
+    std::vector<float> u(2 * C);
+    for (int64_t m = m0; m < m1; ++m) {
+      const float* ar = a + m * C;
+      for (int64_t c = 0; c < C; ++c) {
+        const float pc = ar[c] * cv[m * C + c];
+        const float ps = ar[c] * sv[m * C + c];
+        u[c] = pc + bp[c];
+        u[C + c] = ps + bp[C + c];
+      }
+      int8_t* s = sp + m * 2 * C;
+      for (int64_t j = 0; j < 2 * C; ++j) s[j] = u[j] < 0.f ? -1 : 1;
+      for (int64_t k = 0; k < C; ++k) pm[m * C + k] = (u[2 * k] + u[2 * k + 1]) / 2.f;
+    }
+  });
+}
+
+// In-place RPReLU with folded biases: x = prelu(x + b1, slope) + b2, per channel of (M, C).
+void rprelu_(torch::Tensor x, const torch::Tensor& params) {
+  TORCH_CHECK(x.dim() == 2 && x.is_contiguous() && params.numel() == 3 * x.size(1), "rprelu_ args");
+  const int64_t M = x.size(0), C = x.size(1);
+  float* xp = x.data_ptr<float>();
+  const float* b1 = params.data_ptr<float>();
+  const float* sl = b1 + C;
+  const float* b2 = b1 + 2 * C;
+  at::parallel_for(0, M, 256, [&](int64_t m0, int64_t m1) {
+    for (int64_t m = m0; m < m1; ++m)
+      for (int64_t c = 0; c < C; ++c) xp[m * C + c] = prelu(xp[m * C + c] + b1[c], sl[c]) + b2[c];
+  });
+}
+
+// m = a0 * h + a1 * w + a2 * c + z with per-(sample, channel) weights a: (3, B, C); rows of
+// sample b are [b * HW, (b + 1) * HW). Also packs bits of m + bias for the projection.
+void patm_mix(const torch::Tensor& h, const torch::Tensor& w, const torch::Tensor& c,
+              const torch::Tensor& z, const torch::Tensor& a, int64_t HW, const torch::Tensor& bias,
+              torch::Tensor m_out, torch::Tensor bits) {
+  const int64_t M = h.size(0), C = h.size(1), B = M / HW, KW = (C + 63) / 64;
+  TORCH_CHECK(a.numel() == 3 * B * C && M % HW == 0, "patm_mix: shapes");
+  const float *hp = h.data_ptr<float>(), *wp = w.data_ptr<float>(), *cp = c.data_ptr<float>();
+  const float *zp = z.data_ptr<float>(), *ap = a.data_ptr<float>(), *bp = bias.data_ptr<float>();
+  float* mp = m_out.data_ptr<float>();
+  uint64_t* op = reinterpret_cast<uint64_t*>(bits.data_ptr<int64_t>());
+  at::parallel_for(0, M, 64, [&](int64_t r0, int64_t r1) {
+    for (int64_t r = r0; r < r1; ++r) {
+      const int64_t b = r / HW;
+      const float *a0 = ap + b * C, *a1 = ap + (B + b) * C, *a2 = ap + (2 * B + b) * C;
+      const int64_t o = r * C;
+      for (int64_t k = 0; k < C; ++k)
+        mp[o + k] = a0[k] * hp[o + k] + a1[k] * wp[o + k] + a2[k] * cp[o + k] + zp[o + k];
+      pack_row(mp + o, bp, C, op + r * KW);
+    }
+  });
+}
+
+// Per-sample channel sums of h + w + c + z: (B, C) means over HW rows.
+void pooled_sum(const torch::Tensor& h, const torch::Tensor& w, const torch::Tensor& c,
+                const torch::Tensor& z, int64_t HW, torch::Tensor out) {
+  const int64_t M = h.size(0), C = h.size(1), B = M / HW;
+  const float *hp = h.data_ptr<float>(), *wp = w.data_ptr<float>(), *cp = c.data_ptr<float>();
+  const float* zp = z.data_ptr<float>();
+  float* op = out.data_ptr<float>();
+  at::parallel_for(0, B, 1, [&](int64_t b0, int64_t b1) {
+    std::vector<double> acc(C);
+    for (int64_t b = b0; b < b1; ++b) {
+      std::fill(acc.begin(), acc.end(), 0.0);
+      for (int64_t r = b * HW; r < (b + 1) * HW; ++r)
+        for (int64_t k = 0; k < C; ++k) {
+          const int64_t i = r * C + k;
+          acc[k] += double(((hp[i] + wp[i]) + cp[i]) + zp[i]);
+        }
+      for (int64_t k = 0; k < C; ++k) op[b * C + k] = float(acc[k] / double(HW));
+    }
+  });
+}
+
+// BiMLP downsampling pool: mean of TF-SAME max-pools with kernels 2, 3, 5, 7, stride 2, -inf
+// padding (top/left gets floor(total / 2)). x: (B, H, W, C) -> out: (B, ceil(H/2), ceil(W/2), C).
+void pool_mix(const torch::Tensor& x, torch::Tensor out) {
+  TORCH_CHECK(x.dim() == 4 && x.is_contiguous() && out.is_contiguous(), "pool_mix: (B, H, W, C)");
+  const int64_t B = x.size(0), H = x.size(1), W = x.size(2), C = x.size(3);
+  const int64_t Ho = (H + 1) / 2, Wo = (W + 1) / 2;
+  TORCH_CHECK(out.numel() == B * Ho * Wo * C, "pool_mix: out shape");
+  const int ks[4] = {2, 3, 5, 7};
+  int ph[4], pw[4];
+  for (int i = 0; i < 4; ++i) {
+    ph[i] = int(std::max<int64_t>((Ho - 1) * 2 + ks[i] - H, 0) / 2);
+    pw[i] = int(std::max<int64_t>((Wo - 1) * 2 + ks[i] - W, 0) / 2);
+  }
+  const float* xp = x.data_ptr<float>();
+  float* op = out.data_ptr<float>();
+  at::parallel_for(0, B * Ho, 1, [&](int64_t q0, int64_t q1) {
+    std::vector<float> mx(C), sum(C);
+    for (int64_t q = q0; q < q1; ++q) {
+      const int64_t b = q / Ho, i = q % Ho;
+      for (int64_t j = 0; j < Wo; ++j) {
+        std::fill(sum.begin(), sum.end(), 0.f);
+        for (int t = 0; t < 4; ++t) {
+          std::fill(mx.begin(), mx.end(), -std::numeric_limits<float>::infinity());
+          const int64_t h0 = std::max<int64_t>(2 * i - ph[t], 0), h1 = std::min<int64_t>(2 * i - ph[t] + ks[t], H);
+          const int64_t w0 = std::max<int64_t>(2 * j - pw[t], 0), w1 = std::min<int64_t>(2 * j - pw[t] + ks[t], W);
+          for (int64_t hh = h0; hh < h1; ++hh)
+            for (int64_t ww = w0; ww < w1; ++ww) {
+              const float* row = xp + ((b * H + hh) * W + ww) * C;
+              for (int64_t c = 0; c < C; ++c) mx[c] = std::max(mx[c], row[c]);
+            }
+          if (t == 0) std::copy(mx.begin(), mx.end(), sum.begin());
+          else for (int64_t c = 0; c < C; ++c) sum[c] += mx[c];
+        }
+        float* o = op + ((b * Ho + i) * Wo + j) * C;
+        for (int64_t c = 0; c < C; ++c) o[c] = sum[c] / 4.f;
+      }
+    }
+  });
+}
+
+int64_t isa() { return current_isa(); }
+
+void set_isa(int64_t want) {
+  TORCH_CHECK(isa_supported(int(want)), "instruction set ", want, " not supported on this CPU");
+  g_isa = int(want);
+}
+
+bool supported(int64_t want) { return isa_supported(int(want)); }
+
+}  // namespace
+
+PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
+  m.doc() = "bimlp packed 1-bit CPU kernels";
+  m.def("pack_signs", &pack_signs);
+  m.def("make_panels", &make_panels);
+  m.def("bgemm", &bgemm);
+  m.def("sconv", &sconv);
+  m.def("sign_plane", &sign_plane);
+  m.def("wave_prep", &wave_prep);
+  m.def("rprelu_", &rprelu_);
+  m.def("patm_mix", &patm_mix);
+  m.def("pooled_sum", &pooled_sum);
+  m.def("pool_mix", &pool_mix);
+  m.def("isa", &isa);
+  m.def("set_isa", &set_isa);
+  m.def("supported", &supported);
+}

@@ -1,0 +1,187 @@
+"""Packing a trained ``paper``-mode BiMLP: an explicit function that returns a new module tree.
+
+:func:`pack_model` folds every binary unit ``R(BN(BiConv(x + b)) + S(x + b))`` into a
+:class:`~bimlp.deploy.engine.PackedConv1x1` / :class:`~bimlp.deploy.engine.PackedTokenConv`
+(packed sign bits + per-channel ``alpha``, ``beta``, ``thresh``, ``act``), BatchNorm into the
+full-precision convs and the classifier, and leaves the input model untouched.
+
+Bit format of binary weights (``bits`` buffers, also in the ``.bimlp`` artifact): the signs of the
+weight flattened in PyTorch's ``(out, in/groups, kh, kw)`` row-major order form one bit stream; bit
+``i`` of the stream is bit ``i % 8`` (least significant first) of byte ``i // 8``; a set bit means
+the weight is negative (sign -1), a clear bit means sign +1 (sign(0) = +1); the last byte is padded
+with zero bits. Nothing else is stored for a binary weight: its magnitude is the per-output-channel
+scale ``mean|W|``, folded into ``alpha``.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from ..layers import BinaryConv2d, LearnableBias, RPReLU
+from .engine import (
+    PackedBiMLP,
+    PackedBlock,
+    PackedConv1x1,
+    PackedDownsample,
+    PackedFloatConv,
+    PackedMlp,
+    PackedNorm,
+    PackedPATM,
+    PackedTokenConv,
+)
+from .simulate import check_packable
+
+__all__ = ["pack_model", "pack_bits", "unpack_bits", "packed_config"]
+
+_BYTE_SHIFTS = torch.arange(8, dtype=torch.uint8)
+
+
+def pack_bits(negative: torch.Tensor) -> torch.Tensor:
+    """Flat uint8 bit stream of a bool tensor (True = -1), LSB first, zero-padded last byte."""
+    flat = negative.reshape(-1).to(torch.uint8)
+    flat = torch.nn.functional.pad(flat, (0, (-flat.numel()) % 8))
+    return (flat.view(-1, 8) << _BYTE_SHIFTS).sum(1, dtype=torch.uint8)
+
+
+def unpack_bits(data: torch.Tensor, count: int) -> torch.Tensor:
+    """Inverse of :func:`pack_bits`: the first ``count`` bits as a bool tensor."""
+    bits = (data.to(torch.uint8).unsqueeze(1) >> _BYTE_SHIFTS) & 1
+    return bits.reshape(-1)[:count].bool()
+
+
+def packed_config(model: nn.Module) -> dict:
+    """The architecture fields of a BiMLP config that the packed model needs."""
+    cfg = model.config.to_dict()
+    keep = ("depths", "dims", "mlp_ratios", "num_classes", "in_chans", "norm", "uni_shortcut",
+            "multi_branch", "downsample", "mode")
+    return {k: cfg[k] for k in keep}
+
+
+# folding helpers ------------------------------------------------------------------------------
+def _vec(t: torch.Tensor) -> torch.Tensor:
+    return t.detach().reshape(-1).to(torch.float64)
+
+
+def _bn(bn: nn.BatchNorm2d) -> tuple[torch.Tensor, torch.Tensor]:
+    """Eval BatchNorm as (scale, shift) in float64."""
+    scale = _vec(bn.weight) / torch.sqrt(_vec(bn.running_var) + bn.eps)
+    return scale, _vec(bn.bias) - _vec(bn.running_mean) * scale
+
+
+def _rprelu(act: RPReLU) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    return _vec(act.move1.bias), _vec(act.act.weight), _vec(act.move2.bias)
+
+
+def _set(buf: torch.Tensor, value: torch.Tensor) -> None:
+    buf.copy_(value.reshape(buf.shape).to(buf.dtype))
+
+
+def _fill_binary(dst, conv: BinaryConv2d, bn: nn.BatchNorm2d, act: RPReLU,
+                 move: LearnableBias | None, fold_move: bool) -> None:
+    """alpha = mean|W| * bn_scale; beta = bn_shift + act.move1 (+ move bias when the shortcut is
+    the shifted input itself); thresh = move bias; act = (slope, move2)."""
+    w = conv.weight.detach()
+    scale_w = w.abs().mean(dim=tuple(range(1, w.dim())))  # float32, as the quantizer computes it
+    bn_scale, bn_shift = _bn(bn)
+    m1, slope, m2 = _rprelu(act)
+    b = _vec(move.bias) if move is not None else torch.zeros(w.shape[1] * conv.groups, dtype=torch.float64)
+    _set(dst.bits, pack_bits(w < 0))
+    _set(dst.alpha, scale_w.to(torch.float64) * bn_scale)
+    _set(dst.beta, bn_shift + m1 + (b if fold_move else 0.0))
+    _set(dst.thresh, b)
+    _set(dst.act, torch.stack([slope, m2]))
+
+
+def _fill_unit(dst: PackedConv1x1, conv, bn, act, move) -> None:
+    _fill_binary(dst, conv, bn, act, move, fold_move=True)
+
+
+def _fill_mlp(dst: PackedMlp, src: nn.Module) -> None:
+    _fill_binary(dst.fc1, src.fc1, src.norm1, src.act2, src.move1, fold_move=False)
+    _fill_binary(dst.fc2, src.fc2, src.norm2, src.act3, src.move2, fold_move=False)
+    if dst.fc1.res_params is not None:
+        s0, t0 = _bn(src.norm0)
+        m1, slope, m2 = _rprelu(src.act1)
+        _set(dst.fc1.res_params, torch.stack([s0, t0 + m1, slope, m2]))
+
+
+def _fill_norm(dst: PackedNorm, src: nn.Module) -> None:
+    if isinstance(src, nn.BatchNorm2d):
+        _set(dst.affine, torch.stack(_bn(src)))
+    else:
+        _set(dst.affine, torch.stack([_vec(src.weight), _vec(src.bias)]))
+        dst.eps = src.eps
+
+
+def _fill_float_conv(dst: PackedFloatConv, conv: nn.Conv2d, norm: nn.Module, act: RPReLU) -> None:
+    w, b = conv.weight.detach().to(torch.float64), _vec(conv.bias)
+    if isinstance(norm, nn.BatchNorm2d):
+        scale, shift = _bn(norm)
+        w, b = w * scale.view(-1, 1, 1, 1), b * scale + shift
+    else:
+        _fill_norm(dst.norm, norm)
+    _set(dst.weight, w)
+    _set(dst.bias, b)
+    _set(dst.act, torch.stack(_rprelu(act)))
+
+
+def _fill_patm(dst: PackedPATM, src: nn.Module) -> None:
+    units = {
+        "theta_h_conv": ("theta_h_bn", "theta_h_act", "move_thetah"),
+        "theta_w_conv": ("theta_w_bn", "theta_w_act", "move_thetaw"),
+        "fc_h": ("fc_h_bn", "fc_h_act", "move_fch"),
+        "fc_w": ("fc_w_bn", "fc_w_act", "move_fcw"),
+        "fc_c": ("norm_c", "act_c", "move_fcc"),
+        "proj": ("norm_proj", "act_proj", "move_proj"),
+    }
+    for name, (bn, act, move) in units.items():
+        _fill_unit(getattr(dst, name), getattr(src, name), getattr(src, bn), getattr(src, act),
+                   getattr(src, move))
+    # token mixers: the shortcut is the pair mean of the shifted input, computed from it directly
+    _fill_binary(dst.tfc_h, src.tfc_h, src.norm_h, src.act_h, src.move_tfch, fold_move=False)
+    _fill_binary(dst.tfc_w, src.tfc_w, src.norm_w, src.act_w, src.move_tfcw, fold_move=False)
+    _fill_mlp(dst.reweight, src.reweight)
+
+
+def _fill_block(dst: PackedBlock, src: nn.Module) -> None:
+    _fill_norm(dst.norm1, src.norm1)
+    _fill_norm(dst.norm2, src.norm2)
+    _fill_patm(dst.attn, src.attn)
+    _fill_mlp(dst.mlp, src.mlp)
+    if dst.multi_branch:
+        _fill_binary(dst.sfc_h, src.sfc_h, src.norm_h, src.act1, src.move_h, fold_move=True)
+        _fill_binary(dst.sfc_w, src.sfc_w, src.norm_w, src.act2, src.move_w, fold_move=True)
+        _set(dst.weight, src.weight.detach())
+
+
+@torch.no_grad()
+def pack_model(model: nn.Module, backend: str = "auto") -> PackedBiMLP:
+    """A new :class:`PackedBiMLP` computing ``model`` (a ``paper``-mode BiMLP in eval mode).
+
+    Args:
+        model: a ``bimlp.models.BiMLP`` with binary weights and ``mode='paper'``; not modified.
+        backend: ``auto`` (native kernels when they build), ``native`` or ``torch``.
+
+    Raises:
+        ValueError: official-mode (ternary) or real-valued-weight models, unsupported layouts.
+    """
+    check_packable(model)
+    cfg = packed_config(model)
+    packed = PackedBiMLP(cfg, backend=backend)
+    _fill_float_conv(packed.stem, model.patch_embed.proj, model.patch_embed.norm, model.patch_embed.act)
+    for dst, src in zip(packed.network, model.network):
+        if isinstance(dst, PackedDownsample):
+            _fill_float_conv(dst.proj, src.proj, src.norm, src.act)
+        else:
+            for dblock, sblock in zip(dst, src):
+                _fill_block(dblock, sblock)
+    w, b = model.head.weight.detach().to(torch.float64), _vec(model.head.bias)
+    if isinstance(model.norm, nn.BatchNorm2d):
+        scale, shift = _bn(model.norm)
+        w, b = w * scale.view(1, -1), b + w @ shift
+    else:
+        _fill_norm(packed.norm, model.norm)
+    _set(packed.head_weight, w)
+    _set(packed.head_bias, b)
+    return packed.prepare()

@@ -1,0 +1,487 @@
+"""The training loop: one process or many (torchrun), resumable to the bit.
+
+:func:`train` runs a :class:`~bimlp.train.config.TrainConfig` to the end and returns what it
+measured. Every epoch it evaluates on the held-out split and writes (rank 0 only, atomically)
+``last.pt`` -- everything needed to continue -- plus ``metrics.csv``; at the end it writes the
+weights as ``model.safetensors`` (with the model configuration and the evaluation pipeline in
+the metadata, for ``bimlp eval`` and for step 2's ``model.init_from``) and ``curves.png``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import random
+import sys
+import time
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import torch
+import torch.distributed as dist
+from torch import nn
+from torch.nn.parallel import DistributedDataParallel
+from torch.utils.data import DataLoader
+
+from ..checkpoint import load_state_dict_strict, save_weights
+from ..data import (
+    Batch,
+    DataBundle,
+    GlobalBatchSampler,
+    SeededDataset,
+    ShardedEvalSampler,
+    SkippedSample,
+    UndecodableImageWarning,
+    build_datasets,
+    collate_skipping,
+)
+from .config import ConfigError, ModelConfig, TrainConfig, config_to_dict, save_config
+from .distill import Criterion, load_teacher, read_state_dict
+from .distributed import DistEnv, all_reduce_sum, barrier, setup_distributed, teardown_distributed
+from .ema import ModelEma
+from .metrics import TensorBoardLogger, plot_curves, topk_correct, write_csv
+from .optim import build_optimizer, build_scheduler, scaled_lr
+from .state import TRAIN_FORMAT, atomic_torch_save, load_training_checkpoint, rng_state, set_rng_state
+
+__all__ = ["TrainResult", "train", "evaluate", "build_student", "model_default_cfg", "SkipLog"]
+
+
+@dataclass
+class TrainResult:
+    out_dir: Path
+    history: list[dict[str, Any]]  # one row per epoch (what metrics.csv holds)
+    final: dict[str, Any]  # the last row
+    weights: Path | None  # model.safetensors (rank 0)
+    skipped: list[str] = field(default_factory=list)  # undecodable images
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def model_default_cfg(name: str) -> dict[str, Any]:
+    """The registered default config (input size, crop, mean/std...) of a model name."""
+    from timm.models import get_pretrained_cfg
+
+    cfg = get_pretrained_cfg(name)
+    return cfg.to_dict() if cfg is not None else {}
+
+
+def build_student(cfg: ModelConfig, num_classes: int, in_chans: int) -> nn.Module:
+    """The student: a registered model (bimlp_s, ...) or a timm name, classes from the data."""
+    from ..models import create_model, is_model
+
+    kwargs = cfg.model_kwargs()
+    kwargs.setdefault("num_classes", num_classes)
+    kwargs.setdefault("in_chans", in_chans)
+    if is_model(cfg.name):
+        return create_model(cfg.name, **kwargs)
+    import timm
+
+    try:
+        return timm.create_model(cfg.name, pretrained=False, **kwargs)
+    except RuntimeError as e:
+        raise ConfigError(f"model.name: {e}") from e
+
+
+class SkipLog:
+    """Undecodable images: a warning the first time each is met, a count at the end."""
+
+    def __init__(self, known: list[str] | None = None) -> None:
+        self.paths: dict[str, str] = dict.fromkeys(known or [], "")
+
+    def note(self, skipped: list[SkippedSample]) -> None:
+        for s in skipped:
+            if s.path not in self.paths:
+                self.paths[s.path] = s.reason
+                warnings.warn(
+                    f"skipping undecodable image {s.path} ({s.reason})",
+                    UndecodableImageWarning, stacklevel=2,
+                )
+
+    def gather(self, env: DistEnv) -> list[str]:
+        """Every process's skipped files (sorted, unique)."""
+        mine = sorted(self.paths)
+        if not env.distributed:
+            return mine
+        everyone: list[list[str] | None] = [None] * env.world
+        dist.all_gather_object(everyone, mine)
+        return sorted({p for part in everyone for p in (part or [])})
+
+
+def _autocast(device: torch.device, dtype: torch.dtype | None):
+    if dtype is None:
+        return contextlib.nullcontext()
+    return torch.autocast(device_type=device.type, dtype=dtype)
+
+
+def _amp_dtype(amp: str, device: torch.device) -> torch.dtype | None:
+    if amp == "none":
+        return None
+    if amp == "auto":
+        ok = device.type == "cuda" and torch.cuda.is_bf16_supported()
+        return torch.bfloat16 if ok else None
+    if amp == "bf16":
+        return torch.bfloat16
+    if amp == "fp16":
+        if device.type != "cuda":
+            raise ConfigError("run.amp=fp16 needs a GPU; use bf16 on the CPU")
+        return torch.float16
+    raise ConfigError(f"run.amp must be none, auto, bf16 or fp16, got {amp!r}")
+
+
+@torch.no_grad()
+def evaluate(
+    model: nn.Module,
+    loader: DataLoader,
+    device: torch.device,
+    env: DistEnv | None = None,
+    amp_dtype: torch.dtype | None = None,
+    skips: SkipLog | None = None,
+    progress: bool = False,
+) -> dict[str, float]:
+    """Top-1 / top-5 (percent), mean cross-entropy, images scored and images/s.
+
+    Every image of the loader is scored -- batches are never dropped -- and, across processes,
+    each exactly once (:class:`~bimlp.data.ShardedEvalSampler`).
+    """
+    from tqdm.auto import tqdm
+
+    was_training = model.training
+    model.eval()
+    loss_sum, top1, top5, count = 0.0, 0, 0, 0
+    start = time.perf_counter()
+    for batch in tqdm(loader, desc="eval", leave=False, disable=not progress, file=sys.stderr):
+        if skips is not None:
+            skips.note(batch.skipped)
+        if batch.images is None:
+            continue
+        x = batch.images.to(device, non_blocking=True)
+        y = batch.labels.to(device, non_blocking=True)
+        with _autocast(device, amp_dtype):
+            logits = model(x)
+        logits = logits.float()
+        loss_sum += float(nn.functional.cross_entropy(logits, y, reduction="sum"))
+        c1, c5 = topk_correct(logits, y)
+        top1, top5, count = top1 + c1, top5 + c5, count + len(y)
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    elapsed = time.perf_counter() - start
+    if env is not None and env.distributed:
+        loss_sum, top1, top5, count, elapsed = all_reduce_sum(
+            [loss_sum, top1, top5, count, elapsed], env
+        )
+        elapsed /= env.world
+    model.train(was_training)
+    n = max(count, 1)
+    return {
+        "top1": 100.0 * top1 / n, "top5": 100.0 * top5 / n, "loss": loss_sum / n,
+        "images": int(count), "img_s": count / max(elapsed, 1e-9),
+    }
+
+
+class Trainer:
+    """Builds everything a recipe needs, then runs epochs; used through :func:`train`."""
+
+    def __init__(self, cfg: TrainConfig, env: DistEnv, echo: Callable[[str], None]) -> None:
+        self.cfg, self.env, self.echo = cfg, env, echo
+        self.device = env.device
+        self.out_dir = Path(cfg.run.out_dir)
+        self.amp_dtype = _amp_dtype(cfg.run.amp, self.device)
+        if cfg.run.deterministic and self.device.type == "cuda":
+            torch.backends.cudnn.deterministic = True
+            torch.backends.cudnn.benchmark = False
+
+        seed_everything(cfg.run.seed)
+        self.data: DataBundle = build_datasets(cfg.data, model_default_cfg(cfg.model.name))
+        seed_everything(cfg.run.seed)  # identical initial weights on every process
+        model = build_student(cfg.model, self.data.num_classes, self.data.in_chans)
+        if cfg.model.init_from:
+            # Step 2 starts from step 1: same parameter names, so the load is strict.
+            load_state_dict_strict(model, read_state_dict(cfg.model.init_from),
+                                   source=cfg.model.init_from)
+        model.to(self.device)
+        if cfg.model.sync_bn:
+            if env.distributed and self.device.type == "cuda":
+                model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
+            else:
+                self.echo("model.sync_bn ignored: it needs GPUs under torchrun")
+        self.model = model
+        self.ema = ModelEma(model, cfg.run.ema_decay) if cfg.run.ema_decay else None
+        seed_everything(cfg.run.seed + env.rank)  # own dropout / drop-path stream per process
+
+        self._build_loaders()
+        self.global_batch = self.sampler.global_batch
+        self.optimizer = build_optimizer(model, cfg.optim, self.global_batch)
+        self.scheduler = build_scheduler(self.optimizer, cfg.optim, self.sampler.steps)
+        self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.amp_dtype == torch.float16)
+        self.ddp = DistributedDataParallel(model) if env.distributed else None
+        forward: nn.Module = self.ddp or model
+        self.forward_model = torch.compile(forward) if cfg.run.compile else forward
+        teacher = load_teacher(cfg.distill, self.device)
+        self.criterion = Criterion(teacher, cfg.distill.label_weight, cfg.distill.label_smoothing)
+        self.history: list[dict[str, Any]] = []
+        self.skips = SkipLog()
+        self.start_epoch = 0
+
+    def _build_loaders(self) -> None:
+        cfg, env = self.cfg, self.env
+        self.sampler = GlobalBatchSampler(
+            len(self.data.train), cfg.data.batch_size, world=env.world, rank=env.rank,
+            accum=cfg.optim.accum_steps, seed=cfg.run.seed,
+        )
+        common = dict(
+            num_workers=cfg.data.workers, collate_fn=collate_skipping,
+            pin_memory=self.device.type == "cuda", persistent_workers=cfg.data.workers > 0,
+        )
+        self.train_loader = DataLoader(
+            SeededDataset(self.data.train), batch_sampler=self.sampler, **common
+        )
+        eval_batch = cfg.data.eval_batch_size or 2 * cfg.data.batch_size
+        self.val_loader = DataLoader(
+            self.data.val, batch_sampler=ShardedEvalSampler(
+                len(self.data.val), eval_batch, env.world, env.rank), **common,
+        )
+
+    # --- checkpoints -----------------------------------------------------------------------
+    def _gather_rng(self) -> list[dict[str, Any]]:
+        mine = rng_state()
+        if not self.env.distributed:
+            return [mine]
+        everyone: list[Any] = [None] * self.env.world
+        dist.all_gather_object(everyone, mine)
+        return everyone
+
+    def save_checkpoint(self, epoch: int) -> None:
+        rngs = self._gather_rng()  # collective: every process takes part
+        if not self.env.is_main:
+            return
+        atomic_torch_save({
+            "format": TRAIN_FORMAT,
+            "epoch": epoch,
+            "config": config_to_dict(self.cfg),
+            "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict(),
+            "scaler": self.scaler.state_dict(),
+            "ema": self.ema.state_dict() if self.ema else None,
+            "rng": rngs,
+            "history": self.history,
+            "skipped": sorted(self.skips.paths),
+        }, self.out_dir / "last.pt")
+
+    def restore(self, path: str | Path) -> None:
+        ckpt = load_training_checkpoint(path)
+        differences = _config_differences(ckpt["config"], config_to_dict(self.cfg))
+        if differences:
+            self.echo(f"resuming {path} with a changed config: {', '.join(differences)}")
+        load_state_dict_strict(self.model, ckpt["model"], source=str(path))
+        self.optimizer.load_state_dict(ckpt["optimizer"])
+        self.scheduler.load_state_dict(ckpt["scheduler"])
+        self.scaler.load_state_dict(ckpt["scaler"])
+        if self.ema is not None:
+            if ckpt["ema"] is None:
+                raise ConfigError(f"{path} has no EMA weights; run.ema_decay must stay unset")
+            self.ema.load_state_dict(ckpt["ema"])
+        rngs = ckpt["rng"]
+        if len(rngs) == self.env.world:
+            set_rng_state(rngs[self.env.rank])
+        else:
+            self.echo(f"{path} was written by {len(rngs)} processes, now {self.env.world}: "
+                      "random streams restart from the seed")
+            seed_everything(self.cfg.run.seed + self.env.rank + 7919 * ckpt["epoch"])
+        self.history = list(ckpt["history"])
+        self.skips = SkipLog(list(ckpt.get("skipped", [])))
+        self.start_epoch = int(ckpt["epoch"])
+        self.echo(f"resumed from {path} after epoch {self.start_epoch}")
+
+    # --- the loop --------------------------------------------------------------------------
+    def _optimizer_step(self) -> None:
+        clip = self.cfg.optim.clip_grad
+        if clip:
+            self.scaler.unscale_(self.optimizer)
+            torch.nn.utils.clip_grad_norm_(self.model.parameters(), clip)
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
+        self.optimizer.zero_grad(set_to_none=True)
+        self.scheduler.step()
+        if self.ema is not None:
+            self.ema.update(self.model)
+
+    def train_epoch(self, epoch: int) -> dict[str, float]:
+        from tqdm.auto import tqdm
+
+        cfg, env = self.cfg, self.env
+        accum = cfg.optim.accum_steps
+        self.model.train()
+        self.sampler.set_epoch(epoch)
+        self.optimizer.zero_grad(set_to_none=True)
+        loss_sum = torch.zeros((), dtype=torch.float64, device=self.device)
+        correct = torch.zeros((), dtype=torch.int64, device=self.device)
+        seen = 0
+        bar = tqdm(total=len(self.train_loader), desc=f"epoch {epoch + 1}/{cfg.optim.epochs}",
+                   unit="batch", leave=False, file=sys.stderr, dynamic_ncols=True,
+                   disable=not (cfg.run.progress and env.is_main))
+        start = time.perf_counter()
+        for i, batch in enumerate(self.train_loader):
+            batch: Batch
+            self.skips.note(batch.skipped)
+            last = (i + 1) % accum == 0
+            if batch.images is not None:
+                x = batch.images.to(self.device, non_blocking=True)
+                y = batch.labels.to(self.device, non_blocking=True)
+                # gradients are all-reduced only on the micro-batch that ends an optimizer step
+                sync = self.ddp.no_sync() if (self.ddp is not None and not last) else contextlib.nullcontext()
+                with sync:
+                    with _autocast(self.device, self.amp_dtype):
+                        logits = self.forward_model(x)
+                        loss = self.criterion(x, logits, y)
+                    self.scaler.scale(loss / accum).backward()
+                loss_sum += loss.detach().double() * len(y)
+                correct += (logits.detach().argmax(dim=-1) == y).sum()
+                seen += len(y)
+            if last:
+                self._optimizer_step()
+            bar.update()
+            if (i + 1) % 10 == 0 or i + 1 == len(self.train_loader):
+                rate = seen * env.world / max(time.perf_counter() - start, 1e-9)
+                bar.set_postfix(loss=f"{float(loss_sum) / max(seen, 1):.3f}", img_s=f"{rate:.0f}")
+        bar.close()
+        elapsed = time.perf_counter() - start
+        total_loss, total_correct, total_seen = all_reduce_sum(
+            [float(loss_sum), float(correct), float(seen)], env
+        )
+        n = max(total_seen, 1)
+        return {"train_loss": total_loss / n, "train_top1": 100.0 * total_correct / n,
+                "train_img_s": total_seen / max(elapsed, 1e-9), "epoch_s": elapsed}
+
+    def fit(self) -> TrainResult:
+        cfg, env = self.cfg, self.env
+        tb = None
+        if env.is_main:
+            self.out_dir.mkdir(parents=True, exist_ok=True)
+            save_config(cfg, self.out_dir / "config.yaml")
+            tb = TensorBoardLogger(self.out_dir / "tensorboard", cfg.run.tensorboard)
+        self._announce()
+        epoch_times: list[float] = []
+        for epoch in range(self.start_epoch, cfg.optim.epochs):
+            t0 = time.perf_counter()
+            lr = self.optimizer.param_groups[0]["lr"]
+            row: dict[str, Any] = {"epoch": epoch + 1, "lr": lr, **self.train_epoch(epoch)}
+            val = evaluate(self.model, self.val_loader, self.device, env, self.amp_dtype, self.skips)
+            row.update(val_loss=val["loss"], val_top1=val["top1"], val_top5=val["top5"])
+            if self.ema is not None:
+                row["ema_top1"] = evaluate(self.ema.module, self.val_loader, self.device, env,
+                                           self.amp_dtype)["top1"]
+            self.history.append(row)
+            self.save_checkpoint(epoch + 1)
+            if env.is_main:
+                write_csv(self.history, self.out_dir / "metrics.csv")
+                tb.log(row)
+            epoch_times.append(time.perf_counter() - t0)
+            eta = (cfg.optim.epochs - epoch - 1) * sum(epoch_times) / len(epoch_times)
+            self.echo(_epoch_line(row, cfg.optim.epochs, eta))
+            barrier(env)
+        return self._finish(tb)
+
+    def _announce(self) -> None:
+        cfg, env = self.cfg, self.env
+        n_params = sum(p.numel() for p in self.model.parameters())
+        step = {False: "step 1 (binary activations, real weights)",
+                True: "step 2 (binary activations and weights)"}.get(cfg.model.binary_weights, "")
+        teacher = (f"distilling from {cfg.distill.teacher}" if self.criterion.teacher is not None
+                   else "labels only (no teacher)")
+        self.echo(f"model {cfg.model.name} {step}: {n_params / 1e6:.3f} M parameters")
+        self.echo(f"data: {self.data.description}")
+        self.echo(
+            f"{env.world} process(es) on {self.device}, global batch {self.global_batch}, "
+            f"lr {scaled_lr(cfg.optim, self.global_batch):.3g}, {cfg.optim.epochs} epochs of "
+            f"{self.sampler.steps} steps, {teacher}; writing to {self.out_dir}"
+        )
+
+    def _finish(self, tb: TensorBoardLogger | None) -> TrainResult:
+        skipped = self.skips.gather(self.env)
+        weights = None
+        if self.env.is_main:
+            meta = _weights_metadata(self.model, self.cfg.model.name, self.data.eval_cfg)
+            weights = save_weights(self.model, self.out_dir / "model.safetensors", config=meta)
+            if self.ema is not None:
+                save_weights(self.ema.module, self.out_dir / "model_ema.safetensors", config=meta)
+            plot_curves(self.history, self.out_dir / "curves.png")
+            if tb is not None:
+                tb.close()
+        barrier(self.env)
+        final = self.history[-1] if self.history else {}
+        if skipped:
+            self.echo(f"skipped {len(skipped)} undecodable image(s) in all (first: {skipped[0]})")
+        if final:
+            self.echo(f"test accuracy: top-1 {final['val_top1']:.2f}%, top-5 "
+                      f"{final['val_top5']:.2f}% after {final['epoch']} epochs; weights: "
+                      f"{self.out_dir / 'model.safetensors'}")
+        return TrainResult(self.out_dir, self.history, final, weights, skipped)
+
+
+def _weights_metadata(model: nn.Module, name: str, eval_cfg: dict[str, Any]) -> dict[str, Any]:
+    config = model.config.to_dict() if hasattr(model, "config") else {}
+    return {**config, "model_name": name, "eval_cfg": eval_cfg}
+
+
+def _config_differences(old: dict[str, Any], new: dict[str, Any], prefix: str = "") -> list[str]:
+    out = []
+    for key in sorted(set(old) | set(new)):
+        a, b = old.get(key), new.get(key)
+        if isinstance(a, dict) and isinstance(b, dict):
+            out += _config_differences(a, b, f"{prefix}{key}.")
+        elif a != b:
+            out.append(f"{prefix}{key}: {a!r} -> {b!r}")
+    return out
+
+
+def _epoch_line(row: dict[str, Any], epochs: int, eta: float) -> str:
+    line = (f"epoch {row['epoch']}/{epochs}  loss {row['train_loss']:.4f}  "
+            f"train {row['train_top1']:.1f}%  test top-1 {row['val_top1']:.2f}%  "
+            f"top-5 {row['val_top5']:.2f}%")
+    if "ema_top1" in row:
+        line += f"  ema {row['ema_top1']:.2f}%"
+    line += f"  {row['train_img_s']:.0f} img/s  {row['epoch_s']:.1f}s"
+    if eta > 0:
+        line += f"  eta {int(eta // 60)}m{int(math.ceil(eta % 60)):02d}s"
+    return line
+
+
+def _main_only(env: DistEnv, echo: Callable[[str], None] | None) -> Callable[[str], None]:
+    def gated(message: str) -> None:
+        if env.is_main:
+            (echo or _print)(message)
+
+    return gated
+
+
+def _print(message: str) -> None:
+    print(message, flush=True)
+
+
+def train(
+    cfg: TrainConfig,
+    resume_from: str | Path | None = None,
+    echo: Callable[[str], None] | None = None,
+) -> TrainResult:
+    """Run a recipe to the end (continuing ``resume_from``, a ``last.pt``, if given).
+
+    Under torchrun every process calls this; only rank 0 writes files or prints.
+    """
+    owns_group = not dist.is_initialized()
+    env = setup_distributed(cfg.run.device)
+    try:
+        trainer = Trainer(cfg, env, _main_only(env, echo))
+        if resume_from is not None:
+            trainer.restore(resume_from)
+        return trainer.fit()
+    finally:
+        if owns_group:
+            teardown_distributed()

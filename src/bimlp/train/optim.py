@@ -1,0 +1,79 @@
+"""Optimizer and learning-rate schedule of the ReActNet recipe.
+
+Adam (L2 weight decay added to the gradient, as ReActNet's ``torch.optim.Adam`` does), weight
+decay only on the weights of convolutions and linear layers -- binary convs included, biases,
+norms, learnable biases and PReLU slopes excluded -- and a learning rate stepped every optimizer
+step, decaying linearly to 0. The rate is given at a reference global batch (256) and scaled
+linearly to the real one.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Callable
+
+import torch
+from torch import nn
+
+from .config import ConfigError, OptimConfig
+
+__all__ = ["param_groups", "scaled_lr", "build_optimizer", "lr_factor", "build_scheduler"]
+
+_DECAYED = (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.Linear)
+
+
+def param_groups(model: nn.Module, weight_decay: float) -> list[dict]:
+    """Two groups: conv/linear ``weight`` tensors (decayed) and every other parameter."""
+    decay, rest = [], []
+    for module in model.modules():
+        for name, p in module.named_parameters(recurse=False):
+            if not p.requires_grad:
+                continue
+            (decay if name == "weight" and isinstance(module, _DECAYED) else rest).append(p)
+    return [
+        {"params": decay, "weight_decay": weight_decay},
+        {"params": rest, "weight_decay": 0.0},
+    ]
+
+
+def scaled_lr(cfg: OptimConfig, global_batch: int) -> float:
+    """``lr x global_batch / lr_ref_batch`` (linear scaling rule), or ``lr`` if no reference."""
+    return cfg.lr * global_batch / cfg.lr_ref_batch if cfg.lr_ref_batch else cfg.lr
+
+
+def build_optimizer(model: nn.Module, cfg: OptimConfig, global_batch: int) -> torch.optim.Optimizer:
+    groups = param_groups(model, cfg.weight_decay)
+    lr, betas = scaled_lr(cfg, global_batch), tuple(cfg.betas)
+    if cfg.optimizer == "adam":
+        return torch.optim.Adam(groups, lr=lr, betas=betas)
+    if cfg.optimizer == "adamw":
+        return torch.optim.AdamW(groups, lr=lr, betas=betas)
+    raise ConfigError(f"optim.optimizer must be adam or adamw, got {cfg.optimizer!r}")
+
+
+def lr_factor(schedule: str, total_steps: int, warmup_steps: int = 0) -> Callable[[int], float]:
+    """Multiplier of the base rate at optimizer step ``s`` (0-based)."""
+    if schedule not in ("linear", "cosine", "constant"):
+        raise ConfigError(f"optim.schedule must be linear, cosine or constant, got {schedule!r}")
+
+    def factor(step: int) -> float:
+        if step < warmup_steps:
+            return (step + 1) / warmup_steps
+        t = (step - warmup_steps) / max(total_steps - warmup_steps, 1)
+        t = min(max(t, 0.0), 1.0)
+        if schedule == "linear":
+            return 1.0 - t
+        if schedule == "cosine":
+            return 0.5 * (1.0 + math.cos(math.pi * t))
+        return 1.0
+
+    return factor
+
+
+def build_scheduler(
+    optimizer: torch.optim.Optimizer, cfg: OptimConfig, steps_per_epoch: int
+) -> torch.optim.lr_scheduler.LambdaLR:
+    """A per-step ``LambdaLR`` (its state dict holds only numbers)."""
+    total = cfg.epochs * steps_per_epoch
+    warmup = int(round(cfg.warmup_epochs * steps_per_epoch))
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, lr_factor(cfg.schedule, total, warmup))
