@@ -8,8 +8,9 @@ import torch
 from torch import nn
 
 import bimlp
-from bimlp.layers import BinaryConv2d
+from bimlp.layers import BinaryConv2d, get_quantizer
 from bimlp.profile.counting import count_macs, input_precision, weight_precision
+from bimlp.profile.report import _stage_split, plot_ops
 from bimlp.profile.summary import stage_of
 
 
@@ -123,12 +124,12 @@ def test_rows_describe_each_layer():
         binary(8, 8, (1, 7), padding=(0, 3), groups=8),
         nn.Conv2d(8, 8, 7, stride=4, padding=2),
         nn.Flatten(),
-        nn.Linear(8 * 2 * 5, 3),
+        nn.Linear(8 * 2 * 4, 3),
     )
     rows = bimlp.profile(net, (4, 16, 16)).layers
-    assert [r.detail for r in rows] == ["4->8 3x3/2x1", "8->8 1x7 g8", "8->8 7x7/4", "80->3"]
+    assert [r.detail for r in rows] == ["4->8 3x3/2x1", "8->8 1x7 g8", "8->8 7x7/4", "64->3"]
     assert [r.kind for r in rows] == ["Conv2d", "BinaryConv2d", "Conv2d", "Linear"]
-    assert [r.output_shape for r in rows] == [(1, 8, 8, 16), (1, 8, 8, 16), (1, 8, 2, 5), (1, 3)]
+    assert [r.output_shape for r in rows] == [(1, 8, 8, 16), (1, 8, 8, 16), (1, 8, 2, 4), (1, 3)]
 
 
 # precision: a BOP needs both operands 1-bit --------------------------------------------------
@@ -204,22 +205,36 @@ class Precision(nn.Module):
 
 
 class QuantizedConv(nn.Conv2d):
-    def __init__(self, *args, a_bits: int, w_bits: int | None, **kwargs) -> None:
+    """Carries quantizer modules but no ``input_precision`` / ``weight_precision`` properties."""
+
+    def __init__(self, *args, qa: nn.Module | None, qw: nn.Module | None, **kwargs) -> None:
         super().__init__(*args, **kwargs)
-        self.input_quantizer = Precision(a_bits)
-        self.weight_quantizer = Precision(w_bits) if w_bits else None
+        self.input_quantizer = qa
+        self.weight_quantizer = qw
 
 
 def test_precision_protocol_is_read_from_attributes_not_types():
     row = only_row(bimlp.profile(nn.Sequential(DeclaredLinear(64, 10, bias=False)), (64,)))
     assert (row.bops, row.binary_params, row.memory_bits) == (64 * 10, 64 * 10, 1 * 64 * 10)
 
-    conv = QuantizedConv(4, 4, 3, padding=1, bias=False, a_bits=1, w_bits=1)
+    conv = QuantizedConv(4, 4, 3, padding=1, bias=False, qa=Precision(1), qw=Precision(1))
     assert (input_precision(conv), weight_precision(conv)) == (1, 1)
     assert only_row(bimlp.profile(nn.Sequential(conv), (4, 5, 5))).bops == 4 * 5 * 5 * 4 * 3 * 3
-    conv = QuantizedConv(4, 4, 3, padding=1, bias=False, a_bits=1, w_bits=None)  # None: float
+    conv = QuantizedConv(4, 4, 3, padding=1, bias=False, qa=Precision(1), qw=None)  # None: float
     assert (input_precision(conv), weight_precision(conv)) == (1, 32)
     assert only_row(bimlp.profile(nn.Sequential(conv), (4, 5, 5))).flops == 4 * 5 * 5 * 4 * 3 * 3
+
+
+def test_weight_precision_asks_the_quantizer_about_the_weight_shape():
+    # channel_mean_sign is binary, except for kernels with one input channel per group
+    qa, qw = get_quantizer("ternary_round"), get_quantizer("channel_mean_sign")
+    pointwise = QuantizedConv(8, 8, 1, bias=False, qa=qa, qw=qw)
+    depthwise = QuantizedConv(8, 8, (1, 7), padding=(0, 3), groups=8, bias=False, qa=qa, qw=qw)
+    assert (weight_precision(pointwise), input_precision(pointwise)) == (1, 2)
+    assert (weight_precision(depthwise), input_precision(depthwise)) == (32, 2)
+    rows = bimlp.profile(nn.Sequential(pointwise, depthwise), (8, 6, 6)).layers
+    assert [r.binary_params for r in rows] == [8 * 8, 0]
+    assert [r.memory_bits for r in rows] == [1 * 8 * 8, 32 * 8 * 7]
 
 
 class Matmul(nn.Module):
@@ -375,3 +390,22 @@ def test_report_and_dict_carry_the_same_numbers():
     assert d["ops"] == result.ops and isinstance(d["ops"], float)
     assert sum(row["bops"] for row in d["layers"]) == d["bops"]
     assert [s["name"] for s in d["stages"]] == [s.name for s in result.stages]
+
+
+def test_chart_splits_full_precision_low_bit_flops_and_bops(tmp_path):
+    net = nn.Sequential(
+        nn.Conv2d(3, 8, 1),  # float x float
+        BinaryConv2d(
+            8, 8, 1, input_quantizer="ternary_round", weight_quantizer="channel_mean_sign"
+        ),
+        binary(8, 8),  # 1-bit x 1-bit
+    )
+    result = bimlp.profile(net, (3, 4, 4))
+    m = 1e6  # the chart is in millions
+    assert _stage_split(result) == [
+        (8 * 4 * 4 * 3 / m, 0.0, 0.0),
+        (0.0, 8 * 4 * 4 * 8 / m, 0.0),
+        (0.0, 0.0, 8 * 4 * 4 * 8 / 64 / m),
+    ]
+    path = plot_ops(result, tmp_path / "chart" / "ops.png")
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

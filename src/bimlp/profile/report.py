@@ -78,7 +78,7 @@ def _layer_table(result: ProfileResult, all_layers: bool) -> list[str]:
         "output",
     ]
     lines = _table(headers, rows, left=3)
-    hidden = [r for r in result.layers if r not in shown]
+    hidden = [] if all_layers else [r for r in result.layers if not r.computes]
     if hidden:
         lines.append(
             f"(+ {len(hidden)} modules without MACs -- norms, biases, activations -- holding "
