@@ -32,6 +32,7 @@ from ..layers import (
     quantizer_names,
     same_max_pool,
 )
+from ._base import StagedNet, build_network
 from ._registry import register_model
 
 __all__ = ["BiMLP", "BiMLPConfig", "BinaryMlp", "BinaryPATM", "BiMLPBlock", "make_norm"]
@@ -284,7 +285,7 @@ class ConvDownsample(nn.Module):
         return self.norm(self.proj(x))
 
 
-class BiMLP(nn.Module):
+class BiMLP(StagedNet):
     """The configurable BiMLP network (see :class:`BiMLPConfig`).
 
     ``network`` is the release's flat list: stage 0, downsample 0, stage 1, ..., last stage.
@@ -304,55 +305,18 @@ class BiMLP(nn.Module):
         b = _Binary.from_config(cfg)
 
         self.patch_embed = PatchEmbed(cfg.in_chans, cfg.dims[0], cfg.norm)
-        total = sum(cfg.depths)
-        rates = [cfg.drop_path_rate * i / max(total - 1, 1) for i in range(total)]
-        network: list[nn.Module] = []
-        for i, (depth, dim) in enumerate(zip(cfg.depths, cfg.dims, strict=True)):
-            start = sum(cfg.depths[:i])
-            network.append(nn.Sequential(*[
-                BiMLPBlock(dim, cfg.mlp_ratios[i], cfg.norm, b, cfg.multi_branch, rates[start + j])
-                for j in range(depth)
-            ]))
-            if i + 1 < len(cfg.depths):
-                nxt = cfg.dims[i + 1]
-                if cfg.downsample == "bimlp":
-                    network.append(PoolDownsample(dim, nxt, cfg.norm))
-                else:
-                    network.append(ConvDownsample(dim, nxt, cfg.norm))
-        self.network = nn.ModuleList(network)
+        self.network = build_network(
+            cfg.depths, cfg.dims, cfg.drop_path_rate,
+            block=lambda i, dim, dp: BiMLPBlock(dim, cfg.mlp_ratios[i], cfg.norm, b, cfg.multi_branch, dp),
+            downsample=lambda cin, cout: (
+                PoolDownsample(cin, cout, cfg.norm) if cfg.downsample == "bimlp"
+                else ConvDownsample(cin, cout, cfg.norm)
+            ),
+        )
         self.norm = make_norm(cfg.norm, cfg.dims[-1])
         self.head_drop = nn.Dropout(cfg.drop_rate)
-        self.head = nn.Linear(cfg.dims[-1], cfg.num_classes) if cfg.num_classes > 0 else nn.Identity()
-        self.apply(_init_weights)
-
-    # timm's method vocabulary -------------------------------------------------------------
-    def get_classifier(self) -> nn.Module:
-        return self.head
-
-    def reset_classifier(self, num_classes: int, global_pool: str | None = None) -> None:
-        self.num_classes = num_classes
-        self.config.num_classes = num_classes
-        self.head = nn.Linear(self.num_features, num_classes) if num_classes > 0 else nn.Identity()
-
-    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.patch_embed(x)  # (B, C0, H/4, W/4)
-        for layer in self.network:
-            x = layer(x)
-        return self.norm(x)  # (B, C_last, H', W')
-
-    def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
-        x = self.head_drop(x.mean(dim=(2, 3)))  # (B, C_last)
-        return x if pre_logits else self.head(x)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.forward_head(self.forward_features(x))
-
-
-def _init_weights(m: nn.Module) -> None:
-    if isinstance(m, nn.Linear):
-        nn.init.trunc_normal_(m.weight, std=0.02)
-        if m.bias is not None:
-            nn.init.zeros_(m.bias)
+        self.reset_classifier(cfg.num_classes)
+        self.init_weights()
 
 
 # configs and entry points ---------------------------------------------------------------------

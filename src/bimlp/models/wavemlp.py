@@ -30,6 +30,7 @@ from timm.models import build_model_with_cfg, generate_default_cfgs
 from torch import nn
 
 from ..checkpoint import CheckpointError, load_state_dict_strict, read_checkpoint
+from ._base import StagedNet, build_network
 from ._registry import register_model
 from .bimlp import ConvDownsample, make_norm
 
@@ -172,7 +173,7 @@ class PatchEmbed(nn.Module):
         return self.norm(self.proj(x))
 
 
-class WaveMLP(nn.Module):
+class WaveMLP(StagedNet):
     """The configurable Wave-MLP network (see :class:`WaveMLPConfig`).
 
     ``network`` is the released flat list: stage 0, downsample 0, stage 1, ..., last stage;
@@ -191,52 +192,15 @@ class WaveMLP(nn.Module):
         edge_norm = cfg.norm if cfg.downsample_norm else None
 
         self.patch_embed = PatchEmbed(cfg.in_chans, cfg.dims[0], edge_norm)
-        total = sum(cfg.depths)
-        rates = [cfg.drop_path_rate * i / max(total - 1, 1) for i in range(total)]
-        network: list[nn.Module] = []
-        for i, (depth, dim) in enumerate(zip(cfg.depths, cfg.dims, strict=True)):
-            start = sum(cfg.depths[:i])
-            network.append(nn.Sequential(*[
-                WaveBlock(dim, cfg.mlp_ratios[i], cfg.norm, rates[start + j]) for j in range(depth)
-            ]))
-            if i + 1 < len(cfg.depths):
-                network.append(ConvDownsample(dim, cfg.dims[i + 1], edge_norm))
-        self.network = nn.ModuleList(network)
+        self.network = build_network(
+            cfg.depths, cfg.dims, cfg.drop_path_rate,
+            block=lambda i, dim, dp: WaveBlock(dim, cfg.mlp_ratios[i], cfg.norm, dp),
+            downsample=lambda cin, cout: ConvDownsample(cin, cout, edge_norm),
+        )
         self.norm = make_norm(cfg.norm, cfg.dims[-1])  # present even without downsample_norm
         self.head_drop = nn.Dropout(cfg.drop_rate)
-        self.head = nn.Identity()
         self.reset_classifier(cfg.num_classes)
-        self.apply(_init_weights)
-
-    # timm's method vocabulary -------------------------------------------------------------
-    def get_classifier(self) -> nn.Module:
-        return self.head
-
-    def reset_classifier(self, num_classes: int, global_pool: str | None = None) -> None:
-        self.num_classes = num_classes
-        self.config.num_classes = num_classes
-        self.head = nn.Linear(self.num_features, num_classes) if num_classes > 0 else nn.Identity()
-
-    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.patch_embed(x)  # (B, C0, H/4, W/4)
-        for layer in self.network:
-            x = layer(x)
-        return self.norm(x)  # (B, C_last, H', W')
-
-    def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
-        x = self.head_drop(x.mean(dim=(2, 3)))  # (B, C_last)
-        return x if pre_logits else self.head(x)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.forward_head(self.forward_features(x))
-
-
-def _init_weights(m: nn.Module) -> None:
-    # as released: truncated-normal classifier, PyTorch defaults for convs and norms
-    if isinstance(m, nn.Linear):
-        nn.init.trunc_normal_(m.weight, std=0.02)
-        if m.bias is not None:
-            nn.init.zeros_(m.bias)
+        self.init_weights()  # as released: truncated-normal classifier, PyTorch defaults elsewhere
 
 
 # checkpoints ----------------------------------------------------------------------------------
