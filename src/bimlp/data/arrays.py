@@ -10,8 +10,8 @@
 from __future__ import annotations
 
 import gzip
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 import torch
@@ -50,7 +50,9 @@ class ArrayImageDataset(Dataset):
         hflip: float = 0.0,
     ) -> None:
         if images.dtype != torch.uint8 or images.dim() != 4:
-            raise ValueError(f"images must be uint8 (N, C, H, W), got {images.dtype} {images.shape}")
+            raise ValueError(
+                f"images must be uint8 (N, C, H, W), got {images.dtype} {tuple(images.shape)}"
+            )
         self.images, self.labels = images, labels.long()
         self.size = size or images.shape[-1]
         steps: list = []
@@ -147,8 +149,8 @@ def load_idx_split(root: str | Path, split: str) -> tuple[torch.Tensor, torch.Te
         raise DataError(
             f"{root}: {split} images {images.shape} and labels {labels.shape} do not match"
         )
-    x = torch.from_numpy(np.ascontiguousarray(images, dtype=np.uint8))[:, None]
-    return x, torch.from_numpy(labels.astype(np.int64))
+    x = torch.from_numpy(np.array(images, dtype=np.uint8))[:, None]  # a writable copy
+    return x, torch.from_numpy(labels.astype(np.int64))  # astype copies
 
 
 def dataset_stats(images: torch.Tensor) -> tuple[list[float], list[float]]:

@@ -9,9 +9,9 @@ count at the end.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 from PIL import Image
 from torch.utils.data import Dataset
@@ -56,10 +56,11 @@ def split_folders(root: str | Path, splits: tuple[str, ...] = ("train", "val")) 
         raise DataError(f"{root}: no such data folder")
     missing = [s for s in splits if not (root / s).is_dir()]
     if missing:
-        found = sorted(p.name for p in root.iterdir())[:10]
+        found = ", ".join(sorted(p.name for p in root.iterdir())[:10]) or "nothing"
+        wanted = ", ".join(s + "/" for s in splits)
         raise DataError(
-            f"{root}: expected sub-folders {', '.join(s + '/' for s in splits)} with one folder per "
-            f"class inside each; missing {', '.join(missing)} (found: {', '.join(found) or 'nothing'})"
+            f"{root}: expected sub-folders {wanted} with one folder per class inside each; "
+            f"missing {', '.join(missing)} (found: {found})"
         )
     return [root / s for s in splits]
 

@@ -11,7 +11,8 @@ on worker count, process count or how far a resumed run got.
 
 from __future__ import annotations
 
-from typing import Any, Iterator, NamedTuple
+from collections.abc import Iterator
+from typing import Any, NamedTuple
 
 import torch
 from torch.utils.data import Dataset, Sampler, default_collate

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import math
 import time
-import warnings
 from typing import Any
 
 import torch
@@ -250,16 +249,13 @@ class PackedPATM(nn.Module):
         b, hgt, wid = shape
         m, c = z.shape
         theta, amp = ws.get("theta", (m, c)), ws.get("amp", (m, c))
-        cosv, sinv = ws.get("cos", (m, c)), ws.get("sin", (m, c))
         planes, pair_mean = ws.get("planes2", (b, hgt, wid, 2 * c), torch.int8), ws.get("pm", (m, c))
         h, w, cc = ws.get("h", (m, c)), ws.get("w", (m, c)), ws.get("c", (m, c))
         for i_theta, i_amp, tfc, out in ((0, 2, self.tfc_h, h), (1, 3, self.tfc_w, w)):
             getattr(self, self.front[i_theta]).run(ctx, bits[i_theta], theta, RES_IDENTITY, z)
             getattr(self, self.front[i_amp]).run(ctx, bits[i_amp], amp, RES_IDENTITY, z)
             t0 = time.perf_counter()
-            torch.cos(theta, out=cosv)
-            torch.sin(theta, out=sinv)
-            k.wave_prep(amp, cosv, sinv, tfc.thresh, planes, pair_mean)
+            k.wave_prep(amp, theta, tfc.thresh, planes, pair_mean)
             ctx.record(tfc.qualname + ":prep", t0)
             tfc.run(ctx, planes, out, pair_mean if self.tfc_shortcut else None)
         self.fc_c.run(ctx, bits[4], cc, RES_IDENTITY, z)
@@ -435,7 +431,7 @@ class PackedBiMLP(nn.Module):
         isa = self.kernels.isa()
         return "pytorch-fallback" if isa < 0 else f"native-{ISA_NAMES[isa]}"
 
-    @torch.no_grad()
+    @torch.inference_mode()
     def forward(self, x: torch.Tensor, times: dict[str, list[float]] | None = None) -> torch.Tensor:
         if self.kernels is None:
             self.prepare()
@@ -461,7 +457,3 @@ class PackedBiMLP(nn.Module):
         ctx.record("head", t0)
         return logits
 
-
-def _warn_fallback(model: PackedBiMLP) -> None:
-    if isinstance(model.kernels, TorchKernels) and model.backend == "auto":
-        warnings.warn("packed engine runs on the pure-PyTorch fallback", RuntimeWarning, stacklevel=3)

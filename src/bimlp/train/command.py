@@ -22,7 +22,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--resume", nargs="?", const="", default=None, metavar="CKPT",
-        help="continue a run: its last.pt (default: RUN.OUT_DIR/last.pt of the recipe)",
+        help="continue a run from its last.pt (default: RUN.OUT_DIR/last.pt of the recipe; "
+             "with the built-in recipe, each step that has one)",
     )
     parser.add_argument(
         "--print-config", action="store_true",
@@ -35,6 +36,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    import os
     import sys
 
     import yaml
@@ -54,15 +56,18 @@ def run(args: argparse.Namespace) -> int:
             for cfg in configs:
                 print(yaml.safe_dump(config_to_dict(cfg), sort_keys=False), end="---\n")
             return 0
+        builtin = len(configs) > 1
+        if builtin and args.resume:
+            raise ConfigError("the built-in recipe resumes each step from its own last.pt: "
+                              "give --resume without a path")
+        is_main = os.environ.get("RANK", "0") == "0"
         for i, cfg in enumerate(configs):
             resume = None
             if args.resume is not None:
                 resume = Path(args.resume or Path(cfg.run.out_dir) / "last.pt")
-                if len(configs) > 1 and not resume.is_file():
-                    resume = None  # built-in recipe: a step that has not started yet
-                elif len(configs) > 1 and i > 0 and args.resume:
-                    resume = None  # an explicit file belongs to one step only
-            if len(configs) > 1:
+                if builtin and not resume.is_file():
+                    resume = None  # the built-in recipe: this step has not started yet
+            if builtin and is_main:
                 print(f"== step {i + 1} of {len(configs)} ==", flush=True)
             train(cfg, resume_from=resume)
     except (ConfigError, DataError, CheckpointError) as e:

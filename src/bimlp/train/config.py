@@ -3,8 +3,9 @@
 A recipe is a :class:`TrainConfig` (sections ``model``, ``data``, ``optim``, ``distill``,
 ``run``). Field defaults are ReActNet's hyper-parameters (spec §11) and, for the model, ``None``
 = the named model's own default; a recipe file states what differs, and the small built-in
-recipe (:mod:`bimlp.train.recipes`) is such a set of differences. The resolved configuration travels inside every checkpoint
-and is written as ``config.yaml`` beside it, so a run can always be repeated.
+recipe (:mod:`bimlp.train.recipes`) is such a set of differences. The resolved configuration
+travels inside every checkpoint and is written as ``config.yaml`` beside it, so a run can always
+be repeated.
 
 Overrides use dotted paths and YAML values: ``optim.lr=1e-3 model.depths=[1,1,1]
 distill.teacher=null``. Unknown keys and values of the wrong type are errors that name the key.
@@ -16,9 +17,10 @@ import dataclasses
 import difflib
 import types
 import typing
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping, Sequence, Union
+from typing import Any, Union
 
 import yaml
 
@@ -199,7 +201,9 @@ def _coerce(value: Any, tp: Any, where: str) -> Any:
                 return _coerce(value, option, where)
             except ConfigError as e:
                 errors.append(str(e))
-        raise ConfigError(errors[0] if len(errors) == 1 else f"{where}: {value!r} fits none of {tp}")
+        if len(errors) == 1:
+            raise ConfigError(errors[0])
+        raise ConfigError(f"{where}: {value!r} fits none of {tp}")
     if origin is list:
         if not isinstance(value, (list, tuple)):
             raise ConfigError(f"{where}: expected a list, got {value!r}")

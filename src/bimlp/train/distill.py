@@ -13,8 +13,9 @@ PyTorch file read with ``weights_only=True``), loaded strictly.
 from __future__ import annotations
 
 import argparse
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 import torch
 import torch.nn.functional as F

@@ -10,14 +10,16 @@ the metadata, for ``bimlp eval`` and for step 2's ``model.init_from``) and ``cur
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import math
 import random
 import sys
 import time
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import torch
@@ -44,9 +46,18 @@ from .distributed import DistEnv, all_reduce_sum, barrier, setup_distributed, te
 from .ema import ModelEma
 from .metrics import TensorBoardLogger, plot_curves, topk_correct, write_csv
 from .optim import build_optimizer, build_scheduler, scaled_lr
-from .state import TRAIN_FORMAT, atomic_torch_save, load_training_checkpoint, rng_state, set_rng_state
+from .state import (
+    TRAIN_FORMAT,
+    atomic_torch_save,
+    load_training_checkpoint,
+    rng_state,
+    set_rng_state,
+)
 
-__all__ = ["TrainResult", "train", "evaluate", "build_student", "model_default_cfg", "SkipLog"]
+__all__ = [
+    "TrainResult", "train", "evaluate", "build_student", "model_default_cfg", "SkipLog",
+    "amp_dtype", "weights_metadata",
+]
 
 
 @dataclass
@@ -120,7 +131,7 @@ def _autocast(device: torch.device, dtype: torch.dtype | None):
     return torch.autocast(device_type=device.type, dtype=dtype)
 
 
-def _amp_dtype(amp: str, device: torch.device) -> torch.dtype | None:
+def amp_dtype(amp: str, device: torch.device) -> torch.dtype | None:
     if amp == "none":
         return None
     if amp == "auto":
@@ -192,13 +203,19 @@ class Trainer:
         self.cfg, self.env, self.echo = cfg, env, echo
         self.device = env.device
         self.out_dir = Path(cfg.run.out_dir)
-        self.amp_dtype = _amp_dtype(cfg.run.amp, self.device)
+        self.amp_dtype = amp_dtype(cfg.run.amp, self.device)
         if cfg.run.deterministic and self.device.type == "cuda":
             torch.backends.cudnn.deterministic = True
             torch.backends.cudnn.benchmark = False
 
         seed_everything(cfg.run.seed)
         self.data: DataBundle = build_datasets(cfg.data, model_default_cfg(cfg.model.name))
+        # Resolve what the data decides, so the saved config says it.
+        cfg = self.cfg = dataclasses.replace(cfg, model=dataclasses.replace(
+            cfg.model,
+            num_classes=cfg.model.num_classes or self.data.num_classes,
+            in_chans=cfg.model.in_chans or self.data.in_chans,
+        ))
         seed_everything(cfg.run.seed)  # identical initial weights on every process
         model = build_student(cfg.model, self.data.num_classes, self.data.in_chans)
         if cfg.model.init_from:
@@ -219,7 +236,8 @@ class Trainer:
         self.global_batch = self.sampler.global_batch
         self.optimizer = build_optimizer(model, cfg.optim, self.global_batch)
         self.scheduler = build_scheduler(self.optimizer, cfg.optim, self.sampler.steps)
-        self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.amp_dtype == torch.float16)
+        fp16 = self.amp_dtype == torch.float16
+        self.scaler = torch.amp.GradScaler(self.device.type, enabled=fp16)
         self.ddp = DistributedDataParallel(model) if env.distributed else None
         forward: nn.Module = self.ddp or model
         self.forward_model = torch.compile(forward) if cfg.run.compile else forward
@@ -265,6 +283,7 @@ class Trainer:
             "format": TRAIN_FORMAT,
             "epoch": epoch,
             "config": config_to_dict(self.cfg),
+            "eval_cfg": self.data.eval_cfg,
             "model": self.model.state_dict(),
             "optimizer": self.optimizer.state_dict(),
             "scheduler": self.scheduler.state_dict(),
@@ -336,8 +355,8 @@ class Trainer:
                 x = batch.images.to(self.device, non_blocking=True)
                 y = batch.labels.to(self.device, non_blocking=True)
                 # gradients are all-reduced only on the micro-batch that ends an optimizer step
-                sync = self.ddp.no_sync() if (self.ddp is not None and not last) else contextlib.nullcontext()
-                with sync:
+                skip_sync = self.ddp is not None and not last
+                with self.ddp.no_sync() if skip_sync else contextlib.nullcontext():
                     with _autocast(self.device, self.amp_dtype):
                         logits = self.forward_model(x)
                         loss = self.criterion(x, logits, y)
@@ -365,6 +384,8 @@ class Trainer:
         tb = None
         if env.is_main:
             self.out_dir.mkdir(parents=True, exist_ok=True)
+            for stale in self.out_dir.glob(".last.pt.*.tmp"):  # left by a killed writer
+                stale.unlink()
             save_config(cfg, self.out_dir / "config.yaml")
             tb = TensorBoardLogger(self.out_dir / "tensorboard", cfg.run.tensorboard)
         self._announce()
@@ -373,8 +394,10 @@ class Trainer:
             t0 = time.perf_counter()
             lr = self.optimizer.param_groups[0]["lr"]
             row: dict[str, Any] = {"epoch": epoch + 1, "lr": lr, **self.train_epoch(epoch)}
-            val = evaluate(self.model, self.val_loader, self.device, env, self.amp_dtype, self.skips)
-            row.update(val_loss=val["loss"], val_top1=val["top1"], val_top5=val["top5"])
+            val = evaluate(self.model, self.val_loader, self.device, env, self.amp_dtype,
+                           self.skips)
+            row.update(val_loss=val["loss"], val_top1=val["top1"], val_top5=val["top5"],
+                       val_images=val["images"])
             if self.ema is not None:
                 row["ema_top1"] = evaluate(self.ema.module, self.val_loader, self.device, env,
                                            self.amp_dtype)["top1"]
@@ -408,7 +431,7 @@ class Trainer:
         skipped = self.skips.gather(self.env)
         weights = None
         if self.env.is_main:
-            meta = _weights_metadata(self.model, self.cfg.model.name, self.data.eval_cfg)
+            meta = weights_metadata(self.model, self.cfg.model, self.data.eval_cfg)
             weights = save_weights(self.model, self.out_dir / "model.safetensors", config=meta)
             if self.ema is not None:
                 save_weights(self.ema.module, self.out_dir / "model_ema.safetensors", config=meta)
@@ -426,9 +449,15 @@ class Trainer:
         return TrainResult(self.out_dir, self.history, final, weights, skipped)
 
 
-def _weights_metadata(model: nn.Module, name: str, eval_cfg: dict[str, Any]) -> dict[str, Any]:
+def weights_metadata(
+    model: nn.Module, cfg: ModelConfig, eval_cfg: dict[str, Any]
+) -> dict[str, Any]:
+    """What ``model.safetensors`` carries besides tensors: the model family's config (so
+    ``bimlp.create_model(name, checkpoint=...)`` restores the architecture), the name and
+    arguments the model was built with, and the evaluation pipeline of its data."""
     config = model.config.to_dict() if hasattr(model, "config") else {}
-    return {**config, "model_name": name, "eval_cfg": eval_cfg}
+    return {**config, "model_name": cfg.name, "model_args": cfg.model_kwargs(),
+            "eval_cfg": eval_cfg}
 
 
 def _config_differences(old: dict[str, Any], new: dict[str, Any], prefix: str = "") -> list[str]:

@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import csv
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import torch
 
 __all__ = ["topk_correct", "write_csv", "plot_curves", "TensorBoardLogger"]
 
 
-def topk_correct(logits: torch.Tensor, labels: torch.Tensor, ks: Sequence[int] = (1, 5)) -> list[int]:
+def topk_correct(
+    logits: torch.Tensor, labels: torch.Tensor, ks: Sequence[int] = (1, 5)
+) -> list[int]:
     """How many rows have their label among the top-k logits, for each k (k capped at classes)."""
     kmax = min(max(ks), logits.shape[-1])
     top = logits.topk(kmax, dim=-1).indices  # (B, kmax)

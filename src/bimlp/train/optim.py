@@ -10,7 +10,7 @@ linearly to the real one.
 from __future__ import annotations
 
 import math
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 from torch import nn

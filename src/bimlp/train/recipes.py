@@ -9,8 +9,9 @@ for this data, so both steps learn from the labels. ``configs/digits_step1.yaml`
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import PurePosixPath
-from typing import Any, Sequence
+from typing import Any
 
 from .config import TrainConfig, apply_overrides, config_from_dict, parse_override
 

@@ -36,11 +36,11 @@ def native() -> ModuleType | None:
             module = load(
                 name="bimlp_kernels",
                 sources=[str(_SOURCE)],
-                extra_cflags=["-O3", "-ffp-contract=off", "-fno-math-errno"],
+                extra_cflags=["-O3", "-ffp-contract=off", "-fno-math-errno", "-fno-trapping-math"],
                 verbose=False,
             )
         except Exception as e:  # compiler missing, headers missing, ninja missing, ...
-            error = f"{type(e).__name__}: {str(e).strip().splitlines()[-1] if str(e).strip() else e}"
+            error = _first_error(e)
     if error is not None:
         warnings.warn(
             f"bimlp: native 1-bit kernels unavailable ({error}); the packed engine falls back to "
@@ -50,6 +50,16 @@ def native() -> ModuleType | None:
         )
     _state["module"], _state["error"] = module, error
     return module
+
+
+def _first_error(e: Exception) -> str:
+    """The most telling line of a build failure (the first compiler error, else the last line)."""
+    text = f"{e}\n{getattr(e, 'output', '') or ''}"
+    lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
+    for ln in lines:
+        if "error:" in ln:
+            return f"{type(e).__name__}: {ln}"
+    return f"{type(e).__name__}: {lines[-1] if lines else e!r}"
 
 
 def native_error() -> str | None:

@@ -94,51 +94,89 @@ struct Epilogue {
   float* out = nullptr;
   int64_t ld_out = 0;
   int K = 0;                     // true reduction length (dot = K - 2 * popcount)
+  int N = 0;                     // output channels
 };
 
 inline float prelu(float v, float a) { return v >= 0.f ? v : a * v; }
 
-// Finish one row segment: columns [n0, n0 + nc) of row m, `pc` holds popcounts (or dots).
-void epilogue_row(const Epilogue& e, int64_t m, int n0, int nc, const int32_t* pc, bool is_dot) {
-  float v[64], u[64];
-  for (int j0 = 0; j0 < nc; j0 += 64) {
-    const int cnt = std::min(64, nc - j0);
-    for (int j = 0; j < cnt; ++j) {
-      const int n = n0 + j0 + j;
-      const float d = is_dot ? float(pc[j0 + j]) : float(e.K - 2 * pc[j0 + j]);
-      v[j] = e.alpha[n] * d + e.beta[n];
+// Element-wise loops are compiled twice (AVX2 and baseline) and picked by the loader (ifunc).
+#if defined(BIMLP_X86) && defined(__GNUC__) && !defined(__clang__)
+#define BIMLP_CLONES __attribute__((target_clones("avx2", "default")))
+#else
+#define BIMLP_CLONES
+#endif
+
+// Finish `rows` full rows starting at row m0: dots[(m - m0) * ldd + n] holds popcounts
+// (is_dot = false) or signed dots (is_dot = true) for all N columns. scratch: 2 * N floats.
+BIMLP_CLONES void epilogue_rows(const Epilogue& e, int64_t m0, int64_t rows, const int32_t* dots,
+                                int64_t ldd, bool is_dot, float* scratch) {
+  const int N = e.N;
+  float* __restrict v = scratch;
+  float* __restrict t = scratch + N;
+  const float* __restrict alpha = e.alpha;
+  const float* __restrict beta = e.beta;
+  for (int64_t i = 0; i < rows; ++i) {
+    const int64_t m = m0 + i;
+    const int32_t* __restrict d = dots + i * ldd;
+    if (is_dot) {
+      for (int n = 0; n < N; ++n) v[n] = alpha[n] * float(d[n]) + beta[n];
+    } else {
+      const int K = e.K;
+      for (int n = 0; n < N; ++n) v[n] = alpha[n] * float(K - 2 * d[n]) + beta[n];
     }
-    const float* r = e.res ? e.res + m * e.ld_res : nullptr;
     if (e.res_kind != RES_NONE) {
-      for (int j = 0; j < cnt; ++j) {
-        const int n = n0 + j0 + j;
-        float t;
-        if (e.res_kind == RES_IDENTITY) {
-          t = r[n];
-        } else if (e.res_kind == RES_TILE) {
-          t = r[n % e.res_channels];
-        } else {  // group mean of `group` consecutive channels
-          t = 0.f;
-          for (int g = 0; g < e.group; ++g) t += r[n * e.group + g];
-          t = t / float(e.group);
+      const float* __restrict r = e.res + m * e.ld_res;
+      const float* src = t;
+      if (e.res_kind == RES_IDENTITY) {
+        src = r;
+      } else if (e.res_kind == RES_TILE) {
+        const int C = e.res_channels;
+        for (int k0 = 0; k0 < N; k0 += C) std::memcpy(t + k0, r, sizeof(float) * C);
+      } else {  // mean of `group` consecutive channels
+        const int G = e.group;
+        for (int n = 0; n < N; ++n) {
+          float acc = 0.f;
+          for (int g = 0; g < G; ++g) acc += r[n * G + g];
+          t[n] = acc / float(G);
         }
-        if (e.res_scale) t = prelu(e.res_scale[n] * t + e.res_bias[n], e.res_slope[n]) + e.res_shift[n];
-        u[j] = t;
       }
-      for (int j = 0; j < cnt; ++j) v[j] += u[j];
+      if (e.res_scale) {
+        const float *sc = e.res_scale, *bi = e.res_bias, *sl = e.res_slope, *sh = e.res_shift;
+        for (int n = 0; n < N; ++n) {
+          const float q = sc[n] * src[n] + bi[n];
+          t[n] = (q >= 0.f ? q : sl[n] * q) + sh[n];
+        }
+        src = t;
+      }
+      for (int n = 0; n < N; ++n) v[n] += src[n];
     }
-    if (e.slope)
-      for (int j = 0; j < cnt; ++j) v[j] = prelu(v[j], e.slope[n0 + j0 + j]) + e.shift[n0 + j0 + j];
-    float* o = e.out + m * e.ld_out + n0 + j0;
-    const float* b = e.base ? e.base + m * e.ld_out + n0 + j0 : nullptr;
-    const float* x1 = e.e1 ? e.e1 + m * e.ld_out + n0 + j0 : nullptr;
-    const float* x2 = e.e2 ? e.e2 + m * e.ld_out + n0 + j0 : nullptr;
-    for (int j = 0; j < cnt; ++j) {
-      float y = e.gain * v[j];
-      if (x1) y += e.w1 * x1[j];
-      if (x2) y += e.w2 * x2[j];
-      if (b) y = b[j] + y;
-      o[j] = y;
+    if (e.slope) {
+      const float* __restrict sl = e.slope;
+      const float* __restrict sh = e.shift;
+      for (int n = 0; n < N; ++n) v[n] = (v[n] >= 0.f ? v[n] : sl[n] * v[n]) + sh[n];
+    }
+    float* __restrict o = e.out + m * e.ld_out;
+    if (!e.base && !e.e1 && !e.e2 && e.gain == 1.f) {
+      std::memcpy(o, v, sizeof(float) * N);
+      continue;
+    }
+    const float gain = e.gain;
+    for (int n = 0; n < N; ++n) v[n] = gain * v[n];
+    if (e.e1) {
+      const float* __restrict x1 = e.e1 + m * e.ld_out;
+      const float w1 = e.w1;
+      for (int n = 0; n < N; ++n) v[n] += w1 * x1[n];
+    }
+    if (e.e2) {
+      const float* __restrict x2 = e.e2 + m * e.ld_out;
+      const float w2 = e.w2;
+      for (int n = 0; n < N; ++n) v[n] += w2 * x2[n];
+    }
+    if (e.base) {
+      const float* bs = e.base + m * e.ld_out;  // may alias o (in-place residual update)
+      for (int n = 0; n < N; ++n) o[n] = bs[n] + v[n];
+    } else {
+      std::memcpy(o, v, sizeof(float) * N);
     }
   }
 }
@@ -187,6 +225,11 @@ void pack_row(const float* x, const float* bias, int64_t C, uint64_t* dst) {
   pack_row_portable(x, bias, C, dst);
 }
 
+BIMLP_CLONES void affine_row(const float* __restrict x, const float* __restrict s,
+                             const float* __restrict t, float* __restrict z, int64_t C) {
+  for (int64_t c = 0; c < C; ++c) z[c] = x[c] * s[c] + t[c];
+}
+
 // x: (M, C); biases: (P, C); out: (P, M, KW) int64. scale/shift (C) optional, z_out (M, C).
 void pack_signs(const torch::Tensor& x, const torch::Tensor& biases, torch::Tensor& out,
                 const c10::optional<torch::Tensor>& scale, const c10::optional<torch::Tensor>& shift,
@@ -209,7 +252,7 @@ void pack_signs(const torch::Tensor& x, const torch::Tensor& biases, torch::Tens
       const float* row = xp + m * C;
       if (affine) {
         float* z = zp + m * C;
-        for (int64_t c = 0; c < C; ++c) z[c] = row[c] * sp[c] + tp[c];
+        affine_row(row, sp, tp, z, C);
         row = z;
       }
       for (int64_t p = 0; p < P; ++p) pack_row(row, bp + p * C, C, op + (p * M + m) * KW);
@@ -223,19 +266,20 @@ template <int MR>
 #ifdef BIMLP_X86
 __attribute__((target("popcnt")))
 #endif
-void mk_portable(const uint64_t* A, int64_t lda, const uint64_t* W, int KW, int32_t* pc) {
+void mk_portable(const uint64_t* A, int64_t lda, const uint64_t* W, int KW, int32_t* pc,
+                 int64_t ldc) {
   for (int r = 0; r < MR; ++r)
     for (int j = 0; j < NR; ++j) {
       int32_t s = 0;
       for (int k = 0; k < KW; ++k) s += __builtin_popcountll(A[r * lda + k] ^ W[k * NR + j]);
-      pc[r * NR + j] = s;
+      pc[r * ldc + j] = s;
     }
 }
 
 #ifdef BIMLP_X86
 template <int MR>
 __attribute__((target("avx2"))) void mk_avx2(const uint64_t* A, int64_t lda, const uint64_t* W,
-                                               int KW, int32_t* pc) {
+                                               int KW, int32_t* pc, int64_t ldc) {
   const __m256i lut = _mm256_setr_epi8(0, 1, 1, 2, 1, 2, 2, 3, 1, 2, 2, 3, 2, 3, 3, 4, 0, 1, 1, 2,
                                        1, 2, 2, 3, 1, 2, 2, 3, 2, 3, 3, 4);
   const __m256i low = _mm256_set1_epi8(0x0f);
@@ -270,14 +314,14 @@ __attribute__((target("avx2"))) void mk_avx2(const uint64_t* A, int64_t lda, con
     for (int j = 0; j < 4; ++j) {
       alignas(32) int64_t t[4];
       _mm256_store_si256(reinterpret_cast<__m256i*>(t), tot[r][j]);
-      for (int q = 0; q < 4; ++q) pc[r * NR + 4 * j + q] = int32_t(t[q]);
+      for (int q = 0; q < 4; ++q) pc[r * ldc + 4 * j + q] = int32_t(t[q]);
     }
 }
 
 template <int MR>
 __attribute__((target("avx512f,avx512vpopcntdq"))) void mk_avx512(const uint64_t* A, int64_t lda,
                                                                    const uint64_t* W, int KW,
-                                                                   int32_t* pc) {
+                                                                   int32_t* pc, int64_t ldc) {
   __m512i acc[MR][2];
   for (int r = 0; r < MR; ++r) acc[r][0] = acc[r][1] = _mm512_setzero_si512();
   for (int k = 0; k < KW; ++k) {
@@ -290,13 +334,13 @@ __attribute__((target("avx512f,avx512vpopcntdq"))) void mk_avx512(const uint64_t
     }
   }
   for (int r = 0; r < MR; ++r) {
-    _mm256_storeu_si256(reinterpret_cast<__m256i*>(pc + r * NR), _mm512_cvtepi64_epi32(acc[r][0]));
-    _mm256_storeu_si256(reinterpret_cast<__m256i*>(pc + r * NR + 8), _mm512_cvtepi64_epi32(acc[r][1]));
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(pc + r * ldc), _mm512_cvtepi64_epi32(acc[r][0]));
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(pc + r * ldc + 8), _mm512_cvtepi64_epi32(acc[r][1]));
   }
 }
 #endif
 
-using Micro = void (*)(const uint64_t*, int64_t, const uint64_t*, int, int32_t*);
+using Micro = void (*)(const uint64_t*, int64_t, const uint64_t*, int, int32_t*, int64_t);
 
 struct Kernels {
   int mr;
@@ -313,28 +357,28 @@ Kernels kernels_for(int isa) {
 }
 
 // A: (M, KW) packed activations; Wp: panels (ceil(N / NR), KW, NR); out via the epilogue.
+// Rows are processed in blocks: popcounts of a block for all N columns go to a small int32
+// buffer (kept in L1/L2), then the epilogue finishes the block's rows while they are hot.
 void bgemm_impl(const uint64_t* A, int64_t M, int KW, const uint64_t* Wp, int N, const Epilogue& e) {
   const Kernels ker = kernels_for(current_isa());
   const int panels = (N + NR - 1) / NR;
-  const int64_t MB = 96;  // rows per task: A block stays in L1/L2 while all panels pass over it
+  const int64_t ldd = int64_t(panels) * NR;
+  int64_t MB = std::max<int64_t>(1, 16384 / ldd) * ker.mr;  // ~64 KB of popcounts per block
+  MB = std::min<int64_t>(MB, 120);
   const int64_t blocks = (M + MB - 1) / MB;
   at::parallel_for(0, blocks, 1, [&](int64_t b0, int64_t b1) {
-    int32_t pc[8 * NR];
+    std::vector<int32_t> dots(MB * ldd);
+    std::vector<float> scratch(2 * ldd);
     for (int64_t b = b0; b < b1; ++b) {
       const int64_t r0 = b * MB, r1 = std::min(M, r0 + MB);
       for (int p = 0; p < panels; ++p) {
         const uint64_t* W = Wp + int64_t(p) * KW * NR;
-        const int n0 = p * NR, nc = std::min(NR, N - n0);
+        int32_t* d = dots.data() + p * NR;
         int64_t m = r0;
-        for (; m + ker.mr <= r1; m += ker.mr) {
-          ker.full(A + m * KW, KW, W, KW, pc);
-          for (int r = 0; r < ker.mr; ++r) epilogue_row(e, m + r, n0, nc, pc + r * NR, false);
-        }
-        for (; m < r1; ++m) {
-          ker.one(A + m * KW, KW, W, KW, pc);
-          epilogue_row(e, m, n0, nc, pc, false);
-        }
+        for (; m + ker.mr <= r1; m += ker.mr) ker.full(A + m * KW, KW, W, KW, d + (m - r0) * ldd, ldd);
+        for (; m < r1; ++m) ker.one(A + m * KW, KW, W, KW, d + (m - r0) * ldd, ldd);
       }
+      epilogue_rows(e, r0, r1 - r0, dots.data(), ldd, false, scratch.data());
     }
   });
 }
@@ -392,6 +436,7 @@ Epilogue make_epilogue(const torch::Tensor& alpha, const torch::Tensor& beta, in
     if (t->has_value()) TORCH_CHECK((*t)->sizes() == out.sizes() && (*t)->is_contiguous(), "mix terms: (M, N)");
   e.out = out.data_ptr<float>();
   e.ld_out = N;
+  e.N = int(N);
   return e;
 }
 
@@ -436,7 +481,7 @@ void bgemm(const torch::Tensor& abits, const torch::Tensor& panels, int64_t K,
 // Spatial binary conv (1x7 along W or 7x1 along H, padding 3), int8 sign planes.
 // planes: (B, H, W, Cs) int8 ±1; weights: (T, Cs) int8 ±1; pairs = Cs / N (1 depthwise, 2 for
 // the pair-grouped 2C -> C conv whose output k reads channels 2k and 2k + 1).
-void accumulate_portable(int8_t* acc, const int8_t* s, const int8_t* w, int64_t Cs) {
+BIMLP_CLONES void accumulate_portable(int8_t* acc, const int8_t* s, const int8_t* w, int64_t Cs) {
   for (int64_t c = 0; c < Cs; ++c) acc[c] = int8_t(acc[c] + s[c] * w[c]);
 }
 
@@ -475,7 +520,8 @@ void sconv(const torch::Tensor& planes, const torch::Tensor& weights, int64_t ax
   const bool avx2 = current_isa() >= ISA_AVX2;
   at::parallel_for(0, B * H, 1, [&](int64_t q0, int64_t q1) {
     std::vector<int8_t> acc(Cs);
-    std::vector<int32_t> dot(N);
+    std::vector<int32_t> dot(W * N);
+    std::vector<float> scratch(2 * N);
     for (int64_t q = q0; q < q1; ++q) {
       const int64_t b = q / H, h = q % H;
       for (int64_t x = 0; x < W; ++x) {
@@ -492,19 +538,23 @@ void sconv(const torch::Tensor& planes, const torch::Tensor& weights, int64_t ax
 #endif
           accumulate_portable(acc.data(), s, wp + t * Cs, Cs);
         }
+        int32_t* d = dot.data() + x * N;
         if (pairs == 2)
-          for (int64_t n = 0; n < N; ++n) dot[n] = int32_t(acc[2 * n]) + int32_t(acc[2 * n + 1]);
+          for (int64_t n = 0; n < N; ++n) d[n] = int32_t(acc[2 * n]) + int32_t(acc[2 * n + 1]);
         else
-          for (int64_t n = 0; n < N; ++n) dot[n] = acc[n];
-        const int64_t m = (b * H + h) * W + x;
-        for (int64_t n0 = 0; n0 < N; n0 += 64)
-          epilogue_row(e, m, int(n0), int(std::min<int64_t>(64, N - n0)), dot.data() + n0, true);
+          for (int64_t n = 0; n < N; ++n) d[n] = acc[n];
       }
+      epilogue_rows(e, q * W, W, dot.data(), N, true, scratch.data());
     }
   });
 }
 
 // Sign plane of x + bias: (M, C) float -> (M, C) int8 ±1 (sign(0) = +1).
+BIMLP_CLONES void sign_row(const float* __restrict x, const float* __restrict b, int8_t* __restrict o,
+                           int64_t C) {
+  for (int64_t c = 0; c < C; ++c) o[c] = (x[c] + b[c]) < 0.f ? int8_t(-1) : int8_t(1);
+}
+
 void sign_plane(const torch::Tensor& x, const torch::Tensor& bias, torch::Tensor out) {
   TORCH_CHECK(x.dim() == 2 && x.is_contiguous() && out.is_contiguous() &&
                   out.scalar_type() == torch::kChar && out.numel() == x.numel(), "bad sign_plane args");
@@ -513,41 +563,75 @@ void sign_plane(const torch::Tensor& x, const torch::Tensor& bias, torch::Tensor
   const float* bp = bias.data_ptr<float>();
   int8_t* op = out.data_ptr<int8_t>();
   at::parallel_for(0, M, 256, [&](int64_t m0, int64_t m1) {
-    for (int64_t m = m0; m < m1; ++m)
-      for (int64_t c = 0; c < C; ++c) op[m * C + c] = (xp[m * C + c] + bp[c]) < 0.f ? -1 : 1;
+    for (int64_t m = m0; m < m1; ++m) sign_row(xp + m * C, bp, op + m * C, C);
   });
 }
 
-// PATM token-mixing input: u = [amp * cos ; amp * sin] + bias (2C channels), its sign plane
-// (M, 2C) int8 and the pair mean (u[2k] + u[2k+1]) / 2 (M, C).
-void wave_prep(const torch::Tensor& amp, const torch::Tensor& cosv, const torch::Tensor& sinv,
-               const torch::Tensor& bias, torch::Tensor planes, torch::Tensor pair_mean) {
+// sin and cos of one float: reduction by pi/2 in three parts (exact products for |x| < 2^13),
+// minimax polynomials on [-pi/4, pi/4] (Cephes single-precision coefficients), quadrant fix-up.
+// Branch-free so the row loop vectorizes; about 1 ulp from the correctly rounded values.
+inline void sincos_f(float x, float& s, float& c) {
+  const float j = std::nearbyint(x * 0.636619772367581343f);
+  const float y = ((x - j * 1.5703125f) - j * 4.837512969970703125e-4f) - j * 7.54978995489188216e-8f;
+  const float z = y * y;
+  const float sp = ((-1.9515295891e-4f * z + 8.3321608736e-3f) * z - 1.6666654611e-1f) * z * y + y;
+  const float cp = (((2.443315711809948e-5f * z - 1.388731625493765e-3f) * z + 4.166664568298827e-2f) * z * z) - 0.5f * z + 1.0f;
+  const int q = int(j) & 3;
+  const float s0 = (q & 1) ? cp : sp;
+  const float c0 = (q & 1) ? sp : cp;
+  s = (q & 2) ? -s0 : s0;
+  c = ((q + 1) & 2) ? -c0 : c0;
+}
+
+BIMLP_CLONES void wave_row(const float* __restrict a, const float* __restrict th,
+                           const float* __restrict bp, float* __restrict u, int8_t* __restrict s,
+                           float* __restrict pm, int64_t C) {
+  for (int64_t c = 0; c < C; ++c) {
+    float sv, cv;
+    sincos_f(th[c], sv, cv);
+    const float pc = a[c] * cv;
+    const float ps = a[c] * sv;
+    u[c] = pc + bp[c];
+    u[C + c] = ps + bp[C + c];
+  }
+  for (int64_t j = 0; j < 2 * C; ++j) s[j] = u[j] < 0.f ? int8_t(-1) : int8_t(1);
+  for (int64_t k = 0; k < C; ++k) pm[k] = (u[2 * k] + u[2 * k + 1]) / 2.f;
+}
+
+// PATM token-mixing input: u = [amp * cos(theta) ; amp * sin(theta)] + bias (2C channels), its
+// sign plane (M, 2C) int8 and the pair mean (u[2k] + u[2k+1]) / 2 (M, C).
+void wave_prep(const torch::Tensor& amp, const torch::Tensor& theta, const torch::Tensor& bias,
+               torch::Tensor planes, torch::Tensor pair_mean) {
   const int64_t M = amp.size(0), C = amp.size(1);
-  TORCH_CHECK(amp.is_contiguous() && cosv.is_contiguous() && sinv.is_contiguous() &&
-                  planes.is_contiguous() && pair_mean.is_contiguous(), "wave_prep: contiguous inputs");
+  TORCH_CHECK(amp.is_contiguous() && theta.is_contiguous() && planes.is_contiguous() &&
+                  pair_mean.is_contiguous() && theta.sizes() == amp.sizes(), "wave_prep: contiguous (M, C) inputs");
   TORCH_CHECK(bias.numel() == 2 * C && planes.numel() == 2 * M * C && pair_mean.numel() == M * C,
               "wave_prep: shapes");
   const float* a = amp.data_ptr<float>();
-  const float* cv = cosv.data_ptr<float>();
-  const float* sv = sinv.data_ptr<float>();
+  const float* th = theta.data_ptr<float>();
   const float* bp = bias.data_ptr<float>();
   int8_t* sp = planes.data_ptr<int8_t>();
   float* pm = pair_mean.data_ptr<float>();
-  at::parallel_for(0, M, 128, [&](int64_t m0, int64_t m1) {
+  at::parallel_for(0, M, std::max<int64_t>(1, 16384 / C), [&](int64_t m0, int64_t m1) {
     std::vector<float> u(2 * C);
-    for (int64_t m = m0; m < m1; ++m) {
-      const float* ar = a + m * C;
-      for (int64_t c = 0; c < C; ++c) {
-        const float pc = ar[c] * cv[m * C + c];
-        const float ps = ar[c] * sv[m * C + c];
-        u[c] = pc + bp[c];
-        u[C + c] = ps + bp[C + c];
-      }
-      int8_t* s = sp + m * 2 * C;
-      for (int64_t j = 0; j < 2 * C; ++j) s[j] = u[j] < 0.f ? -1 : 1;
-      for (int64_t k = 0; k < C; ++k) pm[m * C + k] = (u[2 * k] + u[2 * k + 1]) / 2.f;
-    }
+    for (int64_t m = m0; m < m1; ++m)
+      wave_row(a + m * C, th + m * C, bp, u.data(), sp + m * 2 * C, pm + m * C, C);
   });
+}
+
+// Element-wise sin and cos (for tests of the polynomial against torch).
+void sincos_values(const torch::Tensor& x, torch::Tensor s, torch::Tensor c) {
+  const float* xp = x.data_ptr<float>();
+  float *sp = s.data_ptr<float>(), *cp = c.data_ptr<float>();
+  for (int64_t i = 0; i < x.numel(); ++i) sincos_f(xp[i], sp[i], cp[i]);
+}
+
+BIMLP_CLONES void rprelu_row(float* __restrict x, const float* __restrict b1,
+                             const float* __restrict sl, const float* __restrict b2, int64_t C) {
+  for (int64_t c = 0; c < C; ++c) {
+    const float v = x[c] + b1[c];
+    x[c] = (v >= 0.f ? v : sl[c] * v) + b2[c];
+  }
 }
 
 // In-place RPReLU with folded biases: x = prelu(x + b1, slope) + b2, per channel of (M, C).
@@ -559,9 +643,15 @@ void rprelu_(torch::Tensor x, const torch::Tensor& params) {
   const float* sl = b1 + C;
   const float* b2 = b1 + 2 * C;
   at::parallel_for(0, M, 256, [&](int64_t m0, int64_t m1) {
-    for (int64_t m = m0; m < m1; ++m)
-      for (int64_t c = 0; c < C; ++c) xp[m * C + c] = prelu(xp[m * C + c] + b1[c], sl[c]) + b2[c];
+    for (int64_t m = m0; m < m1; ++m) rprelu_row(xp + m * C, b1, sl, b2, C);
   });
+}
+
+BIMLP_CLONES void mix_row(const float* __restrict a0, const float* __restrict a1,
+                          const float* __restrict a2, const float* __restrict h,
+                          const float* __restrict w, const float* __restrict c,
+                          const float* __restrict z, float* __restrict m, int64_t C) {
+  for (int64_t k = 0; k < C; ++k) m[k] = a0[k] * h[k] + a1[k] * w[k] + a2[k] * c[k] + z[k];
 }
 
 // m = a0 * h + a1 * w + a2 * c + z with per-(sample, channel) weights a: (3, B, C); rows of
@@ -580,8 +670,7 @@ void patm_mix(const torch::Tensor& h, const torch::Tensor& w, const torch::Tenso
       const int64_t b = r / HW;
       const float *a0 = ap + b * C, *a1 = ap + (B + b) * C, *a2 = ap + (2 * B + b) * C;
       const int64_t o = r * C;
-      for (int64_t k = 0; k < C; ++k)
-        mp[o + k] = a0[k] * hp[o + k] + a1[k] * wp[o + k] + a2[k] * cp[o + k] + zp[o + k];
+      mix_row(a0, a1, a2, hp + o, wp + o, cp + o, zp + o, mp + o, C);
       pack_row(mp + o, bp, C, op + r * KW);
     }
   });
@@ -606,6 +695,14 @@ void pooled_sum(const torch::Tensor& h, const torch::Tensor& w, const torch::Ten
       for (int64_t k = 0; k < C; ++k) op[b * C + k] = float(acc[k] / double(HW));
     }
   });
+}
+
+BIMLP_CLONES void max_into(float* __restrict m, const float* __restrict x, int64_t C) {
+  for (int64_t c = 0; c < C; ++c) m[c] = m[c] > x[c] ? m[c] : x[c];
+}
+
+BIMLP_CLONES void add_into(float* __restrict s, const float* __restrict x, int64_t C) {
+  for (int64_t c = 0; c < C; ++c) s[c] += x[c];
 }
 
 // BiMLP downsampling pool: mean of TF-SAME max-pools with kernels 2, 3, 5, 7, stride 2, -inf
@@ -634,12 +731,9 @@ void pool_mix(const torch::Tensor& x, torch::Tensor out) {
           const int64_t h0 = std::max<int64_t>(2 * i - ph[t], 0), h1 = std::min<int64_t>(2 * i - ph[t] + ks[t], H);
           const int64_t w0 = std::max<int64_t>(2 * j - pw[t], 0), w1 = std::min<int64_t>(2 * j - pw[t] + ks[t], W);
           for (int64_t hh = h0; hh < h1; ++hh)
-            for (int64_t ww = w0; ww < w1; ++ww) {
-              const float* row = xp + ((b * H + hh) * W + ww) * C;
-              for (int64_t c = 0; c < C; ++c) mx[c] = std::max(mx[c], row[c]);
-            }
+            for (int64_t ww = w0; ww < w1; ++ww) max_into(mx.data(), xp + ((b * H + hh) * W + ww) * C, C);
           if (t == 0) std::copy(mx.begin(), mx.end(), sum.begin());
-          else for (int64_t c = 0; c < C; ++c) sum[c] += mx[c];
+          else add_into(sum.data(), mx.data(), C);
         }
         float* o = op + ((b * Ho + i) * Wo + j) * C;
         for (int64_t c = 0; c < C; ++c) o[c] = sum[c] / 4.f;
@@ -667,6 +761,7 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.def("sconv", &sconv);
   m.def("sign_plane", &sign_plane);
   m.def("wave_prep", &wave_prep);
+  m.def("sincos", &sincos_values);
   m.def("rprelu_", &rprelu_);
   m.def("patm_mix", &patm_mix);
   m.def("pooled_sum", &pooled_sum);

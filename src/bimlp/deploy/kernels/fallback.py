@@ -115,8 +115,8 @@ class TorchKernels:
         out.view(x.shape).copy_(torch.where(x + bias < 0, -1, 1).to(torch.int8))
 
     @staticmethod
-    def wave_prep(amp, cosv, sinv, bias, planes, pair_mean) -> None:
-        u = torch.cat([amp * cosv, amp * sinv], dim=1) + bias
+    def wave_prep(amp, theta, bias, planes, pair_mean) -> None:
+        u = torch.cat([amp * torch.cos(theta), amp * torch.sin(theta)], dim=1) + bias
         planes.view(u.shape).copy_(torch.where(u < 0, -1, 1).to(torch.int8))
         pair_mean.copy_(u.reshape(u.shape[0], -1, 2).sum(-1) / 2)
 

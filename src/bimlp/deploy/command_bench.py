@@ -1,0 +1,40 @@
+"""``bimlp bench --model NAME``: the packed engine against float32 PyTorch (eager and compiled)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--model", default="bimlp_s", help="registered model name (default bimlp_s)")
+    parser.add_argument("--checkpoint", help="weights (default: the model's random init)")
+    parser.add_argument("--batch", type=int, nargs="+", default=[1, 32], help="batch sizes (default 1 32)")
+    parser.add_argument("--image-size", type=int, default=224, help="input resolution (default 224)")
+    parser.add_argument("--threads", type=int, default=None, help="threads for every engine (default: torch's)")
+    parser.add_argument("--repeats", type=int, default=5, help="timed runs per engine (median)")
+    parser.add_argument("--budget", type=float, default=90.0,
+                        help="seconds per engine and batch after which timing stops (at least 3 runs)")
+    parser.add_argument("--no-compile", action="store_true", help="skip the torch.compile baseline")
+    parser.add_argument("--no-memory", action="store_true", help="skip the peak-memory processes")
+    parser.add_argument("--no-layers", action="store_true", help="skip per-layer timings")
+    parser.add_argument("--json", help="write the results here, keyed by batch size")
+
+
+def run(args: argparse.Namespace) -> int:
+    from .bench import benchmark, print_report, write_json
+
+    try:
+        results = benchmark(
+            args.model, args.checkpoint, tuple(args.batch), args.image_size, args.threads,
+            args.repeats, use_compile=not args.no_compile, memory=not args.no_memory,
+            layers=not args.no_layers, budget_s=args.budget,
+            log=lambda s: print(s, file=sys.stderr, flush=True),
+        )
+    except ValueError as e:
+        print(f"bimlp bench: {e}", file=sys.stderr)
+        return 2
+    print_report(results)
+    if args.json:
+        print(f"wrote {write_json(results, args.json)}")
+    return 0

@@ -1,0 +1,51 @@
+"""``bimlp export --model NAME [--checkpoint PATH] -o OUT.bimlp [--onnx OUT.onnx]``."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+from pathlib import Path
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--model", required=True, help="registered model name, e.g. bimlp_s")
+    parser.add_argument("--checkpoint", help="weights to export (safetensors, MindSpore .ckpt)")
+    parser.add_argument("-o", "--output", required=True, help="the .bimlp file to write")
+    parser.add_argument("--mode", default="paper", choices=("paper", "official"),
+                        help="numerical mode of the model (only paper mode is 1-bit)")
+    parser.add_argument("--onnx", help="also write the simulated float model as ONNX here")
+    parser.add_argument("--image-size", type=int, default=224, help="ONNX input size (default 224)")
+
+
+def run(args: argparse.Namespace) -> int:
+    import bimlp
+    from bimlp.checkpoint import CheckpointError, save_weights
+
+    from .artifact import export, size_report
+    from .pack import pack_model
+
+    try:
+        model = bimlp.create_model(args.model, checkpoint=args.checkpoint, mode=args.mode).eval()
+        packed = pack_model(model, backend="torch")
+    except (ValueError, CheckpointError) as e:
+        print(f"bimlp export: {e}", file=sys.stderr)
+        return 2
+    source = {"model": args.model, "checkpoint": Path(args.checkpoint).name if args.checkpoint else None}
+    out = export(packed, args.output, source=source)
+    sizes = size_report(packed)
+    with tempfile.TemporaryDirectory() as tmp:
+        float_bytes = save_weights(model, Path(tmp) / "float.safetensors").stat().st_size
+    size = out.stat().st_size
+    print(f"wrote {out}: {size / 1e6:.3f} MB ({sizes['binary_weights']:,} binary weights as bits, "
+          f"{sizes['float_values']:,} float32 values)")
+    print(f"  theoretical minimum {sizes['theoretical_bytes'] / 1e6:.3f} MB "
+          f"(+{100 * (size / sizes['theoretical_bytes'] - 1):.2f} %); float32 checkpoint "
+          f"{float_bytes / 1e6:.3f} MB ({float_bytes / size:.1f}x larger)")
+    if args.onnx:
+        from .onnx import export_onnx
+
+        path = export_onnx(model, args.onnx, image_size=args.image_size)
+        print(f"wrote {path} (simulated float32 graph, input 1x{model.config.in_chans}x"
+              f"{args.image_size}x{args.image_size}, dynamic batch)")
+    return 0

@@ -1,0 +1,79 @@
+"""``bimlp eval``: top-1 / top-5 and images/s of a checkpoint on an image folder.
+
+    bimlp eval --model bimlp_s --checkpoint runs/s_step2/model.safetensors --data /data/imagenet
+    bimlp eval --model bimlp_m --checkpoint bimlp_m.safetensors --data /data/imagenet/val
+    bimlp eval --model bimlp_s --checkpoint runs/digits/step2/model.safetensors --dataset digits
+
+Every image is scored: the last partial batch is kept (the release dropped it).
+"""
+
+from __future__ import annotations
+
+import argparse
+
+__all__ = ["add_arguments", "run"]
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--model", required=True, help="model name, e.g. bimlp_s or wavemlp_t")
+    parser.add_argument("--checkpoint", required=True, help="weights file (any supported format)")
+    parser.add_argument(
+        "--data", help="ImageNet-style folder (DIR/val/<class>/... or DIR/<class>/...) or a "
+                       "folder of MNIST idx files",
+    )
+    parser.add_argument("--dataset", default="auto", choices=["auto", "folder", "idx", "digits"],
+                        help="kind of data (default: detected from --data)")
+    parser.add_argument("--split", default="val", help="sub-folder of --data to use if present")
+    parser.add_argument("--batch-size", type=int, default=100)
+    parser.add_argument("--workers", type=int, default=4)
+    parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
+    parser.add_argument("--amp", default="none", choices=["none", "bf16", "fp16", "auto"])
+    parser.add_argument("--json", metavar="PATH", help="also write the results as JSON")
+    parser.add_argument(
+        "--set", dest="model_args", action="append", default=[], metavar="KEY=VALUE",
+        help="model build argument over the stored ones, e.g. --set mode=official",
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    import json
+    import sys
+
+    import torch
+
+    from ..checkpoint import CheckpointError
+    from ..data import DataError
+    from .config import ConfigError, parse_override
+    from .distributed import setup_distributed
+    from .engine import SkipLog, amp_dtype, evaluate
+    from .evaluation import eval_dataset, eval_loader, load_trained_model
+
+    try:
+        overrides = {}
+        for item in args.model_args:
+            keys, value = parse_override(item)
+            overrides[".".join(keys)] = value
+        env = setup_distributed(args.device)
+        device = env.device
+        model, eval_cfg = load_trained_model(args.model, args.checkpoint, **overrides)
+        model.to(device)
+        ds, description = eval_dataset(args.data, args.dataset, model, eval_cfg, args.split)
+        print(f"{args.model} from {args.checkpoint}; {description}", flush=True)
+        loader = eval_loader(ds, args.batch_size, args.workers, pin=device.type == "cuda")
+        skips = SkipLog()
+        result = evaluate(model, loader, device, None, amp_dtype(args.amp, device), skips,
+                          progress=sys.stderr.isatty())
+    except (ConfigError, DataError, CheckpointError, ValueError) as e:
+        print(f"bimlp eval: {e}", file=sys.stderr)
+        return 2
+    skipped = sorted(skips.paths)
+    result.update(skipped=len(skipped), model=args.model, checkpoint=str(args.checkpoint),
+                  device=str(device), threads=torch.get_num_threads())
+    print(f"top-1 {result['top1']:.3f}%  top-5 {result['top5']:.3f}%  "
+          f"({result['images']} images scored, {result['img_s']:.1f} images/s on {device})")
+    if skipped:
+        print(f"skipped {len(skipped)} undecodable image(s): {', '.join(skipped[:5])}")
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(result, f, indent=2)
+    return 0

@@ -1,0 +1,139 @@
+"""Evaluation of a saved model: load any checkpoint we know, build the matching data pipeline.
+
+:func:`load_trained_model` rebuilds a model exactly as it was trained when the file says how
+(our ``model.safetensors`` and ``last.pt`` carry the model's build arguments, including the
+training step and numerical mode, and the evaluation pipeline of their data); other files --
+converted official checkpoints, released Wave-MLP files, timm weights -- go through
+:func:`bimlp.create_model` or timm with a strict load.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from torch import nn
+from torch.utils.data import DataLoader, Dataset
+
+from ..checkpoint import CheckpointError, load_state_dict_strict, read_weights, sniff_format
+from ..data import DataError, ImageFolderDataset, eval_transform
+from ..data.arrays import IDX_FILES
+from .config import DataConfig, ModelConfig, config_from_dict
+
+__all__ = ["load_trained_model", "eval_dataset", "eval_loader", "detect_dataset"]
+
+_CFG_KEYS = ("input_size", "crop_pct", "interpolation", "mean", "std")
+
+
+def _build(name: str, args: Mapping[str, Any]) -> nn.Module:
+    from .engine import build_student
+
+    cfg = ModelConfig(name=name, extra=dict(args))
+    return build_student(cfg, int(args.get("num_classes", 1000)), int(args.get("in_chans", 3)))
+
+
+def load_trained_model(
+    name: str, checkpoint: str | Path, **overrides: Any
+) -> tuple[nn.Module, dict[str, Any] | None]:
+    """(model in eval mode, stored evaluation pipeline or ``None``).
+
+    Args:
+        name: the model name (checked against the name stored in our files).
+        checkpoint: ``model.safetensors`` / ``last.pt`` from ``bimlp train``, a converted or
+            official checkpoint, or a weights file of a timm model.
+        **overrides: build arguments that win over stored ones (e.g. ``mode="official"``).
+    """
+    from ..models import create_model, is_model
+    from .distill import read_state_dict
+    from .state import load_training_checkpoint
+
+    path = Path(checkpoint)
+    kind = sniff_format(path)
+    stored_name, args, eval_cfg, state = None, None, None, None
+    if kind == "safetensors":
+        state, meta, _ = read_weights(path)
+        if "model_args" in meta:  # written by bimlp train
+            stored_name, args = meta.get("model_name"), meta["model_args"]
+            eval_cfg = meta.get("eval_cfg")
+    elif kind == "torch":
+        try:  # ours? (a foreign file is not, or not readable with weights_only: fall through)
+            ckpt = load_training_checkpoint(path)
+        except CheckpointError:
+            ckpt = None
+        if ckpt is not None:
+            model_cfg = config_from_dict(ckpt["config"]["model"], ModelConfig)
+            stored_name, args = model_cfg.name, model_cfg.model_kwargs()
+            eval_cfg, state = ckpt.get("eval_cfg"), ckpt["model"]
+    if stored_name is not None and stored_name != name:
+        raise ValueError(f"{path} holds a {stored_name!r} model, not {name!r}")
+    if args is not None:
+        model = _build(name, {**args, **overrides})
+        load_state_dict_strict(model, state, source=str(path))
+    elif is_model(name):
+        model = create_model(name, checkpoint=path, **overrides)
+    else:
+        model = _build(name, overrides)
+        load_state_dict_strict(model, read_state_dict(path), source=str(path))
+    return model.eval(), eval_cfg
+
+
+def detect_dataset(root: str | Path) -> str:
+    """``idx`` (the four MNIST files) or ``folder`` (an image folder) for a data path."""
+    root = Path(root)
+    if not root.is_dir():
+        raise DataError(f"{root}: no such data folder")
+    names = {p.name.removesuffix(".gz") for p in root.iterdir()}
+    if all(f in names for f in IDX_FILES["test"]):
+        return "idx"
+    return "folder"
+
+
+def eval_dataset(
+    data: str | Path | None,
+    dataset: str,
+    model: nn.Module,
+    eval_cfg: Mapping[str, Any] | None,
+    split: str = "val",
+) -> tuple[Dataset, str]:
+    """The evaluation set and a description.
+
+    ``folder``: ``DATA/<split>/`` if it exists, else ``DATA`` itself, one sub-folder per class
+    (sorted names = class indices, as in training); the transform is the stored evaluation
+    pipeline, else the model's default config (resize ``size / crop_pct``, center crop).
+    ``idx`` / ``digits``: the test split, normalised as in training when that is stored.
+    """
+    if dataset == "auto":
+        if data is None:
+            raise DataError("--data is required (or --dataset digits)")
+        dataset = detect_dataset(data)
+    if dataset in ("idx", "digits"):
+        from ..data import build_datasets
+
+        cfg = DataConfig(dataset=dataset, root=None if data is None else str(data), train_limit=1)
+        if eval_cfg:
+            cfg.image_size = int(eval_cfg["input_size"][-1])
+            cfg.mean, cfg.std = list(eval_cfg["mean"]), list(eval_cfg["std"])
+        bundle = build_datasets(cfg)
+        return bundle.val, bundle.description.split(":")[0] + f": {len(bundle.val)} test images"
+    if dataset != "folder":
+        raise DataError(f"--dataset must be auto, folder, idx or digits, got {dataset!r}")
+    if data is None:
+        raise DataError("--data is required for an image folder")
+    root = Path(data) / split if (Path(data) / split).is_dir() else Path(data)
+    cfg = dict(eval_cfg or {})
+    if not cfg:
+        pretrained = dict(getattr(model, "pretrained_cfg", None) or {})
+        cfg = {k: pretrained[k] for k in _CFG_KEYS if k in pretrained}
+    ds = ImageFolderDataset(root, eval_transform(cfg))
+    desc = (f"{root}: {len(ds)} images, {len(ds.classes)} classes, "
+            f"{cfg['input_size'][-1]}px crop_pct {cfg['crop_pct']} {cfg['interpolation']}")
+    return ds, desc
+
+
+def eval_loader(ds: Dataset, batch_size: int, workers: int, pin: bool = False) -> DataLoader:
+    """Every image, in order, the last partial batch included."""
+    from ..data import collate_skipping
+
+    return DataLoader(ds, batch_size=batch_size, shuffle=False, drop_last=False,
+                      num_workers=workers, collate_fn=collate_skipping, pin_memory=pin)

@@ -1,0 +1,24 @@
+"""Fixtures of the deployment tests."""
+
+from __future__ import annotations
+
+import pytest
+
+from bimlp.deploy.kernels import ISA_NAMES, native
+from bimlp.deploy.kernels.fallback import TorchKernels
+
+
+@pytest.fixture(scope="session")
+def kernel_sets():
+    """(name, kernels) for every instruction set this CPU supports, plus the PyTorch fallback."""
+    sets: list[tuple[str, object]] = [("torch", TorchKernels())]
+    mod = native()
+    if mod is not None:
+        for isa in (0, 1, 2):
+            if mod.supported(isa):
+                sets.append((ISA_NAMES[isa], (mod, isa)))
+        best = mod.isa()
+    yield sets
+    if mod is not None:
+        mod.set_isa(best)
+

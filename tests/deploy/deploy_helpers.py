@@ -1,0 +1,54 @@
+"""Helpers for the deployment tests: a conditioned random BiMLP, kernel selection."""
+
+from __future__ import annotations
+
+import torch
+
+import bimlp
+
+SMALL = dict(depths=(1, 1, 1, 1), dims=(16, 32, 48, 64), num_classes=10)
+
+
+def conditioned_model(name: str = "bimlp_s", calib_size: int = 64, branch_gain: float = 0.05,
+                      **kwargs) -> torch.nn.Module:
+    """A paper-mode BiMLP with random non-trivial parameters and calibrated BatchNorm statistics.
+
+    Every learnable bias, PReLU slope and BN affine is random; BN running statistics come from
+    forward passes on random images (as in a trained network). The binary branches' BN gains are
+    scaled by ``branch_gain`` so the network is numerically well conditioned: a random binary
+    network with unit gains is chaotic -- the same PyTorch model in float32 and float64 then
+    disagrees (cosine ~0.7-0.99), so no reimplementation could match it to 1e-5. Tests check the
+    conditioning (float32 vs float64) before comparing the packed engine.
+    """
+    m = bimlp.create_model(name, **kwargs)
+    g = torch.Generator().manual_seed(1)
+    with torch.no_grad():
+        for pname, p in m.named_parameters():
+            if "move" in pname:
+                p.copy_(torch.randn(p.shape, generator=g) * 0.1)
+            elif pname.endswith("act.weight"):
+                p.copy_(torch.rand(p.shape, generator=g) * 0.5)
+            elif p.dim() == 1 and p.shape != (2,):
+                base = 1.0 if pname.endswith(".weight") else 0.0
+                p.copy_(base + torch.randn(p.shape, generator=g) * 0.1)
+            elif p.shape == (2,):
+                p.copy_(torch.randn(2, generator=g) * 0.2)
+        for mname, mod in m.named_modules():
+            if isinstance(mod, torch.nn.BatchNorm2d):
+                mod.momentum = None
+                mod.reset_running_stats()
+                if any(k in mname for k in (".attn.", ".mlp.", "norm_h", "norm_w")):
+                    mod.weight.mul_(branch_gain)
+        m.train()
+        for _ in range(2):
+            m(torch.randn(4, m.config.in_chans, calib_size, calib_size, generator=g))
+    return m.eval()
+
+
+def use(kernels):
+    """The kernel module, with its instruction set selected."""
+    if isinstance(kernels, tuple):
+        mod, isa = kernels
+        mod.set_isa(isa)
+        return mod
+    return kernels

@@ -1,0 +1,151 @@
+"""Each kernel equals the plain definition exactly: sign(x + b) @ sign(W) as integers, the 1x7 /
+7x1 token convs with zero padding (padded taps contribute 0, not ±1), the SAME max-pool mix."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from bimlp.deploy.engine import _words_from_negative
+from bimlp.deploy.kernels import native
+from bimlp.layers import same_max_pool
+
+from deploy_helpers import use
+
+
+def sign(x: torch.Tensor) -> torch.Tensor:
+    return torch.where(x >= 0, 1.0, -1.0).to(torch.float64)  # sign(0) = +1
+
+
+def random_input(m: int, k: int, g: torch.Generator) -> torch.Tensor:
+    x = torch.randn(m, k, generator=g)
+    x[torch.rand(m, k, generator=g) < 0.1] = 0.0  # exact zeros: sign(0) = +1
+    x[torch.rand(m, k, generator=g) < 0.05] = -0.0  # negative zero is >= 0 too
+    return x
+
+
+# (M, K, N): K below, at and above word sizes, not multiples of 64, > 31 words (AVX2 chunking),
+# N not multiples of the 16-column panels, M not multiples of the row tiles.
+SHAPES = [(1, 1, 1), (7, 5, 3), (13, 63, 17), (50, 64, 16), (37, 65, 33), (9, 100, 31),
+          (101, 130, 47), (23, 320, 64), (5, 1000, 20), (19, 2112, 18), (200, 48, 144)]
+
+
+@pytest.mark.parametrize("m,k,n", SHAPES)
+def test_xnor_gemm_equals_sign_matmul(kernel_sets, m, k, n):
+    g = torch.Generator().manual_seed(m * 1000 + k + n)
+    x = random_input(m, k, g)
+    thresh = (torch.randn(k, generator=g) * 0.3).where(torch.rand(k, generator=g) < 0.7, torch.tensor(0.0))
+    w = torch.randn(n, k, generator=g)
+    expected = sign(x + thresh) @ sign(w).T  # (M, N) integers
+    for name, kernels in kernel_sets:
+        kern = use(kernels)
+        bits = torch.empty(1, m, (k + 63) // 64, dtype=torch.int64)
+        kern.pack_signs(x, thresh.view(1, -1).contiguous(), bits, None, None, None)
+        panels = kern.make_panels(_words_from_negative(w < 0))
+        out = torch.full((m, n), float("nan"))
+        kern.bgemm(bits[0], panels, k, torch.ones(n), torch.zeros(n), 0, None, 1, None, None,
+                   None, 1.0, None, 0.0, None, 0.0, out)
+        assert torch.equal(out.to(torch.float64), expected), f"{name}: GEMM differs for {(m, k, n)}"
+
+
+def test_pack_bit_layout(kernel_sets):
+    # channel c -> bit c % 64 of word c // 64, 1 = negative, padding bits 0
+    x = torch.tensor([[-1.0, 2.0, 0.0, -3.0] + [1.0] * 60 + [-1.0, -0.0, 5.0]])
+    expected = [0b1001, 0b01]
+    for name, kernels in kernel_sets:
+        kern = use(kernels)
+        bits = torch.empty(1, 1, 2, dtype=torch.int64)
+        kern.pack_signs(x, torch.zeros(1, 67), bits, None, None, None)
+        assert bits.view(-1).tolist() == expected, name
+
+
+@pytest.mark.parametrize("pairs", [1, 2])
+@pytest.mark.parametrize("axis", [0, 1])
+@pytest.mark.parametrize("b,h,w,c", [(2, 5, 9, 3), (1, 1, 2, 70), (1, 3, 1, 5), (2, 8, 13, 33)])
+def test_token_conv_equals_padded_conv(kernel_sets, pairs, axis, b, h, w, c):
+    g = torch.Generator().manual_seed(b + h * 10 + w * 100 + c + pairs + axis)
+    cs = c * pairs
+    planes = torch.where(torch.rand(b, h, w, cs, generator=g) < 0.5, -1, 1).to(torch.int8)
+    taps = torch.where(torch.rand(7, cs, generator=g) < 0.5, -1, 1).to(torch.int8)
+    # reference: grouped conv2d on ±1 floats with zero padding 3 along the conv axis
+    weight = taps.to(torch.float64).T.reshape(c, pairs, 1, 7)
+    padding = (0, 3)
+    if axis == 1:
+        weight, padding = weight.transpose(2, 3), (3, 0)
+    expected = F.conv2d(planes.permute(0, 3, 1, 2).to(torch.float64), weight, None, 1, padding,
+                        1, c).permute(0, 2, 3, 1).reshape(-1, c)
+    for name, kernels in kernel_sets:
+        kern = use(kernels)
+        out = torch.full((b * h * w, c), float("nan"))
+        kern.sconv(planes, taps, axis, pairs, torch.ones(c), torch.zeros(c), 0, None, 1, None, out)
+        assert torch.equal(out.to(torch.float64), expected), f"{name}: token conv differs"
+
+
+def test_epilogue_kinds_agree_with_fallback(kernel_sets):
+    """Scale/bias, every shortcut kind (with and without norm0/act1), PReLU, residual mix."""
+    g = torch.Generator().manual_seed(3)
+    m, k = 29, 70
+    x = torch.randn(m, k, generator=g)
+    cases = [(70, 1, 1, False), (140, 2, 1, True), (35, 3, 2, False), (35, 3, 2, True),
+             (10, 3, 7, False), (70, 0, 1, False)]
+    for n, kind, group, with_params in cases:
+        w = torch.randn(n, k, generator=g)
+        alpha, beta = torch.randn(n, generator=g), torch.randn(n, generator=g)
+        act = torch.stack([torch.rand(n, generator=g), torch.randn(n, generator=g)])
+        params = torch.randn(4, n, generator=g) if with_params else None
+        base, e1, e2 = (torch.randn(m, n, generator=g) for _ in range(3))
+        outs = []
+        for name, kernels in kernel_sets:
+            kern = use(kernels)
+            bits = torch.empty(1, m, 2, dtype=torch.int64)
+            kern.pack_signs(x, torch.zeros(1, k), bits, None, None, None)
+            out = torch.empty(m, n)
+            kern.bgemm(bits[0], kern.make_panels(_words_from_negative(w < 0)), k, alpha, beta,
+                       kind, x if kind else None, group, params, act, base, 0.7, e1, 0.2, e2,
+                       -0.3, out)
+            outs.append((name, out))
+        for name, out in outs[1:]:
+            torch.testing.assert_close(out, outs[0][1], rtol=1e-5, atol=1e-5, msg=name)
+
+
+@pytest.mark.parametrize("h,w", [(8, 8), (7, 9), (1, 1), (2, 3), (13, 6)])
+def test_pool_mix_matches_same_max_pools(kernel_sets, h, w):
+    x = torch.randn(2, 5, h, w)
+    expected = sum(same_max_pool(x, k, 2) for k in (2, 3, 5, 7)) / 4
+    for name, kernels in kernel_sets:
+        kern = use(kernels)
+        out = torch.empty(2, (h + 1) // 2, (w + 1) // 2, 5)
+        kern.pool_mix(x.permute(0, 2, 3, 1).contiguous(), out)
+        torch.testing.assert_close(out.permute(0, 3, 1, 2), expected, rtol=0, atol=1e-6, msg=name)
+
+
+def test_native_sincos_close_to_torch():
+    mod = native()
+    if mod is None:
+        pytest.skip("native kernels unavailable")
+    x = torch.cat([torch.randn(10000) * 3, torch.linspace(-200, 200, 10001)])
+    s, c = torch.empty_like(x), torch.empty_like(x)
+    mod.sincos(x, s, c)
+    assert (s - torch.sin(x)).abs().max() < 2e-7
+    assert (c - torch.cos(x)).abs().max() < 2e-7
+
+
+def test_build_failure_falls_back_with_warning(monkeypatch):
+    import bimlp.deploy.kernels as kernels
+    import torch.utils.cpp_extension as cpp
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("Error building extension 'bimlp_kernels'\nfoo.cpp:1:1: error: no compiler")
+
+    monkeypatch.setattr(kernels, "_state", {})
+    monkeypatch.setattr(cpp, "load", broken)
+    with pytest.warns(RuntimeWarning, match="no compiler"):
+        assert kernels.native() is None
+    assert "no compiler" in kernels.native_error()
+    from bimlp.deploy.engine import select_kernels
+    from bimlp.deploy.kernels.fallback import TorchKernels
+
+    assert isinstance(select_kernels("auto"), TorchKernels)
+    with pytest.raises(RuntimeError, match="unavailable"):
+        select_kernels("native")

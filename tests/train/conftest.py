@@ -1,0 +1,50 @@
+"""Helpers for the training tests: a tiny digits recipe that trains in seconds on one core."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+import torch
+
+from bimlp.train.recipes import digits_recipe
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def tiny_recipe(root: Path | str, step: int = 1, **sections: dict[str, Any]) -> dict[str, Any]:
+    """The digits recipe shrunk: 16x16 images, a two-stage BiMLP of 30 k parameters."""
+    recipe = digits_recipe(step, str(root))
+    recipe["model"].update(depths=[1, 1], dims=[16, 32])
+    recipe["data"].update(image_size=16, batch_size=32)
+    recipe["optim"].update(epochs=3, lr=4e-2)
+    recipe["run"].update(progress=False, tensorboard=False, device="cpu")
+    for name, values in sections.items():
+        recipe[name].update(values)
+    return recipe
+
+
+@pytest.fixture
+def recipe() -> Callable[..., dict[str, Any]]:
+    return tiny_recipe
+
+
+@pytest.fixture
+def one_thread():
+    """Single-threaded torch, as in the subprocesses, so float results match bit for bit."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture
+def sub_env() -> dict[str, str]:
+    """Environment for child processes: one thread, unbuffered, not inside a torchrun job."""
+    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONUNBUFFERED="1")
+    for key in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT"):
+        env.pop(key, None)
+    return env

@@ -1,0 +1,151 @@
+"""End-to-end training on the built-in digits: learning, the two steps, resume, distillation."""
+
+from __future__ import annotations
+
+import csv
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+import torch
+import yaml
+
+import bimlp
+from bimlp.checkpoint import CheckpointError, read_weights, save_weights
+from bimlp.cli import main as cli
+from bimlp.train.config import config_from_dict
+from bimlp.train.engine import train
+from bimlp.train.state import load_training_checkpoint
+
+
+def test_both_steps_learn_and_step2_loads_step1_strictly(tmp_path, recipe, capsys):
+    one = train(config_from_dict(recipe(tmp_path, 1)))
+    assert one.final["val_top1"] > 50.0  # chance is 10 %
+    two_cfg = config_from_dict(recipe(tmp_path, 2, optim={"epochs": 2}))
+    assert two_cfg.model.init_from == str(one.weights)
+    two = train(two_cfg)
+    assert two.final["val_top1"] > 50.0
+    out = capsys.readouterr().out
+    assert "step 1 (binary activations, real weights)" in out
+    assert "step 2 (binary activations and weights)" in out
+
+    # One model, two configurations: identical parameter names; step 2's quantizers are on.
+    s1, meta1, _ = read_weights(one.weights)
+    s2, meta2, _ = read_weights(two.weights)
+    assert s1.keys() == s2.keys()
+    assert (meta1["binary_weights"], meta2["binary_weights"]) == (False, True)
+    # step 2 started from step 1: a strict load of step 1's tensors
+    ckpt = load_training_checkpoint(tmp_path / "step2" / "last.pt")
+    assert ckpt["config"]["model"]["init_from"] == str(one.weights)
+    assert ckpt["config"]["model"]["num_classes"] == 10  # resolved from the data
+
+    # the saved files, and bimlp eval on them reproduces the test accuracy
+    for name in ("config.yaml", "metrics.csv", "curves.png", "last.pt", "model.safetensors"):
+        assert (tmp_path / "step2" / name).is_file(), name
+    rows = list(csv.DictReader((tmp_path / "step2" / "metrics.csv").open()))
+    assert [int(r["epoch"]) for r in rows] == [1, 2]
+    assert yaml.safe_load((tmp_path / "step2" / "config.yaml").read_text())["model"][
+        "binary_weights"] is True
+    assert cli(["eval", "--model", "bimlp_s", "--checkpoint", str(two.weights),
+                "--dataset", "digits", "--workers", "0", "--batch-size", "64"]) == 0
+    out = capsys.readouterr().out
+    assert f"top-1 {two.final['val_top1']:.3f}%" in out
+    assert "(360 images scored" in out
+
+
+def test_step2_refuses_weights_that_do_not_fit(tmp_path, recipe):
+    other = bimlp.create_model("bimlp_s", depths=(1, 1), dims=(16, 32), num_classes=10,
+                               in_chans=1, multi_branch=False)
+    save_weights(other, tmp_path / "step1" / "model.safetensors")
+    with pytest.raises(CheckpointError, match=r"missing: network\.0\.0\.act1\.act\.weight"):
+        train(config_from_dict(recipe(tmp_path, 2)))
+
+
+def _params(path):
+    return read_weights(path)[0]
+
+
+def test_resume_after_a_kill_gives_the_same_weights(tmp_path, recipe, one_thread, sub_env):
+    """2 epochs straight == 1 epoch, SIGKILL, --resume for the second (bit for bit, CPU)."""
+    small = {"train_limit": 256}
+    straight = train(config_from_dict(recipe(tmp_path / "a", 1, data=small, optim={"epochs": 2},
+                                             run={"ema_decay": 0.9})))
+
+    run_dir = tmp_path / "b" / "step1"
+    cfg_file = tmp_path / "b.yaml"
+    cfg_file.write_text(yaml.safe_dump(recipe(tmp_path / "b", 1, data=small,
+                                              optim={"epochs": 2}, run={"ema_decay": 0.9})))
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "bimlp.cli", "train", "--config", str(cfg_file)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=sub_env,
+    )
+    try:  # kill it as soon as the first epoch's checkpoint exists
+        deadline = time.monotonic() + 300
+        while not (run_dir / "last.pt").exists():
+            assert proc.poll() is None and time.monotonic() < deadline, "run ended early"
+            time.sleep(0.005)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=30)
+    finally:
+        proc.kill()
+    first = load_training_checkpoint(run_dir / "last.pt")
+    assert first["epoch"] == 1 and not (run_dir / "model.safetensors").exists()
+
+    assert cli(["train", "--config", str(cfg_file), "--resume"]) == 0
+    resumed = load_training_checkpoint(run_dir / "last.pt")
+    assert resumed["epoch"] == 2
+    a, b = _params(straight.weights), _params(run_dir / "model.safetensors")
+    assert a.keys() == b.keys()
+    for k in a:
+        assert torch.equal(a[k], b[k]), k
+    ema_a, ema_b = _params(straight.weights.with_name("model_ema.safetensors")), _params(
+        run_dir / "model_ema.safetensors")
+    assert all(torch.equal(ema_a[k], ema_b[k]) for k in ema_a)
+    assert [r["train_loss"] for r in resumed["history"]] == [
+        r["train_loss"] for r in straight.history]
+    # the optimizer moments continued too
+    straight_ckpt = load_training_checkpoint(straight.out_dir / "last.pt")
+    for sa, sb in zip(straight_ckpt["optimizer"]["state"].values(),
+                      resumed["optimizer"]["state"].values(), strict=True):
+        assert torch.equal(sa["exp_avg"], sb["exp_avg"])
+
+
+def test_distillation_from_a_frozen_teacher(tmp_path, recipe):
+    teacher = bimlp.create_model("bimlp_s", depths=(1,), dims=(16,), num_classes=10, in_chans=1,
+                                 binary_weights=False).eval()
+    save_weights(teacher, tmp_path / "teacher.safetensors")
+    before = {k: v.clone() for k, v in teacher.state_dict().items()}
+    cfg = config_from_dict(recipe(
+        tmp_path, 1, data={"train_limit": 128, "val_limit": 64}, optim={"epochs": 1},
+        distill={"teacher": "bimlp_s", "teacher_checkpoint": str(tmp_path / "teacher.safetensors"),
+                 "teacher_args": {"binary_weights": False}, "label_weight": 0.5},
+        run={"amp": "bf16", "ema_decay": 0.99}))
+    result = train(cfg)
+    row = result.final
+    assert row["epoch"] == 1 and row["train_loss"] > 0 and "ema_top1" in row
+    assert (tmp_path / "step1" / "model_ema.safetensors").is_file()
+    after = read_weights(tmp_path / "teacher.safetensors")[0]
+    assert all(torch.equal(before[k], after[k]) for k in before)  # the file is untouched
+
+
+def test_gradient_clipping_and_accumulation_run(tmp_path, recipe):
+    cfg = config_from_dict(recipe(tmp_path, 1, data={"train_limit": 128, "val_limit": 32,
+                                                     "batch_size": 16},
+                                  optim={"epochs": 1, "clip_grad": 0.5, "accum_steps": 2}))
+    result = train(cfg)
+    assert result.final["epoch"] == 1
+    ckpt = load_training_checkpoint(tmp_path / "step1" / "last.pt")
+    assert ckpt["scheduler"]["last_epoch"] == 4  # 128 images / (16 x 2) per step
+
+
+@pytest.mark.slow
+def test_builtin_recipe_from_the_command_line(tmp_path, capsys):
+    """The README's main job: `bimlp train` with no arguments (here into tmp_path)."""
+    assert cli(["train", f"run.out_dir={tmp_path}", "run.progress=false"]) == 0
+    out = capsys.readouterr().out
+    assert "== step 2 of 2 ==" in out
+    for step in ("step1", "step2"):
+        row = load_training_checkpoint(tmp_path / step / "last.pt")["history"][-1]
+        assert row["val_top1"] > 90.0, (step, row)
