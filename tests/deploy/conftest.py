@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+import torch
 
 from bimlp.deploy.kernels import ISA_NAMES, native
 from bimlp.deploy.kernels.fallback import TorchKernels
@@ -22,3 +23,13 @@ def kernel_sets():
     if mod is not None:
         mod.set_isa(best)
 
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _one_thread():
+    """Whole-model tests run single-threaded: fast and stable on a shared machine (the kernels'
+    multi-threaded paths have their own test)."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)

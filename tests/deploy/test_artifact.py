@@ -7,20 +7,12 @@ import struct
 
 import pytest
 import torch
+from deploy_helpers import SMALL, conditioned_model
 
 import bimlp
 from bimlp.checkpoint import save_weights
 from bimlp.deploy import ArtifactError, export, load, pack_model
 from bimlp.deploy.artifact import size_report
-from deploy_helpers import SMALL, conditioned_model
-
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
 
 
 @pytest.fixture(scope="module")
@@ -43,7 +35,7 @@ def test_header_documents_config_and_bits(small_artifact):
     _, path = small_artifact
     with safe_open(str(path), framework="pt") as f:
         meta = f.metadata()
-        bits = {k: f.get_tensor(k) for k in f.keys() if k.endswith(".bits")}
+        bits = {k: f.get_tensor(k) for k in f.keys() if k.endswith(".bits")}  # noqa: SIM118
     header = json.loads(meta["header"])
     assert meta["bimlp_format"] == "bimlp-packed" and header["version"] == 1
     assert header["config"]["dims"] == [16, 32, 48, 64] and header["config"]["mode"] == "paper"

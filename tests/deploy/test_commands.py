@@ -6,19 +6,11 @@ import json
 
 import pytest
 import torch
+from deploy_helpers import SMALL, conditioned_model
 
 from bimlp.checkpoint import save_weights
 from bimlp.cli import main
 from bimlp.deploy import load, pack_model, simulate
-from deploy_helpers import SMALL, conditioned_model
-
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
 
 
 @pytest.fixture(scope="module")

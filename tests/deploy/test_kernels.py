@@ -6,12 +6,11 @@ from __future__ import annotations
 import pytest
 import torch
 import torch.nn.functional as F
+from deploy_helpers import use
 
 from bimlp.deploy.engine import _words_from_negative
 from bimlp.deploy.kernels import native
 from bimlp.layers import same_max_pool
-
-from deploy_helpers import use
 
 
 def sign(x: torch.Tensor) -> torch.Tensor:
@@ -47,6 +46,34 @@ def test_xnor_gemm_equals_sign_matmul(kernel_sets, m, k, n):
         kern.bgemm(bits[0], panels, k, torch.ones(n), torch.zeros(n), 0, None, 1, None, None,
                    None, 1.0, None, 0.0, None, 0.0, out)
         assert torch.equal(out.to(torch.float64), expected), f"{name}: GEMM differs for {(m, k, n)}"
+
+
+def test_multithreaded_gemm_and_token_conv_are_exact(kernel_sets):
+    g = torch.Generator().manual_seed(5)
+    m, k, n = 3000, 330, 72
+    x, w = random_input(m, k, g), torch.randn(n, k, generator=g)
+    expected = sign(x) @ sign(w).T
+    planes = torch.where(torch.rand(2, 30, 50, 40, generator=g) < 0.5, -1, 1).to(torch.int8)
+    taps = torch.where(torch.rand(7, 40, generator=g) < 0.5, -1, 1).to(torch.int8)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        for name, kernels in kernel_sets[1:]:
+            kern = use(kernels)
+            bits = torch.empty(1, m, (k + 63) // 64, dtype=torch.int64)
+            kern.pack_signs(x, torch.zeros(1, k), bits, None, None, None)
+            out = torch.empty(m, n)
+            kern.bgemm(bits[0], kern.make_panels(_words_from_negative(w < 0)), k, torch.ones(n),
+                       torch.zeros(n), 0, None, 1, None, None, None, 1.0, None, 0.0, None, 0.0, out)
+            assert torch.equal(out.to(torch.float64), expected), name
+            conv = [torch.empty(3000, 40) for _ in range(2)]
+            for i, t in enumerate((2, 1)):
+                torch.set_num_threads(t)
+                kern.sconv(planes, taps, 1, 1, torch.ones(40), torch.zeros(40), 0, None, 1, None, conv[i])
+            assert torch.equal(conv[0], conv[1]), name
+            torch.set_num_threads(2)
+    finally:
+        torch.set_num_threads(threads)
 
 
 def test_pack_bit_layout(kernel_sets):
@@ -132,8 +159,9 @@ def test_native_sincos_close_to_torch():
 
 
 def test_build_failure_falls_back_with_warning(monkeypatch):
-    import bimlp.deploy.kernels as kernels
     import torch.utils.cpp_extension as cpp
+
+    import bimlp.deploy.kernels as kernels
 
     def broken(*args, **kwargs):
         raise RuntimeError("Error building extension 'bimlp_kernels'\nfoo.cpp:1:1: error: no compiler")

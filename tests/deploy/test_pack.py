@@ -5,21 +5,11 @@ from __future__ import annotations
 import pytest
 import torch
 import torch.nn.functional as F
+from deploy_helpers import SMALL, conditioned_model
 
 import bimlp
 from bimlp.deploy import pack_model
 from bimlp.deploy.pack import pack_bits, unpack_bits
-from deploy_helpers import SMALL, conditioned_model
-
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    # whole-model tests run single-threaded: fast and stable on a shared machine (the kernels'
-    # multi-threaded paths are covered in test_kernels.py)
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
 
 
 def cosines(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:

@@ -16,8 +16,10 @@ import sys
 import tempfile
 import time
 from collections import defaultdict
+from collections.abc import Callable
+from functools import partial
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -71,9 +73,20 @@ def _packed_layer_times(packed, x: torch.Tensor, runs: int) -> dict[str, float]:
     return {k: 1e3 * statistics.median(v) for k, v in per_run.items()}
 
 
+def _float_1x1(x4: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
+    return F.conv2d(torch.where(x4 >= 0, 1.0, -1.0), w)
+
+
+def _packed_1x1(kern, conv, x2, thr, bits, kind, out) -> torch.Tensor:
+    kern.pack_signs(x2, thr, bits, None, None, None)
+    kern.bgemm(bits[0], conv._panels, conv.in_channels, conv.alpha, conv.beta, kind,
+               x2 if kind else None, 1, None, conv.act, None, 1.0, None, 0.0, None, 0.0, out)
+    return out
+
+
 def _one_by_one(packed, batch: int, size: int, repeats: int) -> list[dict[str, Any]]:
     """Isolated binary 1x1 layers at their real shapes: float sign + conv2d vs pack + GEMM."""
-    from .engine import PackedBlock, PackedDownsample, RES_IDENTITY, RES_NONE
+    from .engine import RES_IDENTITY, RES_NONE, PackedBlock, PackedDownsample
 
     kern = packed.kernels
     rows = []
@@ -96,21 +109,13 @@ def _one_by_one(packed, batch: int, size: int, repeats: int) -> list[dict[str, A
             x4 = torch.randn(batch, k, res, res, generator=g)
             w = torch.where(torch.randn(n, k, 1, 1, generator=g) >= 0, 1.0, -1.0) * 0.01
 
-            def float_layer():
-                return F.conv2d(torch.where(x4 >= 0, 1.0, -1.0), w)
-
             x2 = x4.permute(0, 2, 3, 1).reshape(m, k).contiguous()
             bits = torch.empty(1, m, (k + 63) // 64, dtype=torch.int64)
             out = torch.empty(m, n)
             thr = conv.thresh.view(1, -1).contiguous()
             kind = RES_IDENTITY if k == n else RES_NONE
-
-            def packed_layer():
-                kern.pack_signs(x2, thr, bits, None, None, None)
-                kern.bgemm(bits[0], conv._panels, k, conv.alpha, conv.beta, kind,
-                           x2 if kind else None, 1, None, conv.act, None, 1.0, None, 0.0, None,
-                           0.0, out)
-
+            float_layer = partial(_float_1x1, x4, w)
+            packed_layer = partial(_packed_1x1, kern, conv, x2, thr, bits, kind, out)
             with torch.inference_mode():
                 f_ms = _median_ms(float_layer, repeats, 5.0)
                 p_ms = _median_ms(packed_layer, repeats, 5.0)
@@ -194,9 +199,9 @@ def benchmark(model_name: str = "bimlp_s", checkpoint: str | None = None,
         r["same_argmax"] = bool((out.argmax(1) == ref.argmax(1)).all())
         log(f"[batch {batch}] float32 eager ...")
         with torch.inference_mode():
-            r["float_ms"] = _median_ms(lambda: sim(x), repeats, budget_s)
+            r["float_ms"] = _median_ms(partial(sim, x), repeats, budget_s)
         log(f"[batch {batch}] packed engine ...")
-        r["packed_ms"] = _median_ms(lambda: packed(x), repeats, budget_s)
+        r["packed_ms"] = _median_ms(partial(packed, x), repeats, budget_s)
         r["speedup"] = r["float_ms"] / r["packed_ms"]
         if use_compile:
             log(f"[batch {batch}] torch.compile (compiling) ...")
@@ -205,7 +210,7 @@ def benchmark(model_name: str = "bimlp_s", checkpoint: str | None = None,
             with torch.inference_mode():
                 compiled(x)
                 r["compile_s"] = time.perf_counter() - t0
-                r["compile_ms"] = _median_ms(lambda: compiled(x), repeats, budget_s, warmup=0)
+                r["compile_ms"] = _median_ms(partial(compiled, x), repeats, budget_s, warmup=0)
             r["speedup_vs_compile"] = r["compile_ms"] / r["packed_ms"]
         if layers:
             log(f"[batch {batch}] per-layer times ...")

@@ -265,10 +265,10 @@ class PackedPATM(nn.Module):
         ctx.record(self.reweight.fc1.qualname.rsplit(".", 1)[0] + ":pool", t0)
         r = self.reweight(ctx, g, None, ws.get("rw_out", (b, 3 * c)))
         t0 = time.perf_counter()
-        a = r.view(b, c, 3).softmax(dim=2).permute(2, 0, 1).contiguous()  # (3, B, C)
         mix = ws.get("mix", (m, c))
         mbits = ws.get("bits_mix", (m, (c + 63) // 64), torch.int64)
-        k.patm_mix(h, w, cc, z, a, hgt * wid, self.proj.thresh, mix, mbits)
+        # softmax over the 3 branch weights (r[:, 3c + k]) is fused into the mix
+        k.patm_mix(h, w, cc, z, r, hgt * wid, self.proj.thresh, mix, mbits)
         ctx.record(self.proj.qualname + ":mix", t0)
         self.proj.run(ctx, mbits, x, RES_IDENTITY, mix, base=x)
 
@@ -391,7 +391,7 @@ class PackedBiMLP(nn.Module):
         uni, multi = cfg.get("uni_shortcut", True), cfg.get("multi_branch", True)
         self.stem = PackedFloatConv(cfg.get("in_chans", 3), dims[0], 7, 4, 2, norm)
         network: list[nn.Module] = []
-        for i, (depth, dim) in enumerate(zip(depths, dims)):
+        for i, (depth, dim) in enumerate(zip(depths, dims, strict=True)):
             network.append(nn.ModuleList(
                 [PackedBlock(dim, ratios[i], norm, uni, multi) for _ in range(depth)]
             ))
@@ -405,9 +405,7 @@ class PackedBiMLP(nn.Module):
         self.kernels: Any = None
         self.workspace = Workspace()
         for name, mod in self.named_modules():
-            if hasattr(mod, "qualname"):
-                mod.qualname = name
-            elif isinstance(mod, PackedBlock):
+            if hasattr(mod, "qualname") or isinstance(mod, PackedBlock):
                 mod.qualname = name
 
     @torch.no_grad()

@@ -28,7 +28,6 @@ from .engine import (
     PackedMlp,
     PackedNorm,
     PackedPATM,
-    PackedTokenConv,
 )
 from .simulate import check_packable
 
@@ -170,11 +169,11 @@ def pack_model(model: nn.Module, backend: str = "auto") -> PackedBiMLP:
     cfg = packed_config(model)
     packed = PackedBiMLP(cfg, backend=backend)
     _fill_float_conv(packed.stem, model.patch_embed.proj, model.patch_embed.norm, model.patch_embed.act)
-    for dst, src in zip(packed.network, model.network):
+    for dst, src in zip(packed.network, model.network, strict=True):
         if isinstance(dst, PackedDownsample):
             _fill_float_conv(dst.proj, src.proj, src.norm, src.act)
         else:
-            for dblock, sblock in zip(dst, src):
+            for dblock, sblock in zip(dst, src, strict=True):
                 _fill_block(dblock, sblock)
     w, b = model.head.weight.detach().to(torch.float64), _vec(model.head.bias)
     if isinstance(model.norm, nn.BatchNorm2d):

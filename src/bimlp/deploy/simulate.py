@@ -63,7 +63,7 @@ def simulate(model: nn.Module) -> nn.Module:
     :class:`SignedConv2d` (weights binarized once). The input model is not modified."""
     check_packable(model)
     sim = copy.deepcopy(model).eval()
-    for name, m in list(sim.named_modules()):
+    for m in list(sim.modules()):
         for child_name, child in list(m.named_children()):
             if isinstance(child, BinaryConv2d):
                 setattr(m, child_name, SignedConv2d(child))

@@ -10,6 +10,7 @@ If the build fails, :func:`native` returns ``None`` and warns once with the reas
 
 from __future__ import annotations
 
+import logging
 import os
 import warnings
 from pathlib import Path
@@ -31,8 +32,7 @@ def native() -> ModuleType | None:
         error = "disabled by BIMLP_NATIVE=0"
     else:
         try:
-            from torch.utils.cpp_extension import load
-
+            load = _import_load()
             module = load(
                 name="bimlp_kernels",
                 sources=[str(_SOURCE)],
@@ -50,6 +50,18 @@ def native() -> ModuleType | None:
         )
     _state["module"], _state["error"] = module, error
     return module
+
+
+def _import_load():
+    """``torch.utils.cpp_extension.load``, without its CUDA_HOME notice on CPU-only machines."""
+    logger = logging.getLogger("torch.utils.cpp_extension")
+    level = logger.level
+    logger.setLevel(logging.ERROR)
+    try:
+        from torch.utils.cpp_extension import load
+    finally:
+        logger.setLevel(level)
+    return load
 
 
 def _first_error(e: Exception) -> str:

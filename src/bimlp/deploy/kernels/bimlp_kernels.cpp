@@ -18,6 +18,7 @@
 #include <algorithm>
 #include <cstdint>
 #include <cstdlib>
+#include <cmath>
 #include <cstring>
 #include <limits>
 #include <string>
@@ -654,21 +655,37 @@ BIMLP_CLONES void mix_row(const float* __restrict a0, const float* __restrict a1
   for (int64_t k = 0; k < C; ++k) m[k] = a0[k] * h[k] + a1[k] * w[k] + a2[k] * c[k] + z[k];
 }
 
-// m = a0 * h + a1 * w + a2 * c + z with per-(sample, channel) weights a: (3, B, C); rows of
-// sample b are [b * HW, (b + 1) * HW). Also packs bits of m + bias for the projection.
+// m = a0 * h + a1 * w + a2 * c + z, where (a0, a1, a2) = softmax of the re-weighting logits
+// r[b, 3c + k] over k (per sample b and channel c); rows of sample b are [b * HW, (b + 1) * HW).
+// Also packs the bits of m + bias for the projection.
 void patm_mix(const torch::Tensor& h, const torch::Tensor& w, const torch::Tensor& c,
-              const torch::Tensor& z, const torch::Tensor& a, int64_t HW, const torch::Tensor& bias,
-              torch::Tensor m_out, torch::Tensor bits) {
+              const torch::Tensor& z, const torch::Tensor& logits, int64_t HW,
+              const torch::Tensor& bias, torch::Tensor m_out, torch::Tensor bits) {
   const int64_t M = h.size(0), C = h.size(1), B = M / HW, KW = (C + 63) / 64;
-  TORCH_CHECK(a.numel() == 3 * B * C && M % HW == 0, "patm_mix: shapes");
+  TORCH_CHECK(logits.numel() == 3 * B * C && M % HW == 0 && logits.is_contiguous(), "patm_mix: shapes");
+  for (const torch::Tensor* t : {&h, &w, &c, &z, static_cast<const torch::Tensor*>(&m_out)})
+    TORCH_CHECK(t->is_contiguous() && t->sizes() == h.sizes(), "patm_mix: (M, C) contiguous inputs");
+  TORCH_CHECK(bits.numel() >= M * KW && bias.numel() == C, "patm_mix: bits / bias");
+  // softmax over the three branch weights of each (sample, channel): a[k][b * C + c]
+  std::vector<float> a(3 * B * C);
+  const float* lp = logits.data_ptr<float>();
+  for (int64_t i = 0; i < B * C; ++i) {
+    const float* l = lp + 3 * i;
+    const float mx = std::max(l[0], std::max(l[1], l[2]));
+    const float e0 = std::exp(l[0] - mx), e1 = std::exp(l[1] - mx), e2 = std::exp(l[2] - mx);
+    const float sum = e0 + e1 + e2;
+    a[i] = e0 / sum;
+    a[B * C + i] = e1 / sum;
+    a[2 * B * C + i] = e2 / sum;
+  }
   const float *hp = h.data_ptr<float>(), *wp = w.data_ptr<float>(), *cp = c.data_ptr<float>();
-  const float *zp = z.data_ptr<float>(), *ap = a.data_ptr<float>(), *bp = bias.data_ptr<float>();
+  const float *zp = z.data_ptr<float>(), *bp = bias.data_ptr<float>();
   float* mp = m_out.data_ptr<float>();
   uint64_t* op = reinterpret_cast<uint64_t*>(bits.data_ptr<int64_t>());
-  at::parallel_for(0, M, 64, [&](int64_t r0, int64_t r1) {
+  at::parallel_for(0, M, std::max<int64_t>(1, 16384 / C), [&](int64_t r0, int64_t r1) {
     for (int64_t r = r0; r < r1; ++r) {
       const int64_t b = r / HW;
-      const float *a0 = ap + b * C, *a1 = ap + (B + b) * C, *a2 = ap + (2 * B + b) * C;
+      const float *a0 = a.data() + b * C, *a1 = a.data() + (B + b) * C, *a2 = a.data() + (2 * B + b) * C;
       const int64_t o = r * C;
       mix_row(a0, a1, a2, hp + o, wp + o, cp + o, zp + o, mp + o, C);
       pack_row(mp + o, bp, C, op + r * KW);

@@ -126,9 +126,9 @@ class TorchKernels:
         x.copy_(_prelu(x + p[0], p[1]) + p[2])
 
     @staticmethod
-    def patm_mix(h, w, c, z, a, hw, bias, m_out, bits) -> None:
+    def patm_mix(h, w, c, z, logits, hw, bias, m_out, bits) -> None:
         bsz = h.shape[0] // hw
-        a = a.reshape(3, bsz, 1, -1)
+        a = logits.reshape(bsz, -1, 3).softmax(dim=2).permute(2, 0, 1).reshape(3, bsz, 1, -1)
         shape = (bsz, hw, -1)
         m = a[0] * h.view(shape) + a[1] * w.view(shape) + a[2] * c.view(shape) + z.view(shape)
         m_out.copy_(m.reshape(m_out.shape))
