@@ -27,7 +27,7 @@ def test_print_config_applies_overrides(capsys):
     (["optim.lrr=1"], "unknown config key 'optim.lrr'"),
     (["--config", "nope.yaml"], "nope.yaml: no such config file"),
     (["data.dataset=folder", "optim.epochs=1"], "needs data.root"),
-    (["--resume", "x.pt"], "give --resume without a path"),
+    (["--resume", "x.pt"], "x.pt: no such training checkpoint"),
 ])
 def test_train_errors_are_one_line(args, message, capsys, tmp_path):
     assert cli(["train", f"run.out_dir={tmp_path}", *args]) == 2

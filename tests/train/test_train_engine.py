@@ -93,7 +93,7 @@ def test_resume_after_a_kill_gives_the_same_weights(tmp_path, recipe, one_thread
     first = load_training_checkpoint(run_dir / "last.pt")
     assert first["epoch"] == 1 and not (run_dir / "model.safetensors").exists()
 
-    assert cli(["train", "--config", str(cfg_file), "--resume"]) == 0
+    assert cli(["train", "--resume", str(run_dir / "last.pt")]) == 0  # config from the file
     resumed = load_training_checkpoint(run_dir / "last.pt")
     assert resumed["epoch"] == 2
     a, b = _params(straight.weights), _params(run_dir / "model.safetensors")

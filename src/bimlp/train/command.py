@@ -3,6 +3,7 @@
     bimlp train                                   # the built-in digits recipe, both steps
     bimlp train --config configs/bimlp_s_step1.yaml data.root=/data/imagenet
     bimlp train --config configs/bimlp_s_step1.yaml --resume   # continue runs/.../last.pt
+    bimlp train --resume runs/bimlp_s/step1/last.pt            # the same, config from the file
     torchrun --nproc_per_node 8 -m bimlp.cli train --config configs/bimlp_s_step2.yaml
 """
 
@@ -22,8 +23,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--resume", nargs="?", const="", default=None, metavar="CKPT",
-        help="continue a run from its last.pt (default: RUN.OUT_DIR/last.pt of the recipe; "
-             "with the built-in recipe, each step that has one)",
+        help="continue a run from its last.pt: with a path and no --config, the config stored "
+             "in it (overrides still apply); without a path, RUN.OUT_DIR/last.pt of the recipe "
+             "(the built-in recipe: each step that has one)",
     )
     parser.add_argument(
         "--print-config", action="store_true",
@@ -43,13 +45,23 @@ def run(args: argparse.Namespace) -> int:
 
     from ..checkpoint import CheckpointError
     from ..data import DataError
-    from .config import ConfigError, config_to_dict, load_config
+    from .config import (
+        ConfigError,
+        apply_overrides,
+        config_from_dict,
+        config_to_dict,
+        load_config,
+    )
     from .engine import train
     from .recipes import builtin_recipes
+    from .state import load_training_checkpoint
 
     try:
         if args.config:
             configs = [load_config(args.config, args.overrides)]
+        elif args.resume:  # a checkpoint alone: continue with the config stored inside it
+            stored = load_training_checkpoint(args.resume)["config"]
+            configs = [config_from_dict(apply_overrides(stored, args.overrides))]
         else:
             configs = builtin_recipes(args.overrides)
         if args.print_config:
@@ -57,9 +69,6 @@ def run(args: argparse.Namespace) -> int:
                 print(yaml.safe_dump(config_to_dict(cfg), sort_keys=False), end="---\n")
             return 0
         builtin = len(configs) > 1
-        if builtin and args.resume:
-            raise ConfigError("the built-in recipe resumes each step from its own last.pt: "
-                              "give --resume without a path")
         is_main = os.environ.get("RANK", "0") == "0"
         for i, cfg in enumerate(configs):
             resume = None
