@@ -32,9 +32,10 @@ def recipe() -> Callable[..., dict[str, Any]]:
     return tiny_recipe
 
 
-@pytest.fixture
+@pytest.fixture(autouse=True)
 def one_thread():
-    """Single-threaded torch, as in the subprocesses, so float results match bit for bit."""
+    """Single-threaded torch, as in the subprocesses: float results match bit for bit, and a
+    CPU shared with other jobs is not slowed down by spinning OpenMP threads."""
     before = torch.get_num_threads()
     torch.set_num_threads(1)
     yield

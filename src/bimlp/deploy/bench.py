@@ -127,7 +127,11 @@ def _one_by_one(packed, batch: int, size: int, repeats: int) -> list[dict[str, A
 
 
 _CHILD = """
-import resource, sys, torch
+import torch
+def hwm():  # peak resident set of this process image (VmHWM; ru_maxrss survives exec)
+    for line in open("/proc/self/status"):
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1])
 torch.set_num_threads({threads})
 x = torch.randn({batch}, {chans}, {size}, {size})
 if {packed}:
@@ -137,11 +141,10 @@ else:
     import bimlp
     from bimlp.deploy import simulate
     model = simulate(bimlp.create_model({name!r}, checkpoint={path!r}).eval())
-loaded = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+loaded = hwm()
 with torch.inference_mode():
     model(x); model(x)
-peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-print(loaded, peak)
+print(loaded, hwm())
 """
 
 

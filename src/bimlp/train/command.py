@@ -25,7 +25,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--resume", nargs="?", const="", default=None, metavar="CKPT",
         help="continue a run from its last.pt: with a path and no --config, the config stored "
              "in it (overrides still apply); without a path, RUN.OUT_DIR/last.pt of the recipe "
-             "(the built-in recipe: each step that has one)",
+             "(the built-in recipe: each step that has one). Put KEY=VALUE overrides first",
     )
     parser.add_argument(
         "--print-config", action="store_true",

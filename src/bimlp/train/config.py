@@ -137,6 +137,7 @@ class RunConfig:
     out_dir: str = "runs/train"  # checkpoints, config.yaml, metrics.csv, curves.png
     seed: int = 0
     device: str = "auto"  # auto | cpu | cuda | cuda:N
+    threads: int | None = None  # torch CPU threads; None: torch's default (1 helps on busy CPUs)
     amp: str = "none"  # none | bf16 | fp16 (GPU) | auto (bf16 where the device supports it)
     compile: bool = False  # torch.compile the student
     ema_decay: float | None = None  # keep an exponential moving average of the weights

@@ -204,6 +204,8 @@ class Trainer:
         self.device = env.device
         self.out_dir = Path(cfg.run.out_dir)
         self.amp_dtype = amp_dtype(cfg.run.amp, self.device)
+        if cfg.run.threads:
+            torch.set_num_threads(cfg.run.threads)
         if cfg.run.deterministic and self.device.type == "cuda":
             torch.backends.cudnn.deterministic = True
             torch.backends.cudnn.benchmark = False
