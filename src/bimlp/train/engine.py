@@ -481,7 +481,8 @@ def _epoch_line(row: dict[str, Any], epochs: int, eta: float) -> str:
         line += f"  ema {row['ema_top1']:.2f}%"
     line += f"  {row['train_img_s']:.0f} img/s  {row['epoch_s']:.1f}s"
     if eta > 0:
-        line += f"  eta {int(eta // 60)}m{int(math.ceil(eta % 60)):02d}s"
+        minutes, seconds = divmod(math.ceil(eta), 60)
+        line += f"  eta {minutes}m{seconds:02d}s"
     return line
 
 
