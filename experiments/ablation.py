@@ -479,6 +479,7 @@ def plot_curves(results: dict[str, Any], path: Path) -> None:
     for ax, title in zip(axes, ("test top-1 (curve subset of the test set)", "train top-1"),
                          strict=True):
         ax.axvline(epochs + 0.5, color="gray", lw=0.8, ls=":")
+        ax.xaxis.get_major_locator().set_params(integer=True)
         ax.set_xlabel(f"epoch (binary: step 1 = 1..{epochs}, step 2 after the dotted line)")
         ax.set_ylabel("%")
         ax.set_title(title + ", mean over seeds", fontsize=9)
