@@ -451,7 +451,8 @@ def plot_accuracy(results: dict[str, Any], path: Path) -> None:
     low = min(min(v["top1"]) for _, v in items)
     ax.set_ylim(max(0.0, low - 10), 100)
     s = results["study"]
-    ax.set_title(f"{s['dataset']} ablation, {len(items)} variants, "
+    data = Path(s["root"]).name if s["dataset"] != "digits" and s["root"] else s["dataset"]
+    ax.set_title(f"{data} ablation, {len(items)} variants, "
                  f"mean ± std over seeds (dots: single seeds)", fontsize=9)
     ax.grid(axis="y", alpha=0.3)
     fig.tight_layout()
