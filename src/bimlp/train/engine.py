@@ -241,7 +241,7 @@ class Trainer:
         fp16 = self.amp_dtype == torch.float16
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=fp16)
         self.ddp = DistributedDataParallel(model) if env.distributed else None
-        forward: nn.Module = self.ddp or model
+        forward: nn.Module = model if self.ddp is None else self.ddp
         self.forward_model = torch.compile(forward) if cfg.run.compile else forward
         teacher = load_teacher(cfg.distill, self.device)
         self.criterion = Criterion(teacher, cfg.distill.label_weight, cfg.distill.label_smoothing)
@@ -353,6 +353,8 @@ class Trainer:
             batch: Batch
             self.skips.note(batch.skipped)
             last = (i + 1) % accum == 0
+            # A micro-batch of only undecodable images is skipped (under DDP that would leave
+            # the other processes waiting for this one's gradients: a folder that bad is broken).
             if batch.images is not None:
                 x = batch.images.to(self.device, non_blocking=True)
                 y = batch.labels.to(self.device, non_blocking=True)
