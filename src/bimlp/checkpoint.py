@@ -105,10 +105,12 @@ def read_weights(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str, A
     return state, config, meta.get(FAMILY_KEY)
 
 
-# Config fields that describe the architecture (and so must come from the checkpoint).
+# Config fields a checkpoint decides: the architecture, whether its weights are binary (a step-1
+# checkpoint holds real-valued weights) and the numerical mode it was made for. Keyword arguments
+# of ``create_model`` still override them (e.g. ``mode="paper"`` on official weights).
 ARCH_FIELDS = (
     "depths", "dims", "mlp_ratios", "num_classes", "in_chans", "norm", "uni_shortcut",
-    "multi_branch", "downsample", "downsample_norm",
+    "multi_branch", "downsample", "downsample_norm", "binary_weights", "mode",
 )
 
 
@@ -136,7 +138,7 @@ def read_checkpoint(
         if family not in (None, "bimlp"):
             raise CheckpointError(f"{path}: a MindSpore BiMLP checkpoint, not a {family!r} model")
         state, config = read_official(path)
-        return state, {k: v for k, v in config.items() if k in ARCH_FIELDS}
+        return state, {**{k: v for k, v in config.items() if k in ARCH_FIELDS}, "mode": "official"}
     from .convert.torch_pickle import read_torch_checkpoint
 
     state = read_torch_checkpoint(path)

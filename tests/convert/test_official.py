@@ -146,3 +146,25 @@ def test_content_size_mismatch(tmp_path):
     bad.write_bytes(_len_field(1, _len_field(1, b"w") + _len_field(2, tensor)))
     with pytest.raises(CheckpointError, match=r"tag 'w': dims \[4\] of Float32 need 16 bytes"):
         read_mindspore_ckpt(bad)
+
+
+def test_stored_mode_and_step_are_restored(fixture, tmp_path):
+    path, x, ref = fixture
+    assert bimlp.create_model("bimlp_s", checkpoint=path).mode == "official"
+    out = tmp_path / "c.safetensors"
+    bimlp.convert_official(path, out)
+    model = bimlp.create_model("bimlp_s", checkpoint=out).eval()
+    assert model.mode == "official"
+    _check_matches(model, x, ref)
+    assert bimlp.create_model("bimlp_s", checkpoint=out, mode="paper").mode == "paper"
+
+
+def test_step_one_weights_stay_real_valued_after_a_round_trip(tmp_path):
+    from bimlp.checkpoint import save_weights
+
+    step1 = bimlp.create_model("bimlp_s", depths=(1, 1, 1, 1), dims=(8, 16, 24, 32),
+                               num_classes=3, binary_weights=False)
+    save_weights(step1, tmp_path / "s1.safetensors")
+    again = bimlp.create_model("bimlp_s", checkpoint=tmp_path / "s1.safetensors")
+    assert again.config.binary_weights is False and again.config.dims == (8, 16, 24, 32)
+    assert again.network[0][0].mlp.fc1.weight_precision == 32

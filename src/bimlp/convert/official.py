@@ -106,7 +106,8 @@ def load_official(path: str | Path, mode: str = "official") -> torch.nn.Module:
 
 
 def convert_official(src: str | Path, dst: str | Path) -> Path:
-    """Convert an official ``.ckpt`` to our safetensors file (weights + configuration).
+    """Convert an official ``.ckpt`` to our safetensors file (weights + configuration, with
+    ``mode="official"`` as the stored default; pass ``mode="paper"`` to ``create_model`` to override).
 
     The tensors are checked against the inferred model first, so a checkpoint that does not fit
     is never written out.
@@ -114,6 +115,6 @@ def convert_official(src: str | Path, dst: str | Path) -> Path:
     from ..models import create_model
 
     state, config = read_official(src)
-    model = create_model("bimlp_s", **config)
+    model = create_model("bimlp_s", **config, mode="official")
     load_state_dict_strict(model, state, source=str(src))
     return save_weights(state, dst, config=model.config.to_dict(), family="bimlp")
