@@ -7,6 +7,8 @@ from .models import BiMLP, BiMLPConfig, create_model, list_models
 from .models.wavemlp import load_wavemlp
 from .profile import profile
 
+from . import deploy  # noqa: E402  (bimlp.deploy.load after `import bimlp`)
+
 __version__ = "0.1.0"
 
 __all__ = [
