@@ -26,6 +26,7 @@ __all__ = [
     "save_weights",
     "read_weights",
     "sniff_format",
+    "write_safetensors",
 ]
 
 FORMAT_KEY = "bimlp_format"
@@ -66,8 +67,6 @@ def save_weights(
     family: str | None = None,
 ) -> Path:
     """Write a state dict as safetensors with the configuration in the metadata."""
-    from safetensors.torch import save_file
-
     if isinstance(model_or_state, nn.Module):
         model = model_or_state
         state = model.state_dict()
@@ -80,10 +79,18 @@ def save_weights(
     meta = {FORMAT_KEY: "weights-v1", CONFIG_KEY: json.dumps(dict(config or {}))}
     if family:
         meta[FAMILY_KEY] = family
+    return write_safetensors(tensors, path, meta)
+
+
+def write_safetensors(tensors: dict[str, torch.Tensor], path: str | Path, metadata: dict[str, str]) -> Path:
+    """Write atomically: a temporary file beside ``path``, then a rename, so an interrupted
+    write never leaves a half-written file under the final name."""
+    from safetensors.torch import save_file
+
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
-    save_file(tensors, str(tmp), metadata=meta)
+    save_file(tensors, str(tmp), metadata=metadata)
     tmp.replace(path)
     return path
 

@@ -24,7 +24,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from ..checkpoint import CheckpointError
+from ..checkpoint import CheckpointError, write_safetensors
 from .engine import PackedBiMLP, _PackedBinary
 
 __all__ = ["ArtifactError", "export", "load", "FORMAT", "VERSION", "size_report"]
@@ -66,8 +66,6 @@ def export(model: nn.Module, path: str | Path, source: dict[str, Any] | None = N
     Raises:
         ValueError: the model cannot be packed (official mode, real-valued weights).
     """
-    from safetensors.torch import save_file
-
     from .pack import pack_model
 
     packed = model if isinstance(model, PackedBiMLP) else pack_model(model, backend="torch")
@@ -88,12 +86,7 @@ def export(model: nn.Module, path: str | Path, source: dict[str, Any] | None = N
         "header": header,
         "sha256": _digest(header, tensors),
     }
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    save_file(tensors, str(tmp), metadata=meta)
-    tmp.replace(path)
-    return path
+    return write_safetensors(tensors, path, meta)
 
 
 def read_artifact(path: str | Path) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:

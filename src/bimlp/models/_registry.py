@@ -11,6 +11,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from timm.models import build_model_with_cfg
 from timm.models import register_model as _timm_register_model
 from torch import nn
 
@@ -23,6 +24,22 @@ def register_model(fn: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
     """Register ``fn`` under its function name, with us and with timm."""
     _ENTRYPOINTS[fn.__name__] = fn
     return _timm_register_model(fn)
+
+
+def build_variant(
+    model_cls: type[nn.Module],
+    variant: str,
+    defaults: dict[str, Any],
+    pretrained: bool,
+    no_weights_hint: str,
+    **kwargs: Any,
+) -> nn.Module:
+    """What every entry point does: the variant's defaults, then the caller's keywords, built by
+    timm's ``build_model_with_cfg`` (which attaches the default config). No weights are hosted,
+    so ``pretrained=True`` is an error that says where weights come from instead."""
+    if pretrained:
+        raise ValueError(f"no hosted {variant} weights; {no_weights_hint}")
+    return build_model_with_cfg(model_cls, variant, pretrained=False, **{**defaults, **kwargs})
 
 
 def list_models() -> list[str]:

@@ -21,7 +21,7 @@ from typing import Any
 import torch
 from timm.data import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
 from timm.layers import DropPath
-from timm.models import build_model_with_cfg, generate_default_cfgs
+from timm.models import generate_default_cfgs
 from torch import nn
 
 from ..layers import (
@@ -33,7 +33,7 @@ from ..layers import (
     same_max_pool,
 )
 from ._base import StagedNet, build_network
-from ._registry import register_model
+from ._registry import build_variant, register_model
 
 __all__ = ["BiMLP", "BiMLPConfig", "BinaryMlp", "BinaryPATM", "BiMLPBlock", "make_norm"]
 
@@ -342,13 +342,8 @@ _VARIANTS: dict[str, dict[str, Any]] = {
 
 
 def _create_bimlp(variant: str, pretrained: bool = False, **kwargs: Any) -> BiMLP:
-    if pretrained:
-        raise ValueError(
-            "no hosted BiMLP weights; convert the official .ckpt with `bimlp convert` and pass "
-            "checkpoint= to bimlp.create_model"
-        )
-    kwargs = {**_VARIANTS[variant], **kwargs}
-    return build_model_with_cfg(BiMLP, variant, pretrained=False, **kwargs)
+    hint = "convert the official .ckpt with `bimlp convert` and pass checkpoint= to bimlp.create_model"
+    return build_variant(BiMLP, variant, _VARIANTS[variant], pretrained, hint, **kwargs)
 
 
 @register_model

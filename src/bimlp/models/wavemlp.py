@@ -26,12 +26,12 @@ from typing import Any
 import torch
 from timm.data import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
 from timm.layers import DropPath
-from timm.models import build_model_with_cfg, generate_default_cfgs
+from timm.models import generate_default_cfgs
 from torch import nn
 
 from ..checkpoint import CheckpointError, load_state_dict_strict, read_checkpoint
 from ._base import StagedNet, build_network
-from ._registry import register_model
+from ._registry import build_variant, register_model
 from .bimlp import ConvDownsample, make_norm
 
 __all__ = [
@@ -330,13 +330,9 @@ _VARIANTS: dict[str, dict[str, Any]] = {
 
 
 def _create_wavemlp(variant: str, pretrained: bool = False, **kwargs: Any) -> WaveMLP:
-    if pretrained:
-        raise ValueError(
-            "no hosted Wave-MLP weights; download the released WaveMLP_*.pth.tar and pass "
-            "checkpoint= to bimlp.create_model (or use bimlp.load_wavemlp)"
-        )
-    kwargs = {**_VARIANTS[variant], **kwargs}
-    return build_model_with_cfg(WaveMLP, variant, pretrained=False, **kwargs)
+    hint = ("download the released WaveMLP_*.pth.tar and pass checkpoint= to bimlp.create_model "
+            "(or use bimlp.load_wavemlp)")
+    return build_variant(WaveMLP, variant, _VARIANTS[variant], pretrained, hint, **kwargs)
 
 
 @register_model
