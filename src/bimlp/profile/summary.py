@@ -73,10 +73,15 @@ class LayerProfile:
         return self.input_precision is not None
 
     def to_dict(self) -> dict[str, Any]:
-        d = dataclasses.asdict(self)
-        d["output_shape"] = list(self.output_shape) if self.output_shape is not None else None
-        d["ops"] = self.ops
-        return d
+        return _row_dict(self)
+
+
+def _row_dict(row: Any) -> dict[str, Any]:
+    """JSON-ready dict of a layer or stage row: its fields, the shape as a list, and ``ops``."""
+    d = dataclasses.asdict(row)
+    d["output_shape"] = list(row.output_shape) if row.output_shape is not None else None
+    d["ops"] = row.ops
+    return d
 
 
 @dataclass
@@ -99,10 +104,7 @@ class StageProfile:
         return ops(self.flops, self.bops)
 
     def to_dict(self) -> dict[str, Any]:
-        d = dataclasses.asdict(self)
-        d["output_shape"] = list(self.output_shape) if self.output_shape is not None else None
-        d["ops"] = self.ops
-        return d
+        return _row_dict(self)
 
 
 @dataclass
