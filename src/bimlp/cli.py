@@ -1,8 +1,8 @@
 """The ``bimlp`` command line: ``bimlp {demo,train,eval,profile,convert,export,bench} ...``.
 
 Each subcommand lives in its own module that defines ``add_arguments(parser)`` and
-``run(args) -> int``; modules are imported only when their subcommand runs, so ``bimlp --help``
-stays fast. This is the only place in the package that uses argparse.
+``run(args) -> int``; those modules import only argparse at module level and do their heavy imports
+inside ``run``. This is the only place in the package that uses argparse.
 """
 
 from __future__ import annotations
@@ -29,12 +29,7 @@ def build_parser() -> argparse.ArgumentParser:
     for name, (module, help_text) in COMMANDS.items():
         p = sub.add_parser(name, help=help_text, description=help_text)
         p.set_defaults(_module=module)
-        try:
-            importlib.import_module(module).add_arguments(p)
-        except ModuleNotFoundError as e:  # a subcommand whose module is not installed
-            if e.name != module:
-                raise
-            p.set_defaults(_missing=str(e))
+        importlib.import_module(module).add_arguments(p)
     return parser
 
 
@@ -43,9 +38,6 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if not getattr(args, "command", None):
         parser.print_help()
-        return 2
-    if getattr(args, "_missing", None):
-        print(f"bimlp {args.command}: not available ({args._missing})", file=sys.stderr)
         return 2
     return int(importlib.import_module(args._module).run(args) or 0)
 

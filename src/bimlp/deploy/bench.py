@@ -24,6 +24,8 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
+from ..layers import sign_plus
+
 __all__ = ["benchmark", "print_report"]
 
 
@@ -74,7 +76,7 @@ def _packed_layer_times(packed, x: torch.Tensor, runs: int) -> dict[str, float]:
 
 
 def _float_1x1(x4: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
-    return F.conv2d(torch.where(x4 >= 0, 1.0, -1.0), w)
+    return F.conv2d(sign_plus(x4), w)
 
 
 def _packed_1x1(kern, conv, x2, thr, bits, kind, out) -> torch.Tensor:

@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..layers import BinaryConv2d
+from ..layers import BinaryConv2d, sign_plus
 
 __all__ = ["SignedConv2d", "simulate", "check_packable"]
 
@@ -28,8 +28,7 @@ class SignedConv2d(nn.Module):
         self.dilation, self.groups = conv.dilation, conv.groups
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        s = torch.where(x >= 0, 1.0, -1.0).to(x.dtype)
-        return F.conv2d(s, self.weight, None, self.stride, self.padding, self.dilation, self.groups)
+        return F.conv2d(sign_plus(x), self.weight, None, self.stride, self.padding, self.dilation, self.groups)
 
 
 def check_packable(model: nn.Module) -> None:

@@ -12,10 +12,12 @@ from .quantizers import (
     TernaryRound,
     get_quantizer,
     register_quantizer,
+    sign_plus,
 )
 
 __all__ = [
     "ApproxSign", "BinaryConv2d", "ChannelMeanSign", "LearnableBias", "MODES", "QUANTIZERS",
     "Quantizer", "RPReLU", "ScaledSign", "TernaryRound", "UniShortcut", "get_quantizer",
-    "group_mean", "quantizer_names", "register_quantizer", "same_max_pool", "tile_channels",
+    "group_mean", "quantizer_names", "register_quantizer", "same_max_pool", "sign_plus",
+    "tile_channels",
 ]

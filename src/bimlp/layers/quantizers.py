@@ -30,10 +30,11 @@ __all__ = [
     "QUANTIZERS",
     "get_quantizer",
     "register_quantizer",
+    "sign_plus",
 ]
 
 
-def _sign_plus(x: torch.Tensor) -> torch.Tensor:
+def sign_plus(x: torch.Tensor) -> torch.Tensor:
     """sign with sign(0) = +1, so every value is exactly +1 or -1."""
     return torch.where(x >= 0, torch.ones_like(x), -torch.ones_like(x))
 
@@ -42,7 +43,7 @@ class _ApproxSignFn(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
         ctx.save_for_backward(x)
-        return _sign_plus(x)
+        return sign_plus(x)
 
     @staticmethod
     def backward(ctx, grad: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
@@ -58,7 +59,7 @@ class _ScaledSignFn(torch.autograd.Function):
         ctx.save_for_backward(w)
         # One magnitude per output channel: mean over (in/groups, kh, kw); the scale is a constant.
         scale = w.abs().mean(dim=tuple(range(1, w.dim())), keepdim=True)
-        return _sign_plus(w) * scale
+        return sign_plus(w) * scale
 
     @staticmethod
     def backward(ctx, grad: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
