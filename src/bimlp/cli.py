@@ -24,7 +24,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="bimlp", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        prog="bimlp",
+        description="BiMLP binary vision MLPs: models, training, profiling and a packed 1-bit engine",
+    )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name, (module, help_text) in COMMANDS.items():
         p = sub.add_parser(name, help=help_text, description=help_text)
