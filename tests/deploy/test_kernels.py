@@ -177,3 +177,40 @@ def test_build_failure_falls_back_with_warning(monkeypatch):
     assert isinstance(select_kernels("auto"), TorchKernels)
     with pytest.raises(RuntimeError, match="unavailable"):
         select_kernels("native")
+
+
+def test_native_kernels_really_run_on_several_threads():
+    # at::parallel_for in an extension built without -fopenmp silently runs serially
+    mod = native()
+    if mod is None:
+        pytest.skip("native kernels unavailable")
+    import bimlp.deploy.kernels as kernels
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        used = mod.parallel_threads(64)
+    finally:
+        torch.set_num_threads(threads)
+    assert used == (2 if kernels._torch_uses_openmp() else 1)
+
+
+def test_compiler_without_openmp_builds_serial_kernels_with_warning(monkeypatch):
+    import torch.utils.cpp_extension as cpp
+
+    import bimlp.deploy.kernels as kernels
+
+    built = []
+
+    def no_openmp(*args, **kwargs):
+        if "-fopenmp" in kwargs["extra_cflags"]:
+            raise RuntimeError("foo.cpp:1:1: error: unsupported option '-fopenmp'")
+        built.append(kwargs["name"])
+        return "serial-module"
+
+    monkeypatch.setattr(kernels, "_state", {})
+    monkeypatch.setattr(kernels, "_torch_uses_openmp", lambda: True)
+    monkeypatch.setattr(cpp, "load", no_openmp)
+    with pytest.warns(RuntimeWarning, match="without OpenMP.*-fopenmp"):
+        assert kernels.native() == "serial-module"
+    assert built == ["bimlp_kernels_serial"] and kernels.native_error() is None

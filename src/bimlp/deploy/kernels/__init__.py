@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
 import warnings
 from pathlib import Path
 from types import ModuleType
@@ -32,15 +33,18 @@ def native() -> ModuleType | None:
         error = "disabled by BIMLP_NATIVE=0"
     else:
         try:
-            load = _import_load()
-            module = load(
-                name="bimlp_kernels",
-                sources=[str(_SOURCE)],
-                extra_cflags=["-O3", "-ffp-contract=off", "-fno-math-errno", "-fno-trapping-math"],
-                verbose=False,
-            )
+            module = _build(openmp=_torch_uses_openmp())
         except Exception as e:  # compiler missing, headers missing, ninja missing, ...
             error = _first_error(e)
+            if _torch_uses_openmp():
+                try:  # a compiler without OpenMP: single-threaded kernels are still fast kernels
+                    module = _build(openmp=False)
+                    warnings.warn(
+                        f"bimlp: native kernels built without OpenMP ({error}); they run on one "
+                        "thread", RuntimeWarning, stacklevel=2)
+                    error = None
+                except Exception:
+                    pass
     if error is not None:
         warnings.warn(
             f"bimlp: native 1-bit kernels unavailable ({error}); the packed engine falls back to "
@@ -50,6 +54,28 @@ def native() -> ModuleType | None:
         )
     _state["module"], _state["error"] = module, error
     return module
+
+
+def _torch_uses_openmp() -> bool:
+    """Whether ATen's thread pool is OpenMP (then the kernels must be compiled with -fopenmp, or
+    every ``at::parallel_for`` in them silently runs on one thread)."""
+    import torch
+
+    return bool(getattr(torch._C, "has_openmp", False)) and sys.platform.startswith("linux")
+
+
+def _build(openmp: bool) -> ModuleType:
+    # -fopenmp links libgomp.so.1 by soname, which resolves to the copy torch has already loaded,
+    # so the kernels share torch's OpenMP runtime and thread count (torch.set_num_threads)
+    flags = ["-O3", "-ffp-contract=off", "-fno-math-errno", "-fno-trapping-math"]
+    omp = ["-fopenmp"] if openmp else []
+    return _import_load()(
+        name="bimlp_kernels" if openmp else "bimlp_kernels_serial",
+        sources=[str(_SOURCE)],
+        extra_cflags=flags + omp,
+        extra_ldflags=omp,
+        verbose=False,
+    )
 
 
 def _import_load():

@@ -761,6 +761,19 @@ void pool_mix(const torch::Tensor& x, torch::Tensor out) {
 
 int64_t isa() { return current_isa(); }
 
+// How many distinct threads at::parallel_for really uses for `n` one-item chunks. Without
+// -fopenmp the OpenMP backend's parallel_for silently runs serially; this makes that visible.
+int64_t parallel_threads(int64_t n) {
+  std::vector<int> seen(std::max(at::get_num_threads(), 1), 0);
+  at::parallel_for(0, n, 1, [&](int64_t, int64_t) {
+    const int t = at::get_thread_num();
+    if (t >= 0 && t < int(seen.size())) seen[t] = 1;
+  });
+  int64_t count = 0;
+  for (int v : seen) count += v;
+  return count;
+}
+
 void set_isa(int64_t want) {
   TORCH_CHECK(isa_supported(int(want)), "instruction set ", want, " not supported on this CPU");
   g_isa = int(want);
@@ -784,6 +797,7 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.def("pooled_sum", &pooled_sum);
   m.def("pool_mix", &pool_mix);
   m.def("isa", &isa);
+  m.def("parallel_threads", &parallel_threads);
   m.def("set_isa", &set_isa);
   m.def("supported", &supported);
 }
