@@ -109,31 +109,60 @@ def test_token_conv_equals_padded_conv(kernel_sets, pairs, axis, b, h, w, c):
         assert torch.equal(out.to(torch.float64), expected), f"{name}: token conv differs"
 
 
-def test_epilogue_kinds_agree_with_fallback(kernel_sets):
-    """Scale/bias, every shortcut kind (with and without norm0/act1), PReLU, residual mix."""
-    g = torch.Generator().manual_seed(3)
-    m, k = 29, 70
+# (M, K, N, shortcut kind, group, norm0/act1 params): identity, tile from K channels (K a multiple
+# of 16 or not), group mean, none; M past the 6-row tiles, N past the 16-column panels.
+EPILOGUE_CASES = [(29, 70, 70, 1, 1, False), (29, 70, 140, 2, 1, True), (29, 70, 35, 3, 2, False),
+                  (29, 70, 35, 3, 2, True), (29, 70, 10, 3, 7, False), (29, 70, 70, 0, 1, False),
+                  (61, 64, 256, 2, 1, True), (61, 64, 192, 2, 1, False), (61, 256, 64, 3, 4, True),
+                  (61, 320, 80, 3, 4, False), (61, 96, 40, 0, 1, False), (7, 48, 48, 1, 1, False)]
+
+
+@pytest.mark.parametrize("m,k,n,kind,group,with_params", EPILOGUE_CASES)
+def test_epilogue_kinds_agree_with_fallback(kernel_sets, m, k, n, kind, group, with_params):
+    """Scale/bias, every shortcut kind (with and without norm0/act1), PReLU, residual mix. The
+    native instruction sets (register epilogue on AVX-512, buffered elsewhere) agree bit for bit."""
+    g = torch.Generator().manual_seed(3 + m + k + n)
     x = torch.randn(m, k, generator=g)
-    cases = [(70, 1, 1, False), (140, 2, 1, True), (35, 3, 2, False), (35, 3, 2, True),
-             (10, 3, 7, False), (70, 0, 1, False)]
-    for n, kind, group, with_params in cases:
-        w = torch.randn(n, k, generator=g)
-        alpha, beta = torch.randn(n, generator=g), torch.randn(n, generator=g)
-        act = torch.stack([torch.rand(n, generator=g), torch.randn(n, generator=g)])
-        params = torch.randn(4, n, generator=g) if with_params else None
-        base, e1, e2 = (torch.randn(m, n, generator=g) for _ in range(3))
-        outs = []
-        for name, kernels in kernel_sets:
-            kern = use(kernels)
-            bits = torch.empty(1, m, 2, dtype=torch.int64)
-            kern.pack_signs(x, torch.zeros(1, k), bits, None, None, None)
-            out = torch.empty(m, n)
-            kern.bgemm(bits[0], kern.make_panels(_words_from_negative(w < 0)), k, alpha, beta,
-                       kind, x if kind else None, group, params, act, base, 0.7, e1, 0.2, e2,
-                       -0.3, out)
-            outs.append((name, out))
-        for name, out in outs[1:]:
-            torch.testing.assert_close(out, outs[0][1], rtol=1e-5, atol=1e-5, msg=name)
+    w = torch.randn(n, k, generator=g)
+    alpha, beta = torch.randn(n, generator=g), torch.randn(n, generator=g)
+    act = torch.stack([torch.rand(n, generator=g), torch.randn(n, generator=g)])
+    params = torch.randn(4, n, generator=g) if with_params else None
+    base, e1, e2 = (torch.randn(m, n, generator=g) for _ in range(3))
+    outs = []
+    for name, kernels in kernel_sets:
+        kern = use(kernels)
+        bits = torch.empty(1, m, (k + 63) // 64, dtype=torch.int64)
+        kern.pack_signs(x, torch.zeros(1, k), bits, None, None, None)
+        out = torch.empty(m, n)
+        kern.bgemm(bits[0], kern.make_panels(_words_from_negative(w < 0)), k, alpha, beta,
+                   kind, x if kind else None, group, params, act, base, 0.7, e1, 0.2, e2,
+                   -0.3, out)
+        outs.append((name, out))
+    for name, out in outs[1:]:
+        torch.testing.assert_close(out, outs[0][1], rtol=1e-5, atol=1e-5, msg=name)
+        assert torch.equal(out, outs[-1][1]), f"{name} and {outs[-1][0]} differ"
+
+
+@pytest.mark.parametrize("pairs,c", [(1, 70), (2, 40), (2, 8), (1, 128)])
+def test_token_conv_epilogue_agrees_across_kernels(kernel_sets, pairs, c):
+    """Token conv with scale/bias, identity shortcut and PReLU: every native instruction set gives
+    the same bits (register epilogue on AVX-512), close to the PyTorch fallback."""
+    g = torch.Generator().manual_seed(c + pairs)
+    b, h, w = 2, 6, 11
+    planes = torch.where(torch.rand(b, h, w, c * pairs, generator=g) < 0.5, -1, 1).to(torch.int8)
+    taps = torch.where(torch.rand(7, c * pairs, generator=g) < 0.5, -1, 1).to(torch.int8)
+    alpha, beta, res = torch.randn(c, generator=g), torch.randn(c, generator=g), torch.randn(b * h * w, c, generator=g)
+    act = torch.stack([torch.rand(c, generator=g), torch.randn(c, generator=g)])
+    outs = []
+    for name, kernels in kernel_sets:
+        kern = use(kernels)
+        for axis in (0, 1):
+            out = torch.full((b * h * w, c), float("nan"))
+            kern.sconv(planes, taps, axis, pairs, alpha, beta, 1, res, 1, act, out)
+            outs.append((f"{name} axis {axis}", out))
+    for i, (name, out) in enumerate(outs):
+        torch.testing.assert_close(out, outs[i % 2][1], rtol=1e-5, atol=1e-5, msg=name)
+        assert torch.equal(out, outs[len(outs) - 2 + i % 2][1]) or name.startswith("torch"), name
 
 
 @pytest.mark.parametrize("h,w", [(8, 8), (7, 9), (1, 1), (2, 3), (13, 6)])

@@ -23,11 +23,11 @@ def trained_outputs():
     test = ArrayImageDataset(images, labels, eval_cfg["mean"], eval_cfg["std"])
     x = torch.stack([test[i][0] for i in range(len(test))])  # (360, 1, 32, 32)
     with torch.no_grad():
-        return model(x), pack_model(model)(x), labels
+        return model(x), pack_model(model)(x), labels, model, x
 
 
 def test_packed_engine_keeps_every_prediction_of_a_trained_model(trained_outputs):
-    ref, out, labels = trained_outputs
+    ref, out, labels, _, _ = trained_outputs
     assert torch.equal(out.argmax(1), ref.argmax(1))
     acc = (out.argmax(1) == labels).float().mean().item()
     assert acc == (ref.argmax(1) == labels).float().mean().item() and acc > 0.95
@@ -35,11 +35,21 @@ def test_packed_engine_keeps_every_prediction_of_a_trained_model(trained_outputs
     assert (cos >= 0.99999).sum().item() >= len(cos) - 1
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "known: held-out digit 178 gives cosine 0.9971 (packed vs PyTorch float32 and float64, "
-    "which agree with each other): one activation sign differs in the packed engine's folded "
-    "arithmetic; see issue 4"))
-def test_packed_engine_matches_a_trained_model_per_sample(trained_outputs):
-    ref, out, _ = trained_outputs
+def test_every_per_sample_mismatch_is_a_float32_tie_that_pytorch_also_flips(trained_outputs):
+    """Held-out digit 178 gives cosine 0.997 against the default PyTorch forward: one activation
+    sign in the last stage is decided by a value within about 1 float32 ulp of zero
+    (|x * bn_scale + shift + b| ~ 2e-7 with terms ~1.8), so any valid summation order may flip it.
+    The same PyTorch model in channels_last memory layout flips it the same way as the packed
+    engine. Every sample below 0.99999 must be such a case: reproduced by PyTorch itself in
+    another memory layout (batch 1), else it is a defect of the packed engine."""
+    import copy
+
+    ref, out, _, model, x = trained_outputs
     cos = F.cosine_similarity(out, ref, dim=1)
-    assert cos.min() >= 0.99999
+    bad = (cos < 0.99999).nonzero().flatten().tolist()
+    assert len(bad) <= 1, f"samples {bad} differ"
+    cl = copy.deepcopy(model).to(memory_format=torch.channels_last)
+    for i in bad:
+        with torch.no_grad():
+            other = cl(x[i:i + 1].contiguous(memory_format=torch.channels_last))
+        assert F.cosine_similarity(out[i:i + 1], other).item() >= 0.99999, f"sample {i}: not a tie"

@@ -102,7 +102,7 @@ inline float prelu(float v, float a) { return v >= 0.f ? v : a * v; }
 
 // Element-wise loops are compiled twice (AVX2 and baseline) and picked by the loader (ifunc).
 #if defined(BIMLP_X86) && defined(__GNUC__) && !defined(__clang__)
-#define BIMLP_CLONES __attribute__((target_clones("avx2", "default")))
+#define BIMLP_CLONES __attribute__((target_clones("arch=x86-64-v4", "avx2", "default")))
 #else
 #define BIMLP_CLONES
 #endif
@@ -341,6 +341,121 @@ __attribute__((target("avx512f,avx512vpopcntdq"))) void mk_avx512(const uint64_t
 }
 #endif
 
+#ifdef BIMLP_X86
+// AVX-512 XNOR-popcount GEMM with the epilogue applied in registers: MR rows x one 16-column
+// panel, popcounts never leave the registers. Each step is the same float operation, in the same
+// order, as epilogue_rows (no FMA), so both paths give bit-identical outputs.
+#define BIMLP_AVX512 __attribute__((target("avx512f,avx512dq,avx512bw,avx512vpopcntdq")))
+
+BIMLP_AVX512 inline __m512 prelu16(__m512 v, __m512 a) {
+  return _mm512_mask_mul_ps(v, _mm512_cmp_ps_mask(v, _mm512_setzero_ps(), _CMP_LT_OQ), v, a);
+}
+
+BIMLP_AVX512 inline __m512 load16(const float* p, __mmask16 k) { return _mm512_maskz_loadu_ps(k, p); }
+
+// The shortcut term for row m, columns [n0, n0 + 16) (before res_scale): identity, tile (source
+// channels a multiple of 16) or mean of `group` consecutive channels (gathered).
+BIMLP_AVX512 inline __m512 shortcut16(const Epilogue& e, int64_t m, int n0, __mmask16 k) {
+  const float* r = e.res + m * e.ld_res;
+  if (e.res_kind == RES_IDENTITY) return load16(r + n0, k);
+  if (e.res_kind == RES_TILE) return load16(r + n0 % e.res_channels, k);
+  const int G = e.group;
+  if (G == 4 && k == __mmask16(0xffff)) {  // the channel MLP's 4C -> C: four loads, no gather
+    const float* g0 = r + int64_t(n0) * 4;
+    const __m512 v0 = _mm512_loadu_ps(g0), v1 = _mm512_loadu_ps(g0 + 16);
+    const __m512 v2 = _mm512_loadu_ps(g0 + 32), v3 = _mm512_loadu_ps(g0 + 48);
+    __m512 acc = _mm512_setzero_ps();
+    for (int g = 0; g < 4; ++g) {  // lanes j: element 4j + g of the 64 (low half from v0:v1)
+      const __m512i idx = _mm512_add_epi32(
+          _mm512_setr_epi32(0, 4, 8, 12, 16, 20, 24, 28, 0, 4, 8, 12, 16, 20, 24, 28), _mm512_set1_epi32(g));
+      const __m512 lo = _mm512_permutex2var_ps(v0, idx, v1), hi = _mm512_permutex2var_ps(v2, idx, v3);
+      acc = _mm512_add_ps(acc, _mm512_mask_blend_ps(__mmask16(0xff00), lo, hi));
+    }
+    return _mm512_div_ps(acc, _mm512_set1_ps(4.f));
+  }
+  const __m512i idx = _mm512_mullo_epi32(
+      _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15), _mm512_set1_epi32(G));
+  const float* base = r + int64_t(n0) * G;
+  __m512 acc = _mm512_setzero_ps();
+  for (int g = 0; g < G; ++g)
+    acc = _mm512_add_ps(acc, _mm512_mask_i32gather_ps(_mm512_setzero_ps(), k, idx, base + g, 4));
+  return _mm512_div_ps(acc, _mm512_set1_ps(float(G)));
+}
+
+// Columns [n0, n0 + 16) of row m (lanes past `k` unused): v = alpha * dot + beta, the epilogue's
+// shortcut, activation and residual mix, stored to the output row.
+BIMLP_AVX512 inline void finish16(const Epilogue& e, int64_t m, int n0, __mmask16 k, __m512 alpha,
+                                  __m512 beta, __m512 dot) {
+  __m512 v = _mm512_add_ps(_mm512_mul_ps(alpha, dot), beta);
+  if (e.res_kind != RES_NONE) {
+    __m512 t = shortcut16(e, m, n0, k);
+    if (e.res_scale) {
+      const __m512 q = _mm512_add_ps(_mm512_mul_ps(load16(e.res_scale + n0, k), t), load16(e.res_bias + n0, k));
+      t = _mm512_add_ps(prelu16(q, load16(e.res_slope + n0, k)), load16(e.res_shift + n0, k));
+    }
+    v = _mm512_add_ps(v, t);
+  }
+  if (e.slope) v = _mm512_add_ps(prelu16(v, load16(e.slope + n0, k)), load16(e.shift + n0, k));
+  const int64_t off = m * e.ld_out + n0;
+  if (e.base || e.e1 || e.e2 || e.gain != 1.f) {
+    v = _mm512_mul_ps(_mm512_set1_ps(e.gain), v);
+    if (e.e1) v = _mm512_add_ps(v, _mm512_mul_ps(_mm512_set1_ps(e.w1), load16(e.e1 + off, k)));
+    if (e.e2) v = _mm512_add_ps(v, _mm512_mul_ps(_mm512_set1_ps(e.w2), load16(e.e2 + off, k)));
+    if (e.base) v = _mm512_add_ps(load16(e.base + off, k), v);
+  }
+  _mm512_mask_storeu_ps(e.out + off, k, v);
+}
+
+template <int MR>
+BIMLP_AVX512 void mk_avx512_fused(const uint64_t* A, int64_t lda, const uint64_t* W, int KW,
+                                  const Epilogue& e, int64_t m0, int n0) {
+  __m512i acc[MR][2];
+  for (int r = 0; r < MR; ++r) acc[r][0] = acc[r][1] = _mm512_setzero_si512();
+  for (int k = 0; k < KW; ++k) {
+    const __m512i w0 = _mm512_loadu_si512(W + k * NR);
+    const __m512i w1 = _mm512_loadu_si512(W + k * NR + 8);
+    for (int r = 0; r < MR; ++r) {
+      const __m512i a = _mm512_set1_epi64(static_cast<long long>(A[r * lda + k]));
+      acc[r][0] = _mm512_add_epi64(acc[r][0], _mm512_popcnt_epi64(_mm512_xor_si512(a, w0)));
+      acc[r][1] = _mm512_add_epi64(acc[r][1], _mm512_popcnt_epi64(_mm512_xor_si512(a, w1)));
+    }
+  }
+  const int cols = std::min(NR, e.N - n0);
+  const __mmask16 k = cols == NR ? __mmask16(0xffff) : __mmask16((1u << cols) - 1);
+  const __m512 alpha = load16(e.alpha + n0, k), beta = load16(e.beta + n0, k);
+  const __m512i K = _mm512_set1_epi32(e.K);
+  for (int r = 0; r < MR; ++r) {
+    const __m512i pc = _mm512_inserti64x4(_mm512_castsi256_si512(_mm512_cvtepi64_epi32(acc[r][0])),
+                                          _mm512_cvtepi64_epi32(acc[r][1]), 1);
+    const __m512 dot = _mm512_cvtepi32_ps(_mm512_sub_epi32(K, _mm512_slli_epi32(pc, 1)));
+    finish16(e, m0 + r, n0, k, alpha, beta, dot);
+  }
+}
+
+// Rows split evenly over the threads; each thread walks its rows in blocks of MB whose packed
+// bits stay in L1 and outputs in L2 while every weight panel passes over them, MR rows at a time.
+void bgemm_avx512_fused(const uint64_t* A, int64_t M, int KW, const uint64_t* Wp, int N,
+                        const Epilogue& e) {
+  constexpr int MR = 6;
+  const int panels = (N + NR - 1) / NR;
+  // a block's bits ~32 KB (L1), its outputs ~128 KB (L2)
+  const int64_t MB = std::max<int64_t>(MR, std::min(4096 / std::max(KW, 1), 32768 / N) / MR * MR);
+  const int64_t groups = (M + MR - 1) / MR;
+  const int64_t per_task = std::max<int64_t>(1, std::min<int64_t>(MB / MR, (groups + at::get_num_threads() - 1) / at::get_num_threads()));
+  at::parallel_for(0, groups, per_task, [&](int64_t g0, int64_t g1) {
+    for (int64_t b0 = g0 * MR; b0 < std::min(M, g1 * MR); b0 += MB) {
+      const int64_t b1 = std::min({M, g1 * MR, b0 + MB});
+      for (int p = 0; p < panels; ++p) {
+        const uint64_t* W = Wp + int64_t(p) * KW * NR;
+        int64_t m = b0;
+        for (; m + MR <= b1; m += MR) mk_avx512_fused<MR>(A + m * KW, KW, W, KW, e, m, p * NR);
+        for (; m < b1; ++m) mk_avx512_fused<1>(A + m * KW, KW, W, KW, e, m, p * NR);
+      }
+    }
+  });
+}
+#endif
+
 using Micro = void (*)(const uint64_t*, int64_t, const uint64_t*, int, int32_t*, int64_t);
 
 struct Kernels {
@@ -361,6 +476,10 @@ Kernels kernels_for(int isa) {
 // Rows are processed in blocks: popcounts of a block for all N columns go to a small int32
 // buffer (kept in L1/L2), then the epilogue finishes the block's rows while they are hot.
 void bgemm_impl(const uint64_t* A, int64_t M, int KW, const uint64_t* Wp, int N, const Epilogue& e) {
+#ifdef BIMLP_X86
+  if (current_isa() == ISA_AVX512 && (e.res_kind != RES_TILE || e.res_channels % NR == 0))
+    return bgemm_avx512_fused(A, M, KW, Wp, N, e);
+#endif
   const Kernels ker = kernels_for(current_isa());
   const int panels = (N + NR - 1) / NR;
   const int64_t ldd = int64_t(panels) * NR;
@@ -500,6 +619,61 @@ __attribute__((target("avx2"))) void accumulate_avx2(int8_t* acc, const int8_t* 
 }
 #endif
 
+#ifdef BIMLP_X86
+// AVX-512 token conv: 64 channels per register, the taps' products (s XOR w) | 1 = s * w for
+// s, w in {-1, +1} accumulated in int8 registers (|sum| <= 7), pairs summed by maddubs, and the
+// epilogue applied in registers (finish16).
+BIMLP_AVX512 void sconv_row_avx512(const int8_t* sp, const int8_t* wp, int64_t b, int64_t h,
+                                   int64_t H, int64_t W, int64_t Cs, int64_t T, int axis, int pairs,
+                                   const Epilogue& e) {
+  const int64_t pad = T / 2;
+  const __m512i ones = _mm512_set1_epi8(1);
+  for (int64_t x = 0; x < W; ++x) {
+    const int64_t m = (b * H + h) * W + x;
+    // valid taps: t with the input position inside the image (padded taps contribute 0)
+    const int64_t pos = axis == 0 ? x : h, len = axis == 0 ? W : H;
+    const int64_t t0 = std::max<int64_t>(0, pad - pos), t1 = std::min<int64_t>(T, len + pad - pos);
+    const int64_t step = axis == 0 ? Cs : W * Cs;  // plane offset between neighbouring taps
+    const int8_t* first = sp + ((b * H + h) * W + x) * Cs + (t0 - pad) * step;
+    for (int64_t c0 = 0; c0 < Cs; c0 += 64) {
+      const int64_t cn = std::min<int64_t>(64, Cs - c0);
+      const __mmask64 km = cn == 64 ? ~__mmask64(0) : ((__mmask64(1) << cn) - 1);
+      __m512i acc = _mm512_setzero_si512();
+      for (int64_t t = t0; t < t1; ++t) {
+        const __m512i sv = _mm512_maskz_loadu_epi8(km, first + (t - t0) * step + c0);
+        const __m512i wv = _mm512_maskz_loadu_epi8(km, wp + t * Cs + c0);
+        acc = _mm512_add_epi8(acc, _mm512_ternarylogic_epi32(sv, wv, ones, 0xBE));  // (a ^ b) | c
+      }
+      if (pairs == 2) {  // outputs c0/2 .. c0/2 + 31: acc[2n] + acc[2n + 1] as int16
+        const __m512i s16 = _mm512_maddubs_epi16(ones, acc);
+        for (int q = 0; q < 2; ++q) {
+          const int n0 = int(c0 / 2) + 16 * q;
+          if (n0 >= e.N) break;
+          const int cols = std::min(16, e.N - n0);
+          const __mmask16 k = cols == 16 ? __mmask16(0xffff) : __mmask16((1u << cols) - 1);
+          const __m512i d = _mm512_cvtepi16_epi32(q == 0 ? _mm512_castsi512_si256(s16)
+                                                         : _mm512_extracti64x4_epi64(s16, 1));
+          finish16(e, m, n0, k, load16(e.alpha + n0, k), load16(e.beta + n0, k), _mm512_cvtepi32_ps(d));
+        }
+      } else {
+        for (int q = 0; q < 4; ++q) {
+          const int n0 = int(c0) + 16 * q;
+          if (n0 >= e.N) break;
+          const int cols = std::min(16, e.N - n0);
+          const __mmask16 k = cols == 16 ? __mmask16(0xffff) : __mmask16((1u << cols) - 1);
+          const __m128i part = q == 0 ? _mm512_castsi512_si128(acc)
+                             : q == 1 ? _mm512_extracti32x4_epi32(acc, 1)
+                             : q == 2 ? _mm512_extracti32x4_epi32(acc, 2)
+                                      : _mm512_extracti32x4_epi32(acc, 3);
+          finish16(e, m, n0, k, load16(e.alpha + n0, k), load16(e.beta + n0, k),
+                   _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(part)));
+        }
+      }
+    }
+  }
+}
+#endif
+
 void sconv(const torch::Tensor& planes, const torch::Tensor& weights, int64_t axis, int64_t pairs,
            const torch::Tensor& alpha, const torch::Tensor& beta, int64_t res_kind,
            const c10::optional<torch::Tensor>& res, int64_t group,
@@ -519,6 +693,15 @@ void sconv(const torch::Tensor& planes, const torch::Tensor& weights, int64_t ax
   const int8_t* sp = planes.data_ptr<int8_t>();
   const int8_t* wp = weights.data_ptr<int8_t>();
   const bool avx2 = current_isa() >= ISA_AVX2;
+#ifdef BIMLP_X86
+  if (current_isa() == ISA_AVX512 && (res_kind == RES_NONE || res_kind == RES_IDENTITY)) {
+    at::parallel_for(0, B * H, 1, [&](int64_t q0, int64_t q1) {
+      for (int64_t q = q0; q < q1; ++q)
+        sconv_row_avx512(sp, wp, q / H, q % H, H, W, Cs, T, int(axis), int(pairs), e);
+    });
+    return;
+  }
+#endif
   at::parallel_for(0, B * H, 1, [&](int64_t q0, int64_t q1) {
     std::vector<int8_t> acc(Cs);
     std::vector<int32_t> dot(W * N);
