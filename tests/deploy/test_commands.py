@@ -11,6 +11,7 @@ from deploy_helpers import SMALL, conditioned_model
 from bimlp.checkpoint import save_weights
 from bimlp.cli import main
 from bimlp.deploy import load, pack_model, simulate
+from bimlp.deploy.kernels import ISA_NAMES, native
 
 
 @pytest.fixture(scope="module")
@@ -42,7 +43,7 @@ def test_bench_command_writes_json_keyed_by_batch(small_checkpoint, tmp_path, ca
     out = tmp_path / "bench.json"
     code = main(["bench", "--model", "bimlp_s", "--checkpoint", str(ckpt), "--batch", "1", "2",
                  "--image-size", "33", "--repeats", "1", "--no-compile", "--no-memory",
-                 "--json", str(out)])
+                 "--all-isas", "--json", str(out)])
     assert code == 0
     results = json.loads(out.read_text())
     assert set(results) == {"1", "2"}
@@ -51,6 +52,12 @@ def test_bench_command_writes_json_keyed_by_batch(small_checkpoint, tmp_path, ca
         assert r["speedup"] == pytest.approx(r["float_ms"] / r["packed_ms"])
         assert r["min_cosine_vs_float"] > 0.9999
         assert r["layers_1x1"] and r["layers"]
+        mod = native()
+        if mod is not None:  # every supported instruction set timed, the best one left selected
+            supported = {ISA_NAMES[i] for i in ISA_NAMES if mod.supported(i)}
+            assert set(r["packed_ms_by_isa"]) == supported
+            assert all(ms > 0 for ms in r["packed_ms_by_isa"].values())
+    assert mod is None or ISA_NAMES[mod.isa()] == r["kernels"].removeprefix("native-")
     assert "speedup" in capsys.readouterr().out
 
 

@@ -167,7 +167,7 @@ def benchmark(model_name: str = "bimlp_s", checkpoint: str | None = None,
               batches: tuple[int, ...] = (1, 32), size: int = 224, threads: int | None = None,
               repeats: int = 5, use_compile: bool = True, memory: bool = True,
               layers: bool = True, budget_s: float = 90.0, log: Callable[[str], None] = print,
-              **model_kwargs: Any) -> dict[str, Any]:
+              all_isas: bool = False, **model_kwargs: Any) -> dict[str, Any]:
     """Run the comparison; returns ``{str(batch): {...}}`` with at least ``float_ms``,
     ``packed_ms`` and ``speedup`` per batch size."""
     import bimlp
@@ -208,6 +208,8 @@ def benchmark(model_name: str = "bimlp_s", checkpoint: str | None = None,
         log(f"[batch {batch}] packed engine ...")
         r["packed_ms"] = _median_ms(partial(packed, x), repeats, budget_s)
         r["speedup"] = r["float_ms"] / r["packed_ms"]
+        if all_isas:
+            r["packed_ms_by_isa"] = _time_each_isa(packed, x, repeats, budget_s, log)
         if use_compile:
             log(f"[batch {batch}] torch.compile (compiling) ...")
             compiled = torch.compile(sim)
@@ -231,6 +233,27 @@ def benchmark(model_name: str = "bimlp_s", checkpoint: str | None = None,
         r["packed_workspace_mb"] = packed.workspace.nbytes() / 2**20
         results[str(batch)] = r
     return results
+
+
+def _time_each_isa(packed, x: torch.Tensor, repeats: int, budget_s: float,
+                   log: Callable[[str], None]) -> dict[str, float]:
+    """The packed engine's median ms with each instruction set this CPU supports (what a CPU
+    without AVX-512, or without x86 SIMD, would run), the best one restored afterwards."""
+    from .kernels import ISA_NAMES
+
+    k = packed.kernels
+    if not hasattr(k, "set_isa"):
+        return {}
+    best, times = k.isa(), {}
+    try:
+        for isa in sorted(ISA_NAMES, reverse=True):
+            if k.supported(isa):
+                log(f"[batch {x.shape[0]}] packed engine, {ISA_NAMES[isa]} kernels ...")
+                k.set_isa(isa)
+                times[ISA_NAMES[isa]] = _median_ms(partial(packed, x), repeats, budget_s)
+    finally:
+        k.set_isa(best)
+    return times
 
 
 def _cpu_name() -> str:
@@ -277,6 +300,10 @@ def print_report(results: dict[str, Any], out=sys.stdout) -> None:
         mem = f"{mf['peak_rss_mb']:.0f}/{mp['peak_rss_mb']:.0f}" if mf and mp else "-"
         p(f"{b:>5} {r['float_ms']:>15.1f} {comp:>11} {r['packed_ms']:>10.1f} {r['speedup']:>7.2f}x "
           f"{vs:>10} {mem:>13} {r['min_cosine_vs_float']:>9.6f}")
+    for b, r in results.items():
+        if r.get("packed_ms_by_isa"):
+            parts = [f"{name} {ms:.1f} ms ({r['float_ms'] / ms:.2f}x)" for name, ms in r["packed_ms_by_isa"].items()]
+            p(f"batch {b}, packed engine per instruction set (vs float32 eager): " + ", ".join(parts))
     for b, r in results.items():
         if "layers_1x1" not in r:
             continue

@@ -18,6 +18,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-compile", action="store_true", help="skip the torch.compile baseline")
     parser.add_argument("--no-memory", action="store_true", help="skip the peak-memory processes")
     parser.add_argument("--no-layers", action="store_true", help="skip per-layer timings")
+    parser.add_argument("--all-isas", action="store_true",
+                        help="also time the packed engine with every kernel instruction set this CPU "
+                             "supports (AVX-512, AVX2, portable)")
     parser.add_argument("--json", help="write the results here, keyed by batch size")
 
 
@@ -28,7 +31,7 @@ def run(args: argparse.Namespace) -> int:
         results = benchmark(
             args.model, args.checkpoint, tuple(args.batch), args.image_size, args.threads,
             args.repeats, use_compile=not args.no_compile, memory=not args.no_memory,
-            layers=not args.no_layers, budget_s=args.budget,
+            layers=not args.no_layers, budget_s=args.budget, all_isas=args.all_isas,
             log=lambda s: print(s, file=sys.stderr, flush=True),
         )
     except ValueError as e:

@@ -60,24 +60,35 @@ def shortcut_kind(cin: int, cout: int) -> tuple[int, int]:
 
 
 class Workspace:
-    """Named, reusable scratch buffers: one flat allocation per (role, dtype), grown on demand."""
+    """Named, reusable scratch buffers: one flat allocation per (role, dtype), grown on demand.
+
+    Views are cached per (role, shape, dtype), so a repeated forward pass at the same input size
+    costs one dict lookup per buffer; growing a buffer drops the views of the old one.
+    """
 
     def __init__(self) -> None:
         self._store: dict[tuple[str, torch.dtype], torch.Tensor] = {}
+        self._views: dict[tuple[str, tuple[int, ...], torch.dtype], torch.Tensor] = {}
 
     def get(self, role: str, shape: tuple[int, ...], dtype: torch.dtype = torch.float32) -> torch.Tensor:
+        view = self._views.get((role, shape, dtype))
+        if view is not None:
+            return view
         n = math.prod(shape)
         buf = self._store.get((role, dtype))
         if buf is None or buf.numel() < n:
             buf = torch.empty(n, dtype=dtype)
             self._store[(role, dtype)] = buf
-        return buf[:n].view(shape)
+            self._views = {k: v for k, v in self._views.items() if (k[0], k[2]) != (role, dtype)}
+        view = self._views[(role, shape, dtype)] = buf[:n].view(shape)
+        return view
 
     def nbytes(self) -> int:
         return sum(t.numel() * t.element_size() for t in self._store.values())
 
     def clear(self) -> None:
         self._store.clear()
+        self._views.clear()
 
 
 class Context:
@@ -131,14 +142,18 @@ class PackedConv1x1(_PackedBinary):
     def prepare(self, kernels: Any) -> None:
         neg = self.negative_weights().reshape(self.out_channels, self.in_channels)
         self._panels = kernels.make_panels(_words_from_negative(neg))
+        # plain attributes for the hot path (buffer access goes through nn.Module.__getattr__)
+        self._args = (self._panels, self.in_channels, self.alpha, self.beta)
+        self._tail = (self.res_params, self.act)
+        self._thresh_row = self.thresh.view(1, -1)
 
     def run(self, ctx: Context, abits: torch.Tensor, out: torch.Tensor, res_kind: int = RES_NONE,
             res: torch.Tensor | None = None, group: int = 1, base: torch.Tensor | None = None,
             gain: float = 1.0, e1: torch.Tensor | None = None, w1: float = 0.0,
             e2: torch.Tensor | None = None, w2: float = 0.0) -> torch.Tensor:
         t0 = time.perf_counter()
-        ctx.kernels.bgemm(abits, self._panels, self.in_channels, self.alpha, self.beta, res_kind,
-                          res, group, self.res_params, self.act, base, gain, e1, w1, e2, w2, out)
+        ctx.kernels.bgemm(abits, *self._args, res_kind, res, group, *self._tail, base, gain, e1, w1,
+                          e2, w2, out)
         ctx.record(self.qualname, t0)
         return out
 
@@ -155,13 +170,14 @@ class PackedTokenConv(_PackedBinary):
     def prepare(self, kernels: Any) -> None:
         neg = self.negative_weights().reshape(self.out_channels * self.pairs, self.taps)
         self._taps = torch.where(neg, -1, 1).to(torch.int8).T.contiguous()  # (T, Cs)
+        self._args = (self._taps, self.axis, self.pairs, self.alpha, self.beta)
+        self._act = self.act
 
     def run(self, ctx: Context, planes: torch.Tensor, out: torch.Tensor,
             res: torch.Tensor | None) -> torch.Tensor:
         t0 = time.perf_counter()
         kind = RES_IDENTITY if res is not None else RES_NONE
-        ctx.kernels.sconv(planes, self._taps, self.axis, self.pairs, self.alpha, self.beta, kind,
-                          res, 1, self.act, out)
+        ctx.kernels.sconv(planes, *self._args, kind, res, 1, self._act, out)
         ctx.record(self.qualname, t0)
         return out
 
@@ -211,14 +227,14 @@ class PackedMlp(nn.Module):
         if bits is None:
             t0 = time.perf_counter()
             bits = ws.get(self.role + "bits_in", (1, m, (self.fc1.in_channels + 63) // 64), torch.int64)
-            k.pack_signs(x, self.fc1.thresh.view(1, -1), bits, None, None, None)
+            k.pack_signs(x, self.fc1._thresh_row, bits, None, None, None)
             ctx.record(self.fc1.qualname + ":pack", t0)
             bits = bits[0]
         hidden = ws.get(self.role + "hidden", (m, self.fc1.out_channels))
         self.fc1.run(ctx, bits, hidden, self.sc1[0], x if self.sc1[0] else None, self.sc1[1])
         t0 = time.perf_counter()
         hbits = ws.get(self.role + "bits_hidden", (1, m, (self.fc2.in_channels + 63) // 64), torch.int64)
-        k.pack_signs(hidden, self.fc2.thresh.view(1, -1), hbits, None, None, None)
+        k.pack_signs(hidden, self.fc2._thresh_row, hbits, None, None, None)
         ctx.record(self.fc2.qualname + ":pack", t0)
         self.fc2.run(ctx, hbits[0], out, self.sc2[0], hidden if self.sc2[0] else None, self.sc2[1],
                      base, gain, e1, w1, e2, w2)
@@ -292,6 +308,9 @@ class PackedBlock(nn.Module):
     def prepare(self) -> None:
         self._front = self.attn.front_thresholds()
         self._mlp_thresh = self.mlp.fc1.thresh.view(1, -1).contiguous()
+        if self.multi_branch:  # the residual mix weights as Python floats, once (float32 math)
+            b0, b1 = self.weight[0], self.weight[1]
+            self._mix = (float(1 - b0 - b1), float(b0), float(b1))
 
     def forward(self, ctx: Context, x: torch.Tensor, shape: tuple[int, int, int]) -> None:
         k, ws = ctx.kernels, ctx.ws
@@ -317,10 +336,8 @@ class PackedBlock(nn.Module):
             k.sign_plane(z, conv.thresh, planes)
             ctx.record(conv.qualname + ":prep", t0)
             branch.append(conv.run(ctx, planes, ws.get(role, (m, c)), z))
-        b0, b1 = self.weight[0], self.weight[1]
-        gain = float(1 - b0 - b1)
-        self.mlp(ctx, z, mbits[0], x, base=x, gain=gain, e1=branch[0], w1=float(b0),
-                 e2=branch[1], w2=float(b1))
+        gain, b0, b1 = self._mix
+        self.mlp(ctx, z, mbits[0], x, base=x, gain=gain, e1=branch[0], w1=b0, e2=branch[1], w2=b1)
 
 
 class PackedFloatConv(nn.Module):
