@@ -120,7 +120,8 @@ EPILOGUE_CASES = [(29, 70, 70, 1, 1, False), (29, 70, 140, 2, 1, True), (29, 70,
 @pytest.mark.parametrize("m,k,n,kind,group,with_params", EPILOGUE_CASES)
 def test_epilogue_kinds_agree_with_fallback(kernel_sets, m, k, n, kind, group, with_params):
     """Scale/bias, every shortcut kind (with and without norm0/act1), PReLU, residual mix. The
-    native instruction sets (register epilogue on AVX-512, buffered elsewhere) agree bit for bit."""
+    native instruction sets (register epilogue on AVX-512 and AVX2, buffered on portable) agree
+    bit for bit."""
     g = torch.Generator().manual_seed(3 + m + k + n)
     x = torch.randn(m, k, generator=g)
     w = torch.randn(n, k, generator=g)
@@ -143,10 +144,76 @@ def test_epilogue_kinds_agree_with_fallback(kernel_sets, m, k, n, kind, group, w
         assert torch.equal(out, outs[-1][1]), f"{name} and {outs[-1][0]} differ"
 
 
+# The engine's epilogues without a residual mix (front units, re-weighting MLP, the channel MLP's
+# fc1) and with one (projection, fc2), and other shortcut forms, each with and without norm0/act1
+# params and an activation: the AVX2 kernels specialize their loops for the engine's combinations
+# and take a generic loop for the rest. (M, K, N, shortcut kind, group): tiles of a multiple of 8
+# but not 16 source channels and of 16, group means of 4 (N a multiple of 8 or not) and of 3,
+# N % 16 = 8 and N % 8 != 0 (masked last columns), M odd (the single-row tile).
+COMBINATION_SHAPES = [(13, 24, 72, 2, 1), (13, 16, 48, 2, 1), (9, 256, 64, 3, 4), (9, 84, 21, 3, 4),
+                      (9, 72, 24, 3, 3), (9, 50, 50, 1, 1), (9, 50, 40, 0, 1)]
+
+
+@pytest.mark.parametrize("mix", [False, True])
+@pytest.mark.parametrize("act", [False, True])
+@pytest.mark.parametrize("params", [False, True])
+@pytest.mark.parametrize("m,k,n,kind,group", COMBINATION_SHAPES)
+def test_epilogue_combinations_agree_across_kernels(kernel_sets, m, k, n, kind, group, params,
+                                                    act, mix):
+    if params and kind == 0:
+        pytest.skip("shortcut params need a shortcut")
+    g = torch.Generator().manual_seed(7 + m + k + n + kind)
+    x = random_input(m, k, g)
+    w = torch.randn(n, k, generator=g)
+    alpha, beta = torch.randn(n, generator=g), torch.randn(n, generator=g)
+    act_t = torch.stack([torch.rand(n, generator=g), torch.randn(n, generator=g)]) if act else None
+    params_t = torch.randn(4, n, generator=g) if params else None
+    base, e1, e2 = (torch.randn(m, n, generator=g) for _ in range(3)) if mix else (None, None, None)
+    outs = []
+    for name, kernels in kernel_sets:
+        kern = use(kernels)
+        bits = torch.empty(1, m, (k + 63) // 64, dtype=torch.int64)
+        kern.pack_signs(x, torch.zeros(1, k), bits, None, None, None)
+        out = torch.full((m, n), float("nan"))
+        kern.bgemm(bits[0], kern.make_panels(_words_from_negative(w < 0)), k, alpha, beta, kind,
+                   x if kind else None, group, params_t, act_t, base, 0.7 if mix else 1.0, e1, 0.2,
+                   e2, -0.3, out)
+        outs.append((name, out))
+    for name, out in outs[1:]:
+        torch.testing.assert_close(out, outs[0][1], rtol=1e-5, atol=1e-5, msg=name)
+        assert torch.equal(out, outs[-1][1]), f"{name} and {outs[-1][0]} differ"
+
+
+@pytest.mark.parametrize("act", [False, True])
+@pytest.mark.parametrize("kind,group", [(0, 1), (1, 1), (2, 1), (3, 4), (3, 3)])
+@pytest.mark.parametrize("pairs,c", [(1, 40), (2, 20), (1, 72), (2, 36), (1, 64)])
+def test_token_conv_shortcuts_agree_across_kernels(kernel_sets, pairs, c, kind, group, act):
+    """Token conv with every shortcut kind (tile from c/4 channels, a mean of `group`), with and
+    without activation; channel counts past whole 32-byte registers (the AVX2 tail)."""
+    g = torch.Generator().manual_seed(c + pairs + kind)
+    b, h, w = 1, 5, 9
+    planes = torch.where(torch.rand(b, h, w, c * pairs, generator=g) < 0.5, -1, 1).to(torch.int8)
+    taps = torch.where(torch.rand(7, c * pairs, generator=g) < 0.5, -1, 1).to(torch.int8)
+    alpha, beta = torch.randn(c, generator=g), torch.randn(c, generator=g)
+    src = {0: 0, 1: c, 2: c // 4, 3: c * group}[kind]
+    res = torch.randn(b * h * w, src, generator=g) if kind else None
+    act_t = torch.stack([torch.rand(c, generator=g), torch.randn(c, generator=g)]) if act else None
+    outs = []
+    for name, kernels in kernel_sets:
+        kern = use(kernels)
+        for axis in (0, 1):
+            out = torch.full((b * h * w, c), float("nan"))
+            kern.sconv(planes, taps, axis, pairs, alpha, beta, kind, res, group, act_t, out)
+            outs.append((f"{name} axis {axis}", out))
+    for i, (name, out) in enumerate(outs):
+        torch.testing.assert_close(out, outs[i % 2][1], rtol=1e-5, atol=1e-5, msg=name)
+        assert torch.equal(out, outs[len(outs) - 2 + i % 2][1]) or name.startswith("torch"), name
+
+
 @pytest.mark.parametrize("pairs,c", [(1, 70), (2, 40), (2, 8), (1, 128)])
 def test_token_conv_epilogue_agrees_across_kernels(kernel_sets, pairs, c):
     """Token conv with scale/bias, identity shortcut and PReLU: every native instruction set gives
-    the same bits (register epilogue on AVX-512), close to the PyTorch fallback."""
+    the same bits (register epilogue on AVX-512 and AVX2), close to the PyTorch fallback."""
     g = torch.Generator().manual_seed(c + pairs)
     b, h, w = 2, 6, 11
     planes = torch.where(torch.rand(b, h, w, c * pairs, generator=g) < 0.5, -1, 1).to(torch.int8)

@@ -8,7 +8,9 @@
 // Binary 1x1 layers: XNOR-popcount GEMM, weights in panels of NR = 16 output channels
 // (panel p, word k: 16 consecutive uint64, zero rows past N), with a fused per-channel epilogue
 // (scale, bias, shortcut, PReLU, bias, residual mix). Three micro-kernels, chosen at run time:
-// AVX-512 VPOPCNTDQ, AVX2 (nibble lookup popcount with vpshufb) and portable scalar popcount.
+// AVX-512 VPOPCNTDQ, AVX2 (nibble lookup popcount with vpshufb) and portable scalar popcount;
+// the AVX-512 and AVX2 ones apply the epilogue in registers (AVX-512 buffers some rare tiles),
+// the portable one from a buffer of popcounts.
 // Spatial binary layers (depthwise and pair-grouped 1x7 / 7x1): int8 sign planes (±1), exact
 // integer accumulation over the taps; padded taps are skipped, so they contribute 0.
 
@@ -279,47 +281,6 @@ void mk_portable(const uint64_t* A, int64_t lda, const uint64_t* W, int KW, int3
 
 #ifdef BIMLP_X86
 template <int MR>
-__attribute__((target("avx2"))) void mk_avx2(const uint64_t* A, int64_t lda, const uint64_t* W,
-                                               int KW, int32_t* pc, int64_t ldc) {
-  const __m256i lut = _mm256_setr_epi8(0, 1, 1, 2, 1, 2, 2, 3, 1, 2, 2, 3, 2, 3, 3, 4, 0, 1, 1, 2,
-                                       1, 2, 2, 3, 1, 2, 2, 3, 2, 3, 3, 4);
-  const __m256i low = _mm256_set1_epi8(0x0f);
-  const __m256i zero = _mm256_setzero_si256();
-  __m256i tot[MR][4];
-  for (int r = 0; r < MR; ++r)
-    for (int j = 0; j < 4; ++j) tot[r][j] = zero;
-  for (int k0 = 0; k0 < KW; k0 += 31) {  // byte counters hold at most 31 * 8 = 248
-    const int k1 = std::min(KW, k0 + 31);
-    __m256i acc[MR][4];
-    for (int r = 0; r < MR; ++r)
-      for (int j = 0; j < 4; ++j) acc[r][j] = zero;
-    for (int k = k0; k < k1; ++k) {
-      __m256i w[4];
-      for (int j = 0; j < 4; ++j)
-        w[j] = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(W + k * NR + 4 * j));
-      for (int r = 0; r < MR; ++r) {
-        const __m256i a = _mm256_set1_epi64x(static_cast<long long>(A[r * lda + k]));
-        for (int j = 0; j < 4; ++j) {
-          const __m256i x = _mm256_xor_si256(a, w[j]);
-          const __m256i lo = _mm256_and_si256(x, low);
-          const __m256i hi = _mm256_and_si256(_mm256_srli_epi16(x, 4), low);
-          acc[r][j] = _mm256_add_epi8(
-              acc[r][j], _mm256_add_epi8(_mm256_shuffle_epi8(lut, lo), _mm256_shuffle_epi8(lut, hi)));
-        }
-      }
-    }
-    for (int r = 0; r < MR; ++r)
-      for (int j = 0; j < 4; ++j) tot[r][j] = _mm256_add_epi64(tot[r][j], _mm256_sad_epu8(acc[r][j], zero));
-  }
-  for (int r = 0; r < MR; ++r)
-    for (int j = 0; j < 4; ++j) {
-      alignas(32) int64_t t[4];
-      _mm256_store_si256(reinterpret_cast<__m256i*>(t), tot[r][j]);
-      for (int q = 0; q < 4; ++q) pc[r * ldc + 4 * j + q] = int32_t(t[q]);
-    }
-}
-
-template <int MR>
 __attribute__((target("avx512f,avx512vpopcntdq"))) void mk_avx512(const uint64_t* A, int64_t lda,
                                                                    const uint64_t* W, int KW,
                                                                    int32_t* pc, int64_t ldc) {
@@ -456,6 +417,255 @@ void bgemm_avx512_fused(const uint64_t* A, int64_t M, int KW, const uint64_t* Wp
 }
 #endif
 
+#ifdef BIMLP_X86
+// AVX2 versions of the register epilogue and the fused GEMM: 8 columns per register, masked
+// loads and stores for the columns past N. As on AVX-512, each step is the same float operation,
+// in the same order, as epilogue_rows (no FMA), so every instruction set gives the same bits.
+#define BIMLP_AVX2 __attribute__((target("avx2,popcnt")))
+#define BIMLP_AVX2_INLINE __attribute__((target("avx2,popcnt"), always_inline)) inline
+
+// The steps of an epilogue as compile-time flags of the AVX2 loops: the shortcut kind (RES_*, in
+// the low two bits; a tile of a multiple of 8 source channels or a mean of 4 channels), whether
+// it has res_scale (and its bias, slope, shift), an activation, a residual mix (gain, e1, e2,
+// base). The combinations the engine uses get loops that test nothing per column; EPI_ANY reads
+// the Epilogue's fields at run time and serves every other epilogue.
+enum EpiFlags : int { EPI_SCALE = 4, EPI_ACT = 8, EPI_MIX = 16, EPI_ANY = 32 };
+
+int epi_flags(const Epilogue& e) {
+  if (e.res_kind == RES_TILE && e.res_channels % 8 != 0) return EPI_ANY;
+  if (e.res_kind == RES_GROUPMEAN && e.group != 4) return EPI_ANY;
+  return e.res_kind | (e.res_scale ? EPI_SCALE : 0) | (e.slope ? EPI_ACT : 0) |
+         (e.base || e.e1 || e.e2 || e.gain != 1.f ? EPI_MIX : 0);
+}
+
+template <int F>
+using Flags = std::integral_constant<int, F>;
+
+// fn(Flags<F>()) with F = epi_flags(e) where that combination has its own loops: the engine's
+// token convs and 1x1 layers (front units, projection, channel MLPs and the re-weighting MLP, with
+// and without uni_shortcut), all with an activation, and the plain scaled dot; EPI_ANY otherwise.
+template <class Fn>
+void with_epi_flags(const Epilogue& e, Fn&& fn) {
+  constexpr int ACT = EPI_ACT, SCALE = EPI_SCALE, MIX = EPI_MIX;
+  switch (epi_flags(e)) {
+    case RES_NONE: return fn(Flags<RES_NONE>());
+    case RES_NONE | ACT: return fn(Flags<RES_NONE | ACT>());
+    case RES_NONE | ACT | MIX: return fn(Flags<RES_NONE | ACT | MIX>());
+    case RES_IDENTITY | ACT: return fn(Flags<RES_IDENTITY | ACT>());
+    case RES_IDENTITY | ACT | MIX: return fn(Flags<RES_IDENTITY | ACT | MIX>());
+    case RES_TILE | ACT: return fn(Flags<RES_TILE | ACT>());
+    case RES_TILE | SCALE | ACT: return fn(Flags<RES_TILE | SCALE | ACT>());
+    case RES_GROUPMEAN | SCALE | ACT: return fn(Flags<RES_GROUPMEAN | SCALE | ACT>());
+    case RES_GROUPMEAN | ACT | MIX: return fn(Flags<RES_GROUPMEAN | ACT | MIX>());
+    default: return fn(Flags<EPI_ANY>());
+  }
+}
+
+// Lanes [0, cols) of 8 set: the mask of _mm256_maskload_ps / _mm256_maskstore_ps.
+BIMLP_AVX2_INLINE __m256i lanes8(int cols) {
+  return _mm256_cmpgt_epi32(_mm256_set1_epi32(cols), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+}
+
+// 8 floats at p (FULL), or the lanes of mask k with zeros in the others (masked lanes are not read).
+template <bool FULL>
+BIMLP_AVX2_INLINE __m256 load8(const float* p, __m256i k) {
+  return FULL ? _mm256_loadu_ps(p) : _mm256_maskload_ps(p, k);
+}
+
+BIMLP_AVX2_INLINE __m256 prelu8(__m256 v, __m256 a) {
+  return _mm256_blendv_ps(v, _mm256_mul_ps(v, a), _mm256_cmp_ps(v, _mm256_setzero_ps(), _CMP_LT_OQ));
+}
+
+// The rare shortcuts, lane by lane into t[0, 8) (zeros past cols): a tile from a source whose
+// channel count is not a multiple of 8 (tile = true, from source column tc on), or the sums, not
+// yet divided, of `group` consecutive channels.
+__attribute__((noinline)) void shortcut_lanes(bool tile, int channels, int group, const float* r,
+                                              int n0, int tc, int cols, float* t) {
+  for (int j = 0; j < 8; ++j) t[j] = 0.f;
+  for (int j = 0; j < cols; ++j) {
+    if (tile) {
+      t[j] = r[(tc + j) % channels];
+    } else {
+      float acc = 0.f;
+      for (int g = 0; g < group; ++g) acc += r[int64_t(n0 + j) * group + g];
+      t[j] = acc;
+    }
+  }
+}
+
+// The shortcut term of columns [n0, n0 + cols) (before res_scale), r: the shortcut source's row,
+// tc = n0 % res_channels for a tile (from the caller, to keep divisions out of the inner loops).
+// Identity, a tile of a multiple of 8 source channels and the mean of 4 consecutive channels (the
+// channel MLP's 4C -> C) stay in registers; other tiles and group sizes go lane by lane.
+template <int F, bool FULL>
+BIMLP_AVX2_INLINE __m256 shortcut8(const Epilogue& e, const float* r, int n0, int tc, int cols, __m256i k) {
+  constexpr bool any = F == EPI_ANY;
+  const int kind = any ? e.res_kind : F & 3;
+  if (kind == RES_IDENTITY) return load8<FULL>(r + n0, k);
+  if (kind == RES_TILE && (!any || e.res_channels % 8 == 0)) return load8<FULL>(r + tc, k);
+  const int G = any ? e.group : 4;
+  if (FULL && kind == RES_GROUPMEAN && G == 4) {
+    // v[i] holds the 4 channels of outputs 2i (low 128 bits) and 2i + 1 (high 128 bits); a 4x4
+    // transpose in each half puts channel g of outputs 0, 2, 4, 6 | 1, 3, 5, 7 in q[g]
+    const float* g0 = r + int64_t(n0) * 4;
+    const __m256 v0 = _mm256_loadu_ps(g0), v1 = _mm256_loadu_ps(g0 + 8);
+    const __m256 v2 = _mm256_loadu_ps(g0 + 16), v3 = _mm256_loadu_ps(g0 + 24);
+    const __m256 t0 = _mm256_unpacklo_ps(v0, v1), t1 = _mm256_unpackhi_ps(v0, v1);
+    const __m256 t2 = _mm256_unpacklo_ps(v2, v3), t3 = _mm256_unpackhi_ps(v2, v3);
+    const __m256 q0 = _mm256_castpd_ps(_mm256_unpacklo_pd(_mm256_castps_pd(t0), _mm256_castps_pd(t2)));
+    const __m256 q1 = _mm256_castpd_ps(_mm256_unpackhi_pd(_mm256_castps_pd(t0), _mm256_castps_pd(t2)));
+    const __m256 q2 = _mm256_castpd_ps(_mm256_unpacklo_pd(_mm256_castps_pd(t1), _mm256_castps_pd(t3)));
+    const __m256 q3 = _mm256_castpd_ps(_mm256_unpackhi_pd(_mm256_castps_pd(t1), _mm256_castps_pd(t3)));
+    // the scalar order ((0 + r0) + r1) + r2) + r3 (0 + r0 turns -0 into +0, as there), then the
+    // lanes (outputs 0, 2, 4, 6, 1, 3, 5, 7) put in order
+    __m256 acc = _mm256_add_ps(_mm256_setzero_ps(), q0);
+    acc = _mm256_add_ps(_mm256_add_ps(_mm256_add_ps(acc, q1), q2), q3);
+    acc = _mm256_permutevar8x32_ps(acc, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
+    return _mm256_div_ps(acc, _mm256_set1_ps(4.f));
+  }
+  alignas(32) float t[8];
+  shortcut_lanes(kind == RES_TILE, e.res_channels, G, r, n0, tc, cols, t);
+  return kind == RES_TILE ? _mm256_load_ps(t) : _mm256_div_ps(_mm256_load_ps(t), _mm256_set1_ps(float(G)));
+}
+
+// Columns [n0, n0 + 8) of row m (FULL), or those of mask k (the first `cols`): v = alpha * dot +
+// beta, the epilogue's shortcut (tc: see shortcut8), activation and residual mix, stored to the
+// output row. The steps are those of flags F (EPI_ANY: of the Epilogue's fields). Callers pass a
+// local copy of the Epilogue, so that its fields are not reloaded after each store.
+template <int F, bool FULL>
+BIMLP_AVX2_INLINE void finish8(const Epilogue& e, int64_t m, int n0, int tc, int cols, __m256i k,
+                               __m256 alpha, __m256 beta, __m256 dot) {
+  constexpr bool any = F == EPI_ANY;
+  __m256 v = _mm256_add_ps(_mm256_mul_ps(alpha, dot), beta);
+  if (any ? e.res_kind != RES_NONE : (F & 3) != RES_NONE) {
+    __m256 t = shortcut8<F, FULL>(e, e.res + m * e.ld_res, n0, tc, cols, k);
+    if (any ? e.res_scale != nullptr : (F & EPI_SCALE) != 0) {
+      const __m256 q = _mm256_add_ps(_mm256_mul_ps(load8<FULL>(e.res_scale + n0, k), t),
+                                     load8<FULL>(e.res_bias + n0, k));
+      t = _mm256_add_ps(prelu8(q, load8<FULL>(e.res_slope + n0, k)), load8<FULL>(e.res_shift + n0, k));
+    }
+    v = _mm256_add_ps(v, t);
+  }
+  if (any ? e.slope != nullptr : (F & EPI_ACT) != 0)
+    v = _mm256_add_ps(prelu8(v, load8<FULL>(e.slope + n0, k)), load8<FULL>(e.shift + n0, k));
+  const int64_t off = m * e.ld_out + n0;
+  if (any ? (e.base || e.e1 || e.e2 || e.gain != 1.f) : (F & EPI_MIX) != 0) {
+    v = _mm256_mul_ps(_mm256_set1_ps(e.gain), v);
+    if (e.e1) v = _mm256_add_ps(v, _mm256_mul_ps(_mm256_set1_ps(e.w1), load8<FULL>(e.e1 + off, k)));
+    if (e.e2) v = _mm256_add_ps(v, _mm256_mul_ps(_mm256_set1_ps(e.w2), load8<FULL>(e.e2 + off, k)));
+    if (e.base) v = _mm256_add_ps(load8<FULL>(e.base + off, k), v);
+  }
+  if (FULL) _mm256_storeu_ps(e.out + off, v);
+  else _mm256_maskstore_ps(e.out + off, k, v);
+}
+
+// MR rows x one 16-column panel. Popcounts with the nibble lookup (vpshufb) into byte counters,
+// which hold at most 31 words (31 * 8 = 248), then summed per column by vpsadbw; columns 4j to
+// 4j + 3 are the 64-bit lanes of tot[r][j]. The epilogue (flags F) is applied in registers; tc:
+// the tile shortcut's source columns of the panel's two halves.
+template <int F, int MR>
+BIMLP_AVX2_INLINE void mk_avx2_fused(const uint64_t* A, int64_t lda, const uint64_t* W, int KW,
+                                     const Epilogue& e, int64_t m0, int n0, const int tc[2]) {
+  const __m256i lut = _mm256_setr_epi8(0, 1, 1, 2, 1, 2, 2, 3, 1, 2, 2, 3, 2, 3, 3, 4, 0, 1, 1, 2,
+                                       1, 2, 2, 3, 1, 2, 2, 3, 2, 3, 3, 4);
+  const __m256i low = _mm256_set1_epi8(0x0f);
+  const __m256i zero = _mm256_setzero_si256();
+  __m256i tot[MR][4];
+  for (int k0 = 0; k0 < KW; k0 += 31) {
+    const int k1 = std::min(KW, k0 + 31);
+    __m256i acc[MR][4];
+    for (int r = 0; r < MR; ++r)
+      for (int j = 0; j < 4; ++j) acc[r][j] = zero;
+    for (int k = k0; k < k1; ++k) {
+      for (int r = 0; r < MR; ++r) {
+        const __m256i a = _mm256_set1_epi64x(static_cast<long long>(A[r * lda + k]));
+        for (int j = 0; j < 4; ++j) {
+          const __m256i w = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(W + k * NR + 4 * j));
+          const __m256i x = _mm256_xor_si256(a, w);
+          const __m256i lo = _mm256_and_si256(x, low);
+          const __m256i hi = _mm256_and_si256(_mm256_srli_epi16(x, 4), low);
+          acc[r][j] = _mm256_add_epi8(
+              acc[r][j], _mm256_add_epi8(_mm256_shuffle_epi8(lut, lo), _mm256_shuffle_epi8(lut, hi)));
+        }
+      }
+    }
+    for (int r = 0; r < MR; ++r)
+      for (int j = 0; j < 4; ++j) {
+        const __m256i s = _mm256_sad_epu8(acc[r][j], zero);
+        tot[r][j] = k0 == 0 ? s : _mm256_add_epi64(tot[r][j], s);
+      }
+  }
+  const __m256i K = _mm256_set1_epi32(e.K);
+  __m256 dot[MR][2];
+  for (int r = 0; r < MR; ++r)
+    for (int h = 0; h < 2; ++h) {
+      // columns 0-3 (64-bit lanes of tot[r][2h]) and 4-7 (tot[r][2h + 1]) of this half panel to
+      // 32-bit lanes: interleaved as 0, 4, 1, 5 | 2, 6, 3, 7, then put in order
+      const __m256i mixed = _mm256_blend_epi32(tot[r][2 * h], _mm256_slli_epi64(tot[r][2 * h + 1], 32), 0xAA);
+      const __m256i pc = _mm256_permutevar8x32_epi32(mixed, _mm256_setr_epi32(0, 2, 4, 6, 1, 3, 5, 7));
+      dot[r][h] = _mm256_cvtepi32_ps(_mm256_sub_epi32(K, _mm256_slli_epi32(pc, 1)));
+    }
+  const int cols = std::min(NR, e.N - n0);
+  if (cols == NR) {
+    const __m256i all = _mm256_set1_epi32(-1);
+    for (int h = 0; h < 2; ++h) {
+      const __m256 alpha = _mm256_loadu_ps(e.alpha + n0 + 8 * h), beta = _mm256_loadu_ps(e.beta + n0 + 8 * h);
+      for (int r = 0; r < MR; ++r)
+        finish8<F, true>(e, m0 + r, n0 + 8 * h, tc[h], 8, all, alpha, beta, dot[r][h]);
+    }
+  } else {  // the last panel: columns past N masked
+    for (int h = 0; h < 2 && 8 * h < cols; ++h) {
+      const int c = std::min(8, cols - 8 * h);
+      const __m256i k = lanes8(c);
+      const __m256 alpha = _mm256_maskload_ps(e.alpha + n0 + 8 * h, k);
+      const __m256 beta = _mm256_maskload_ps(e.beta + n0 + 8 * h, k);
+      for (int r = 0; r < MR; ++r)
+        finish8<F, false>(e, m0 + r, n0 + 8 * h, tc[h], c, k, alpha, beta, dot[r][h]);
+    }
+  }
+}
+
+constexpr int MR_AVX2 = 2;  // rows per AVX2 micro-kernel
+
+// Rows [b0, b1), MR_AVX2 at a time, each through every weight panel, so that output rows are
+// written front to back (which the hardware prefetchers follow; panel by panel over a block of
+// rows, the stores jump a row apart and miss the cache when the outputs are cold). The panels
+// are re-read from L1/L2 for every row group, cheaply next to the popcounts. Epilogue flags F; a
+// local copy of the epilogue (see finish8).
+template <int F>
+BIMLP_AVX2 void bgemm_avx2_rows(const uint64_t* A, int KW, const uint64_t* Wp, const Epilogue& epi,
+                                int64_t b0, int64_t b1) {
+  const Epilogue e = epi;
+  const int panels = (e.N + NR - 1) / NR;
+  const bool tile = (F == EPI_ANY ? e.res_kind : F & 3) == RES_TILE;
+  const int tc1 = tile ? 8 % e.res_channels : 0;
+  for (int64_t m = b0; m < b1; m += MR_AVX2) {
+    int tc[2] = {0, tc1};  // tile: the source columns of the panel's two halves
+    for (int p = 0; p < panels; ++p) {
+      const uint64_t* W = Wp + int64_t(p) * KW * NR;
+      if (m + MR_AVX2 <= b1) mk_avx2_fused<F, MR_AVX2>(A + m * KW, KW, W, KW, e, m, p * NR, tc);
+      else
+        for (int64_t r = m; r < b1; ++r) mk_avx2_fused<F, 1>(A + r * KW, KW, W, KW, e, r, p * NR, tc);
+      if (tile)
+        for (int h = 0; h < 2; ++h)
+          for (tc[h] += NR; tc[h] >= e.res_channels;) tc[h] -= e.res_channels;
+    }
+  }
+}
+
+// Row groups split evenly over the threads.
+void bgemm_avx2_fused(const uint64_t* A, int64_t M, int KW, const uint64_t* Wp, const Epilogue& e) {
+  constexpr int MR = MR_AVX2;
+  const int64_t groups = (M + MR - 1) / MR;
+  const int64_t per_task = std::max<int64_t>(1, (groups + at::get_num_threads() - 1) / at::get_num_threads());
+  with_epi_flags(e, [&](auto flags) {
+    at::parallel_for(0, groups, per_task, [&](int64_t g0, int64_t g1) {
+      bgemm_avx2_rows<decltype(flags)::value>(A, KW, Wp, e, g0 * MR, std::min(M, g1 * MR));
+    });
+  });
+}
+#endif
+
 using Micro = void (*)(const uint64_t*, int64_t, const uint64_t*, int, int32_t*, int64_t);
 
 struct Kernels {
@@ -467,7 +677,6 @@ struct Kernels {
 Kernels kernels_for(int isa) {
 #ifdef BIMLP_X86
   if (isa == ISA_AVX512) return {6, mk_avx512<6>, mk_avx512<1>};
-  if (isa == ISA_AVX2) return {2, mk_avx2<2>, mk_avx2<1>};
 #endif
   return {4, mk_portable<4>, mk_portable<1>};
 }
@@ -479,6 +688,7 @@ void bgemm_impl(const uint64_t* A, int64_t M, int KW, const uint64_t* Wp, int N,
 #ifdef BIMLP_X86
   if (current_isa() == ISA_AVX512 && (e.res_kind != RES_TILE || e.res_channels % NR == 0))
     return bgemm_avx512_fused(A, M, KW, Wp, N, e);
+  if (current_isa() == ISA_AVX2) return bgemm_avx2_fused(A, M, KW, Wp, e);
 #endif
   const Kernels ker = kernels_for(current_isa());
   const int panels = (N + NR - 1) / NR;
@@ -606,20 +816,6 @@ BIMLP_CLONES void accumulate_portable(int8_t* acc, const int8_t* s, const int8_t
 }
 
 #ifdef BIMLP_X86
-__attribute__((target("avx2"))) void accumulate_avx2(int8_t* acc, const int8_t* s, const int8_t* w,
-                                                     int64_t Cs) {
-  int64_t c = 0;
-  for (; c + 32 <= Cs; c += 32) {
-    const __m256i a = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(acc + c));
-    const __m256i x = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(s + c));
-    const __m256i y = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w + c));
-    _mm256_storeu_si256(reinterpret_cast<__m256i*>(acc + c), _mm256_add_epi8(a, _mm256_sign_epi8(x, y)));
-  }
-  for (; c < Cs; ++c) acc[c] = int8_t(acc[c] + s[c] * w[c]);
-}
-#endif
-
-#ifdef BIMLP_X86
 // AVX-512 token conv: 64 channels per register, the taps' products (s XOR w) | 1 = s * w for
 // s, w in {-1, +1} accumulated in int8 registers (|sum| <= 7), pairs summed by maddubs, and the
 // epilogue applied in registers (finish16).
@@ -672,6 +868,74 @@ BIMLP_AVX512 void sconv_row_avx512(const int8_t* sp, const int8_t* wp, int64_t b
     }
   }
 }
+
+BIMLP_AVX2_INLINE __m256i load32(const int8_t* p) {
+  return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p));
+}
+
+// AVX2 token conv: 32 channels per register, the taps' products s * w = vpsignb(s, w) for s, w in
+// {-1, +1} accumulated in int8 registers (|sum| <= 7), pairs summed by maddubs, and the epilogue
+// applied in registers (finish8, epilogue flags F).
+template <int PAIRS, int F>
+BIMLP_AVX2 void sconv_row_avx2(const int8_t* sp, const int8_t* wp, int64_t b, int64_t h, int64_t H,
+                               int64_t W, int64_t Cs, int64_t T, int axis, const Epilogue& epi) {
+  const Epilogue e = epi;  // a local copy: see finish8
+  const int64_t pad = T / 2;
+  const int64_t full = Cs / 32 * 32;  // channels in whole registers
+  const bool tile = (F == EPI_ANY ? e.res_kind : F & 3) == RES_TILE;
+  const __m256i ones = _mm256_set1_epi8(1);
+  const __m256i all = _mm256_set1_epi32(-1);
+  for (int64_t x = 0; x < W; ++x) {
+    const int64_t m = (b * H + h) * W + x;
+    // valid taps: t with the input position inside the image (padded taps contribute 0)
+    const int64_t pos = axis == 0 ? x : h, len = axis == 0 ? W : H;
+    const int64_t t0 = std::max<int64_t>(0, pad - pos), t1 = std::min<int64_t>(T, len + pad - pos);
+    const int64_t step = axis == 0 ? Cs : W * Cs;  // plane offset between neighbouring taps
+    const int8_t* first = sp + ((b * H + h) * W + x) * Cs + (t0 - pad) * step;
+    for (int64_t c0 = 0; c0 < Cs; c0 += 32) {
+      __m256i acc = _mm256_setzero_si256();
+      if (c0 < full) {
+        for (int64_t t = t0; t < t1; ++t)
+          acc = _mm256_add_epi8(
+              acc, _mm256_sign_epi8(load32(first + (t - t0) * step + c0), load32(wp + t * Cs + c0)));
+      } else {  // the last Cs % 32 channels: scalar sums, zeros past Cs
+        alignas(32) int8_t tail[32] = {};
+        for (int64_t t = t0; t < t1; ++t) {
+          const int8_t* sv = first + (t - t0) * step + c0;
+          const int8_t* wv = wp + t * Cs + c0;
+          for (int64_t c = 0; c < Cs - c0; ++c) tail[c] = int8_t(tail[c] + sv[c] * wv[c]);
+        }
+        acc = _mm256_load_si256(reinterpret_cast<const __m256i*>(tail));
+      }
+      // d[q]: the sums of output channels c0 / PAIRS + 8q + (0 .. 7)
+      constexpr int groups = 4 / PAIRS;
+      __m256i d[groups];
+      if (PAIRS == 2) {  // acc[2n] + acc[2n + 1] as int16, in order
+        const __m256i s16 = _mm256_maddubs_epi16(ones, acc);
+        d[0] = _mm256_cvtepi16_epi32(_mm256_castsi256_si128(s16));
+        d[groups - 1] = _mm256_cvtepi16_epi32(_mm256_extracti128_si256(s16, 1));
+      } else {
+        const __m128i lo = _mm256_castsi256_si128(acc), hi = _mm256_extracti128_si256(acc, 1);
+        d[0] = _mm256_cvtepi8_epi32(lo);
+        d[1 % groups] = _mm256_cvtepi8_epi32(_mm_srli_si128(lo, 8));
+        d[2 % groups] = _mm256_cvtepi8_epi32(hi);
+        d[3 % groups] = _mm256_cvtepi8_epi32(_mm_srli_si128(hi, 8));
+      }
+      for (int q = 0; q < groups; ++q) {
+        const int n0 = int(c0 / PAIRS) + 8 * q;
+        const int tc = tile ? n0 % e.res_channels : 0;
+        if (n0 + 8 <= e.N) {
+          finish8<F, true>(e, m, n0, tc, 8, all, _mm256_loadu_ps(e.alpha + n0),
+                           _mm256_loadu_ps(e.beta + n0), _mm256_cvtepi32_ps(d[q]));
+        } else if (n0 < e.N) {  // the last N % 8 outputs
+          const __m256i k = lanes8(e.N - n0);
+          finish8<F, false>(e, m, n0, tc, e.N - n0, k, _mm256_maskload_ps(e.alpha + n0, k),
+                            _mm256_maskload_ps(e.beta + n0, k), _mm256_cvtepi32_ps(d[q]));
+        }
+      }
+    }
+  }
+}
 #endif
 
 void sconv(const torch::Tensor& planes, const torch::Tensor& weights, int64_t axis, int64_t pairs,
@@ -692,12 +956,22 @@ void sconv(const torch::Tensor& planes, const torch::Tensor& weights, int64_t ax
   TORCH_CHECK(out.size(0) == B * H * W && out.size(1) == N, "out: (B*H*W, N)");
   const int8_t* sp = planes.data_ptr<int8_t>();
   const int8_t* wp = weights.data_ptr<int8_t>();
-  const bool avx2 = current_isa() >= ISA_AVX2;
 #ifdef BIMLP_X86
   if (current_isa() == ISA_AVX512 && (res_kind == RES_NONE || res_kind == RES_IDENTITY)) {
     at::parallel_for(0, B * H, 1, [&](int64_t q0, int64_t q1) {
       for (int64_t q = q0; q < q1; ++q)
         sconv_row_avx512(sp, wp, q / H, q % H, H, W, Cs, T, int(axis), int(pairs), e);
+    });
+    return;
+  }
+  if (current_isa() >= ISA_AVX2) {  // AVX2, or AVX-512 with a shortcut kind finish16 lacks
+    with_epi_flags(e, [&](auto flags) {
+      constexpr int F = decltype(flags)::value;
+      at::parallel_for(0, B * H, 1, [&](int64_t q0, int64_t q1) {
+        for (int64_t q = q0; q < q1; ++q)
+          if (pairs == 2) sconv_row_avx2<2, F>(sp, wp, q / H, q % H, H, W, Cs, T, int(axis), e);
+          else sconv_row_avx2<1, F>(sp, wp, q / H, q % H, H, W, Cs, T, int(axis), e);
+      });
     });
     return;
   }
@@ -713,14 +987,7 @@ void sconv(const torch::Tensor& planes, const torch::Tensor& weights, int64_t ax
         for (int64_t t = 0; t < T; ++t) {
           const int64_t hh = axis == 1 ? h + t - pad : h, ww = axis == 0 ? x + t - pad : x;
           if (hh < 0 || hh >= H || ww < 0 || ww >= W) continue;  // zero padding: contributes 0
-          const int8_t* s = sp + ((b * H + hh) * W + ww) * Cs;
-#ifdef BIMLP_X86
-          if (avx2) {
-            accumulate_avx2(acc.data(), s, wp + t * Cs, Cs);
-            continue;
-          }
-#endif
-          accumulate_portable(acc.data(), s, wp + t * Cs, Cs);
+          accumulate_portable(acc.data(), sp + ((b * H + hh) * W + ww) * Cs, wp + t * Cs, Cs);
         }
         int32_t* d = dot.data() + x * N;
         if (pairs == 2)
