@@ -385,9 +385,10 @@ BIMLP_AVX512 void mk_avx512_fused(const uint64_t* A, int64_t lda, const uint64_t
   const __mmask16 k = cols == NR ? __mmask16(0xffff) : __mmask16((1u << cols) - 1);
   const __m512 alpha = load16(e.alpha + n0, k), beta = load16(e.beta + n0, k);
   const __m512i K = _mm512_set1_epi32(e.K);
+  // the low 32 bits of each 64-bit count (counts < 2^32), columns 0-7 from acc[r][0], 8-15 from [1]
+  const __m512i low_halves = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
   for (int r = 0; r < MR; ++r) {
-    const __m512i pc = _mm512_inserti64x4(_mm512_castsi256_si512(_mm512_cvtepi64_epi32(acc[r][0])),
-                                          _mm512_cvtepi64_epi32(acc[r][1]), 1);
+    const __m512i pc = _mm512_permutex2var_epi32(acc[r][0], low_halves, acc[r][1]);
     const __m512 dot = _mm512_cvtepi32_ps(_mm512_sub_epi32(K, _mm512_slli_epi32(pc, 1)));
     finish16(e, m0 + r, n0, k, alpha, beta, dot);
   }
