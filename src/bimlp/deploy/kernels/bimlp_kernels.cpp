@@ -46,7 +46,7 @@ bool isa_supported(int isa) {
   if (isa == ISA_AVX2) return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("popcnt");
   if (isa == ISA_AVX512)
     return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vpopcntdq") &&
-           __builtin_cpu_supports("avx512bw");
+           __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512dq");
 #endif
   return false;
 }
@@ -280,11 +280,13 @@ void mk_portable(const uint64_t* A, int64_t lda, const uint64_t* W, int KW, int3
 }
 
 #ifdef BIMLP_X86
+#define BIMLP_AVX512 __attribute__((target("avx512f,avx512dq,avx512bw,avx512vpopcntdq")))
+
+// The AVX-512 core: popcounts of MR activation rows against one 16-column panel, as 64-bit counts
+// in acc[r][0] (columns 0-7) and acc[r][1] (columns 8-15).
 template <int MR>
-__attribute__((target("avx512f,avx512vpopcntdq"))) void mk_avx512(const uint64_t* A, int64_t lda,
-                                                                   const uint64_t* W, int KW,
-                                                                   int32_t* pc, int64_t ldc) {
-  __m512i acc[MR][2];
+BIMLP_AVX512 inline void xnor_counts512(const uint64_t* A, int64_t lda, const uint64_t* W, int KW,
+                                        __m512i (&acc)[MR][2]) {
   for (int r = 0; r < MR; ++r) acc[r][0] = acc[r][1] = _mm512_setzero_si512();
   for (int k = 0; k < KW; ++k) {
     const __m512i w0 = _mm512_loadu_si512(W + k * NR);
@@ -295,6 +297,13 @@ __attribute__((target("avx512f,avx512vpopcntdq"))) void mk_avx512(const uint64_t
       acc[r][1] = _mm512_add_epi64(acc[r][1], _mm512_popcnt_epi64(_mm512_xor_si512(a, w1)));
     }
   }
+}
+
+template <int MR>
+BIMLP_AVX512 void mk_avx512(const uint64_t* A, int64_t lda, const uint64_t* W, int KW, int32_t* pc,
+                            int64_t ldc) {
+  __m512i acc[MR][2];
+  xnor_counts512<MR>(A, lda, W, KW, acc);
   for (int r = 0; r < MR; ++r) {
     _mm256_storeu_si256(reinterpret_cast<__m256i*>(pc + r * ldc), _mm512_cvtepi64_epi32(acc[r][0]));
     _mm256_storeu_si256(reinterpret_cast<__m256i*>(pc + r * ldc + 8), _mm512_cvtepi64_epi32(acc[r][1]));
@@ -306,8 +315,6 @@ __attribute__((target("avx512f,avx512vpopcntdq"))) void mk_avx512(const uint64_t
 // AVX-512 XNOR-popcount GEMM with the epilogue applied in registers: MR rows x one 16-column
 // panel, popcounts never leave the registers. Each step is the same float operation, in the same
 // order, as epilogue_rows (no FMA), so both paths give bit-identical outputs.
-#define BIMLP_AVX512 __attribute__((target("avx512f,avx512dq,avx512bw,avx512vpopcntdq")))
-
 BIMLP_AVX512 inline __m512 prelu16(__m512 v, __m512 a) {
   return _mm512_mask_mul_ps(v, _mm512_cmp_ps_mask(v, _mm512_setzero_ps(), _CMP_LT_OQ), v, a);
 }
@@ -371,16 +378,7 @@ template <int MR>
 BIMLP_AVX512 void mk_avx512_fused(const uint64_t* A, int64_t lda, const uint64_t* W, int KW,
                                   const Epilogue& e, int64_t m0, int n0) {
   __m512i acc[MR][2];
-  for (int r = 0; r < MR; ++r) acc[r][0] = acc[r][1] = _mm512_setzero_si512();
-  for (int k = 0; k < KW; ++k) {
-    const __m512i w0 = _mm512_loadu_si512(W + k * NR);
-    const __m512i w1 = _mm512_loadu_si512(W + k * NR + 8);
-    for (int r = 0; r < MR; ++r) {
-      const __m512i a = _mm512_set1_epi64(static_cast<long long>(A[r * lda + k]));
-      acc[r][0] = _mm512_add_epi64(acc[r][0], _mm512_popcnt_epi64(_mm512_xor_si512(a, w0)));
-      acc[r][1] = _mm512_add_epi64(acc[r][1], _mm512_popcnt_epi64(_mm512_xor_si512(a, w1)));
-    }
-  }
+  xnor_counts512<MR>(A, lda, W, KW, acc);
   const int cols = std::min(NR, e.N - n0);
   const __mmask16 k = cols == NR ? __mmask16(0xffff) : __mmask16((1u << cols) - 1);
   const __m512 alpha = load16(e.alpha + n0, k), beta = load16(e.beta + n0, k);
@@ -816,6 +814,25 @@ BIMLP_CLONES void accumulate_portable(int8_t* acc, const int8_t* s, const int8_t
   for (int64_t c = 0; c < Cs; ++c) acc[c] = int8_t(acc[c] + s[c] * w[c]);
 }
 
+// The taps of output pixel x of image row (b, h) that read inside the image, [t0, t1) (padded
+// taps contribute 0), the plane offset between neighbouring taps and the address of tap t0's
+// channel 0 in the (B, H, W, Cs) sign planes.
+struct TapRange {
+  int64_t t0, t1, step;
+  const int8_t* first;
+};
+
+inline TapRange tap_range(const int8_t* sp, int64_t b, int64_t h, int64_t x, int64_t H, int64_t W,
+                          int64_t Cs, int64_t T, int axis) {
+  const int64_t pad = T / 2, pos = axis == 0 ? x : h, len = axis == 0 ? W : H;
+  TapRange r;
+  r.t0 = std::max<int64_t>(0, pad - pos);
+  r.t1 = std::min<int64_t>(T, len + pad - pos);
+  r.step = axis == 0 ? Cs : W * Cs;
+  r.first = sp + ((b * H + h) * W + x) * Cs + (r.t0 - pad) * r.step;
+  return r;
+}
+
 #ifdef BIMLP_X86
 // AVX-512 token conv: 64 channels per register, the taps' products (s XOR w) | 1 = s * w for
 // s, w in {-1, +1} accumulated in int8 registers (|sum| <= 7), pairs summed by maddubs, and the
@@ -823,15 +840,12 @@ BIMLP_CLONES void accumulate_portable(int8_t* acc, const int8_t* s, const int8_t
 BIMLP_AVX512 void sconv_row_avx512(const int8_t* sp, const int8_t* wp, int64_t b, int64_t h,
                                    int64_t H, int64_t W, int64_t Cs, int64_t T, int axis, int pairs,
                                    const Epilogue& e) {
-  const int64_t pad = T / 2;
   const __m512i ones = _mm512_set1_epi8(1);
   for (int64_t x = 0; x < W; ++x) {
     const int64_t m = (b * H + h) * W + x;
-    // valid taps: t with the input position inside the image (padded taps contribute 0)
-    const int64_t pos = axis == 0 ? x : h, len = axis == 0 ? W : H;
-    const int64_t t0 = std::max<int64_t>(0, pad - pos), t1 = std::min<int64_t>(T, len + pad - pos);
-    const int64_t step = axis == 0 ? Cs : W * Cs;  // plane offset between neighbouring taps
-    const int8_t* first = sp + ((b * H + h) * W + x) * Cs + (t0 - pad) * step;
+    const TapRange tr = tap_range(sp, b, h, x, H, W, Cs, T, axis);
+    const int64_t t0 = tr.t0, t1 = tr.t1, step = tr.step;
+    const int8_t* first = tr.first;
     for (int64_t c0 = 0; c0 < Cs; c0 += 64) {
       const int64_t cn = std::min<int64_t>(64, Cs - c0);
       const __mmask64 km = cn == 64 ? ~__mmask64(0) : ((__mmask64(1) << cn) - 1);
@@ -881,18 +895,15 @@ template <int PAIRS, int F>
 BIMLP_AVX2 void sconv_row_avx2(const int8_t* sp, const int8_t* wp, int64_t b, int64_t h, int64_t H,
                                int64_t W, int64_t Cs, int64_t T, int axis, const Epilogue& epi) {
   const Epilogue e = epi;  // a local copy: see finish8
-  const int64_t pad = T / 2;
   const int64_t full = Cs / 32 * 32;  // channels in whole registers
   const bool tile = (F == EPI_ANY ? e.res_kind : F & 3) == RES_TILE;
   const __m256i ones = _mm256_set1_epi8(1);
   const __m256i all = _mm256_set1_epi32(-1);
   for (int64_t x = 0; x < W; ++x) {
     const int64_t m = (b * H + h) * W + x;
-    // valid taps: t with the input position inside the image (padded taps contribute 0)
-    const int64_t pos = axis == 0 ? x : h, len = axis == 0 ? W : H;
-    const int64_t t0 = std::max<int64_t>(0, pad - pos), t1 = std::min<int64_t>(T, len + pad - pos);
-    const int64_t step = axis == 0 ? Cs : W * Cs;  // plane offset between neighbouring taps
-    const int8_t* first = sp + ((b * H + h) * W + x) * Cs + (t0 - pad) * step;
+    const TapRange tr = tap_range(sp, b, h, x, H, W, Cs, T, axis);
+    const int64_t t0 = tr.t0, t1 = tr.t1, step = tr.step;
+    const int8_t* first = tr.first;
     for (int64_t c0 = 0; c0 < Cs; c0 += 32) {
       __m256i acc = _mm256_setzero_si256();
       if (c0 < full) {
