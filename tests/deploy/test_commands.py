@@ -52,6 +52,9 @@ def test_bench_command_writes_json_keyed_by_batch(small_checkpoint, tmp_path, ca
         assert r["speedup"] == pytest.approx(r["float_ms"] / r["packed_ms"])
         assert r["min_cosine_vs_float"] > 0.9999
         assert r["layers_1x1"] and r["layers"]
+        for row in r["layers_1x1"]:  # the whole float unit does more than its conv
+            assert row["float_unit_ms"] > 0 and row["speedup_unit"] == pytest.approx(
+                row["float_unit_ms"] / row["packed_ms"])
         mod = native()
         if mod is not None:  # every supported instruction set timed, the best one left selected
             supported = {ISA_NAMES[i] for i in ISA_NAMES if mod.supported(i)}

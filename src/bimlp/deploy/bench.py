@@ -79,6 +79,17 @@ def _float_1x1(x4: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
     return F.conv2d(sign_plus(x4), w)
 
 
+def _float_unit(x4: torch.Tensor, w: torch.Tensor, bn: tuple[torch.Tensor, ...], identity: bool,
+                act: tuple[torch.Tensor, torch.Tensor, torch.Tensor]) -> torch.Tensor:
+    """The whole binary unit as the float model runs it: sign, conv, BatchNorm, shortcut, RPReLU
+    (what the packed layer's fused epilogue computes)."""
+    y = F.batch_norm(F.conv2d(sign_plus(x4), w), *bn, training=False, eps=1e-5)
+    if identity:
+        y = y + x4
+    move1, slope, move2 = act
+    return F.prelu(y + move1, slope) + move2
+
+
 def _packed_1x1(kern, conv, x2, thr, bits, kind, out) -> torch.Tensor:
     kern.pack_signs(x2, thr, bits, None, None, None)
     kern.bgemm(bits[0], conv._panels, conv.in_channels, conv.alpha, conv.beta, kind,
@@ -117,12 +128,19 @@ def _one_by_one(packed, batch: int, size: int, repeats: int) -> list[dict[str, A
             thr = conv.thresh.view(1, -1).contiguous()
             kind = RES_IDENTITY if k == n else RES_NONE
             float_layer = partial(_float_1x1, x4, w)
+            bn = (torch.randn(n, generator=g), torch.rand(n, generator=g) + 0.5,
+                  torch.randn(n, generator=g), torch.randn(n, generator=g))
+            act = (torch.randn(1, n, 1, 1, generator=g), torch.rand(n, generator=g),
+                   torch.randn(1, n, 1, 1, generator=g))
+            float_unit = partial(_float_unit, x4, w, bn, k == n, act)
             packed_layer = partial(_packed_1x1, kern, conv, x2, thr, bits, kind, out)
             with torch.inference_mode():
                 f_ms = _median_ms(float_layer, repeats, 5.0)
+                u_ms = _median_ms(float_unit, repeats, 5.0)
                 p_ms = _median_ms(packed_layer, repeats, 5.0)
             rows.append({"stage": stage, "layer": name, "M": m, "K": k, "N": n,
                          "float_ms": f_ms, "packed_ms": p_ms, "speedup": f_ms / p_ms,
+                         "float_unit_ms": u_ms, "speedup_unit": u_ms / p_ms,
                          "float_gmacs": m * k * n / f_ms / 1e6,
                          "binary_gmacs": m * k * n / p_ms / 1e6})
     return rows
@@ -308,13 +326,14 @@ def print_report(results: dict[str, Any], out=sys.stdout) -> None:
         if "layers_1x1" not in r:
             continue
         p()
-        p(f"batch {b}: isolated binary 1x1 layers (float: sign + conv2d; packed: pack + XNOR GEMM + "
-          f"fused BN/RPReLU epilogue)")
+        p(f"batch {b}: isolated binary 1x1 layers (float: sign + conv2d; float unit: + BN, shortcut, "
+          f"RPReLU; packed: pack + XNOR GEMM + fused BN/shortcut/RPReLU epilogue)")
         p(f"{'stage':>5} {'layer':>10} {'M':>7} {'K':>5} {'N':>5} {'float ms':>9} {'packed ms':>10} "
-          f"{'speedup':>8} {'float GMAC/s':>13} {'binary GMAC/s':>14}")
+          f"{'speedup':>8} {'unit ms':>8} {'vs unit':>8} {'float GMAC/s':>13} {'binary GMAC/s':>14}")
         for row in r["layers_1x1"]:
             p(f"{row['stage']:>5} {row['layer']:>10} {row['M']:>7} {row['K']:>5} {row['N']:>5} "
               f"{row['float_ms']:>9.3f} {row['packed_ms']:>10.3f} {row['speedup']:>7.2f}x "
+              f"{row['float_unit_ms']:>8.3f} {row['speedup_unit']:>7.2f}x "
               f"{row['float_gmacs']:>13.1f} {row['binary_gmacs']:>14.1f}")
         p()
         p(f"batch {b}: in-model per-layer ms, summed over the blocks of each stage (float: sign + "
