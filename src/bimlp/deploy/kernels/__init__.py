@@ -2,7 +2,10 @@
 
 The extension is compiled with ``torch.utils.cpp_extension.load`` into PyTorch's extension cache
 (``$TORCH_EXTENSIONS_DIR``, by default ``~/.cache/torch_extensions``), so the first call takes
-about a minute and later processes load the cached library. The instruction set (AVX-512
+about a minute and later processes load the cached library. On Linux, where ATen's thread pool is
+OpenMP, it is built with ``-fopenmp`` and shares torch's OpenMP runtime, so its kernels use
+``torch.get_num_threads()`` threads; a compiler without OpenMP gives single-threaded kernels and a
+warning. The instruction set (AVX-512
 VPOPCNTDQ, AVX2 or portable C++) is chosen at run time from the CPU; ``BIMLP_ISA=avx2|portable``
 forces a lesser one. ``BIMLP_NATIVE=0`` skips the extension and uses the pure-PyTorch path.
 If the build fails, :func:`native` returns ``None`` and warns once with the reason.
