@@ -959,7 +959,7 @@ void sconv(const torch::Tensor& planes, const torch::Tensor& weights, int64_t ax
   TORCH_CHECK(weights.dim() == 2 && weights.scalar_type() == torch::kChar && weights.is_contiguous(),
               "weights: (T, Cs) int8");
   const int64_t B = planes.size(0), H = planes.size(1), W = planes.size(2), Cs = planes.size(3);
-  const int64_t T = weights.size(0), pad = T / 2, N = Cs / pairs;
+  const int64_t T = weights.size(0), N = Cs / pairs;
   TORCH_CHECK(weights.size(1) == Cs && T % 2 == 1 && Cs % pairs == 0 && (pairs == 1 || pairs == 2),
               "weights do not match planes");
   TORCH_CHECK(T * 1 < 128, "too many taps for int8 accumulation");
@@ -996,11 +996,9 @@ void sconv(const torch::Tensor& planes, const torch::Tensor& weights, int64_t ax
       const int64_t b = q / H, h = q % H;
       for (int64_t x = 0; x < W; ++x) {
         std::fill(acc.begin(), acc.end(), int8_t(0));
-        for (int64_t t = 0; t < T; ++t) {
-          const int64_t hh = axis == 1 ? h + t - pad : h, ww = axis == 0 ? x + t - pad : x;
-          if (hh < 0 || hh >= H || ww < 0 || ww >= W) continue;  // zero padding: contributes 0
-          accumulate_portable(acc.data(), sp + ((b * H + hh) * W + ww) * Cs, wp + t * Cs, Cs);
-        }
+        const TapRange tr = tap_range(sp, b, h, x, H, W, Cs, T, int(axis));
+        for (int64_t t = tr.t0; t < tr.t1; ++t)
+          accumulate_portable(acc.data(), tr.first + (t - tr.t0) * tr.step, wp + t * Cs, Cs);
         int32_t* d = dot.data() + x * N;
         if (pairs == 2)
           for (int64_t n = 0; n < N; ++n) d[n] = int32_t(acc[2 * n]) + int32_t(acc[2 * n + 1]);
