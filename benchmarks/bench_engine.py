@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from bimlp.deploy import command_bench
+from bimlp.commands import bench as command_bench
 
 
 def main(argv: list[str] | None = None) -> int:

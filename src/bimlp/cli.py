@@ -1,6 +1,6 @@
 """The ``bimlp`` command line: ``bimlp {demo,train,eval,profile,convert,export,bench} ...``.
 
-Each subcommand lives in its own module that defines ``add_arguments(parser)`` and
+Each subcommand NAME lives in ``bimlp/commands/NAME.py``, which defines ``add_arguments(parser)`` and
 ``run(args) -> int``; those modules import only argparse at module level and do their heavy imports
 inside ``run``. This is the only place in the package that uses argparse.
 """
@@ -15,11 +15,11 @@ import sys
 COMMANDS: dict[str, tuple[str, str]] = {
     "demo": ("bimlp.commands.demo", "build a model, run it once and print its size"),
     "convert": ("bimlp.commands.convert", "convert an official MindSpore .ckpt to safetensors"),
-    "profile": ("bimlp.profile.command", "parameters, BOPs, FLOPs, OPs and memory per layer"),
-    "train": ("bimlp.train.command", "train a model from a YAML recipe (two-step, distillation)"),
-    "eval": ("bimlp.train.evaluate_command", "top-1/top-5 of a checkpoint on an image folder"),
-    "export": ("bimlp.deploy.command_export", "export a packed 1-bit .bimlp artifact"),
-    "bench": ("bimlp.deploy.command_bench", "packed engine against float32 PyTorch"),
+    "profile": ("bimlp.commands.profile", "parameters, BOPs, FLOPs, OPs and memory per layer"),
+    "train": ("bimlp.commands.train", "train a model from a YAML recipe (two-step, distillation)"),
+    "eval": ("bimlp.commands.eval", "top-1/top-5 of a checkpoint on an image folder"),
+    "export": ("bimlp.commands.export", "export a packed 1-bit .bimlp artifact"),
+    "bench": ("bimlp.commands.bench", "packed engine against float32 PyTorch"),
 }
 
 

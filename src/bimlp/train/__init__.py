@@ -8,7 +8,7 @@
 Modules: ``config`` (typed recipe), ``recipes`` (the built-in digits recipe), ``engine`` (the
 loop), ``distill`` (loss, teachers), ``optim`` (Adam, schedule), ``state`` (checkpoints),
 ``distributed`` (torchrun), ``metrics`` (CSV, TensorBoard, curves), ``evaluation`` (loading saved
-models for ``bimlp eval``). The command modules ``command`` and ``evaluate_command`` hold the CLI.
+models for ``bimlp eval``). The CLI lives in ``bimlp.commands``.
 """
 
 from __future__ import annotations

@@ -25,7 +25,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from .bench import benchmark, print_report, write_json
+    from ..deploy.bench import benchmark, print_report, write_json
 
     try:
         results = benchmark(

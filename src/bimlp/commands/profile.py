@@ -13,8 +13,6 @@ import json
 import sys
 from pathlib import Path
 
-from ..layers.binary import MODES
-
 __all__ = ["add_arguments", "run"]
 
 
@@ -29,7 +27,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--mode",
-        choices=MODES,
+        choices=("paper", "official"),
         default=None,
         help="numerical mode of binary models (default: the model's, paper); "
         "official mode has ternary activations, counted as FLOPs",
@@ -57,8 +55,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from ..models import create_model
-    from .report import plot_ops
-    from .summary import profile
+    from ..profile.report import plot_ops
+    from ..profile.summary import profile
 
     kwargs = {"mode": args.mode} if args.mode else {}
     try:

@@ -43,10 +43,10 @@ def run(args: argparse.Namespace) -> int:
 
     from ..checkpoint import CheckpointError
     from ..data import DataError
-    from .config import ConfigError, parse_override
-    from .distributed import setup_distributed
-    from .engine import SkipLog, amp_dtype, evaluate
-    from .evaluation import eval_dataset, eval_loader, load_trained_model
+    from ..train.config import ConfigError, parse_override
+    from ..train.distributed import setup_distributed
+    from ..train.engine import SkipLog, amp_dtype, evaluate
+    from ..train.evaluation import eval_dataset, eval_loader, load_trained_model
 
     try:
         overrides = {}

@@ -19,14 +19,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    import bimlp
-    from bimlp.checkpoint import CheckpointError, save_weights
-
-    from .artifact import export, size_report
-    from .pack import pack_model
+    from ..checkpoint import CheckpointError, save_weights
+    from ..deploy.artifact import export, size_report
+    from ..deploy.pack import pack_model
+    from ..models import create_model
 
     try:
-        model = bimlp.create_model(args.model, checkpoint=args.checkpoint, mode=args.mode).eval()
+        model = create_model(args.model, checkpoint=args.checkpoint, mode=args.mode).eval()
         packed = pack_model(model, backend="torch")
     except (ValueError, CheckpointError) as e:
         print(f"bimlp export: {e}", file=sys.stderr)
@@ -43,7 +42,7 @@ def run(args: argparse.Namespace) -> int:
           f"(+{100 * (size / sizes['theoretical_bytes'] - 1):.2f} %); float32 checkpoint "
           f"{float_bytes / 1e6:.3f} MB ({float_bytes / size:.1f}x larger)")
     if args.onnx:
-        from .onnx import export_onnx
+        from ..deploy.onnx import export_onnx
 
         path = export_onnx(model, args.onnx, image_size=args.image_size)
         print(f"wrote {path} (simulated float32 graph, input 1x{model.config.in_chans}x"

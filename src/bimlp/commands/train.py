@@ -45,16 +45,16 @@ def run(args: argparse.Namespace) -> int:
 
     from ..checkpoint import CheckpointError
     from ..data import DataError
-    from .config import (
+    from ..train.config import (
         ConfigError,
         apply_overrides,
         config_from_dict,
         config_to_dict,
         load_config,
     )
-    from .engine import train
-    from .recipes import builtin_recipes
-    from .state import load_training_checkpoint
+    from ..train.engine import train
+    from ..train.recipes import builtin_recipes
+    from ..train.state import load_training_checkpoint
 
     try:
         if args.config:
