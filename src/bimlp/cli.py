@@ -1,8 +1,9 @@
 """The ``bimlp`` command line: ``bimlp {demo,train,eval,profile,convert,export,bench} ...``.
 
-Each subcommand NAME lives in ``bimlp/commands/NAME.py``, which defines ``add_arguments(parser)`` and
-``run(args) -> int``; those modules import only argparse at module level and do their heavy imports
-inside ``run``. This is the only place in the package that uses argparse.
+Each subcommand NAME lives in ``bimlp/commands/NAME.py``, which defines ``add_arguments(parser)``
+and ``run(args) -> int``. Building the parser imports no torch (``import bimlp`` is lazy and those
+modules do their real imports inside ``run``), so ``bimlp --help`` and ``bimlp NAME --help``
+answer at once; a test checks that.
 """
 
 from __future__ import annotations
@@ -10,6 +11,8 @@ from __future__ import annotations
 import argparse
 import importlib
 import sys
+
+from . import __version__
 
 # subcommand -> (module, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
@@ -28,6 +31,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="bimlp",
         description="BiMLP binary vision MLPs: models, training, profiling and a packed 1-bit engine",
     )
+    parser.add_argument("--version", action="version", version=f"bimlp {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name, (module, help_text) in COMMANDS.items():
         p = sub.add_parser(name, help=help_text, description=help_text)

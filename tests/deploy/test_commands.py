@@ -41,8 +41,8 @@ def test_export_command_explains_official_mode(small_checkpoint, tmp_path, capsy
 def test_bench_command_writes_json_keyed_by_batch(small_checkpoint, tmp_path, capsys):
     _, ckpt = small_checkpoint
     out = tmp_path / "bench.json"
-    code = main(["bench", "--model", "bimlp_s", "--checkpoint", str(ckpt), "--batch", "1", "2",
-                 "--image-size", "33", "--repeats", "1", "--no-compile", "--no-memory",
+    code = main(["bench", "--model", "bimlp_s", "--checkpoint", str(ckpt), "-b", "1", "2",
+                 "--img-size", "33", "--repeats", "1", "--no-compile", "--no-memory",
                  "--all-isas", "--json", str(out)])
     assert code == 0
     results = json.loads(out.read_text())

@@ -52,7 +52,7 @@ def test_official_mode_output_says_ternary_macs_are_flops(tmp_path, capsys):
         "bimlp_s",
         "--mode",
         "official",
-        "--input-size",
+        "--img-size",
         "64",
         "--json",
         str(out_json),
@@ -68,7 +68,7 @@ def test_official_mode_output_says_ternary_macs_are_flops(tmp_path, capsys):
 
 
 def test_all_layers_lists_norms_and_biases(capsys):
-    assert main(["profile", "bimlp_s", "--input-size", "32", "--all-layers"]) == 0
+    assert main(["profile", "bimlp_s", "--img-size", "32", "--all-layers"]) == 0
     table = capsys.readouterr().out.split("\nstages\n")[0]
     assert "network.0.0.attn.move_fch" in table and "BatchNorm2d" in table
     assert "--all-layers lists them" not in table

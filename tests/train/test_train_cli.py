@@ -53,7 +53,7 @@ def test_eval_scores_every_image_including_the_last_partial_batch(tmp_path, caps
     save_weights(model, tmp_path / "m.safetensors",
                  config=weights_metadata(model, cfg, eval_cfg))
     argv = ["eval", "--model", "bimlp_s", "--checkpoint", str(tmp_path / "m.safetensors"),
-            "--data", str(tmp_path), "--batch-size", "4", "--workers", "0",
+            "--data-dir", str(tmp_path), "--batch-size", "4", "--workers", "0",
             "--json", str(tmp_path / "r.json")]
     with pytest.warns(UserWarning, match="bad.png"):
         assert cli(argv) == 0
@@ -83,7 +83,7 @@ def test_eval_errors_are_one_line(tmp_path, capsys):
     cfg = ModelConfig(name="bimlp_s", depths=[1], dims=[16], num_classes=2)
     save_weights(model, tmp_path / "m.safetensors", config=weights_metadata(model, cfg, {}))
     _tiny_folder(tmp_path)
-    base = ["eval", "--data", str(tmp_path), "--workers", "0"]
+    base = ["eval", "--data-dir", str(tmp_path), "--workers", "0"]
     assert cli([*base, "--model", "bimlp_m", "--checkpoint", str(tmp_path / "m.safetensors")]) == 2
     assert "holds a 'bimlp_s' model, not 'bimlp_m'" in capsys.readouterr().err
     assert cli([*base, "--model", "bimlp_s", "--checkpoint", str(tmp_path / "missing.pt")]) == 2

@@ -5,12 +5,18 @@ from __future__ import annotations
 import argparse
 import sys
 
+from . import add_alias
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", default="bimlp_s", help="registered model name (default bimlp_s)")
     parser.add_argument("--checkpoint", help="weights (default: the model's random init)")
-    parser.add_argument("--batch", type=int, nargs="+", default=[1, 32], help="batch sizes (default 1 32)")
-    parser.add_argument("--image-size", type=int, default=224, help="input resolution (default 224)")
+    parser.add_argument("-b", "--batch-size", type=int, nargs="+", default=[1, 32], metavar="N",
+                        help="batch sizes (default 1 32)")
+    add_alias(parser, "--batch", dest="batch_size", type=int, nargs="+")
+    parser.add_argument("--img-size", type=int, default=224, metavar="N",
+                        help="input resolution (default 224)")
+    add_alias(parser, "--image-size", dest="img_size", type=int)
     parser.add_argument("--threads", type=int, default=None, help="threads for every engine (default: torch's)")
     parser.add_argument("--repeats", type=int, default=5, help="timed runs per engine (median)")
     parser.add_argument("--budget", type=float, default=90.0,
@@ -29,7 +35,7 @@ def run(args: argparse.Namespace) -> int:
 
     try:
         results = benchmark(
-            args.model, args.checkpoint, tuple(args.batch), args.image_size, args.threads,
+            args.model, args.checkpoint, tuple(args.batch_size), args.img_size, args.threads,
             args.repeats, use_compile=not args.no_compile, memory=not args.no_memory,
             layers=not args.no_layers, budget_s=args.budget, all_isas=args.all_isas,
             log=lambda s: print(s, file=sys.stderr, flush=True),

@@ -5,12 +5,16 @@ from __future__ import annotations
 import argparse
 import time
 
+from . import add_alias
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", default="bimlp_s", help="registered model name")
     parser.add_argument("--mode", default="paper", choices=("paper", "official"))
-    parser.add_argument("--input-size", type=int, default=224)
-    parser.add_argument("--batch", type=int, default=2)
+    parser.add_argument("--img-size", type=int, default=224, metavar="N")
+    add_alias(parser, "--input-size", dest="img_size", type=int)
+    parser.add_argument("-b", "--batch-size", type=int, default=2, metavar="N")
+    add_alias(parser, "--batch", dest="batch_size", type=int)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -21,7 +25,7 @@ def run(args: argparse.Namespace) -> int:
     torch.manual_seed(0)
     kwargs = {"mode": args.mode} if args.model.startswith("bimlp") else {}
     model = create_model(args.model, **kwargs).eval()
-    x = torch.randn(args.batch, 3, args.input_size, args.input_size)
+    x = torch.randn(args.batch_size, 3, args.img_size, args.img_size)
     start = time.perf_counter()
     with torch.inference_mode():
         logits = model(x)

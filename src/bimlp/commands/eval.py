@@ -1,8 +1,9 @@
 """``bimlp eval``: top-1 / top-5 and images/s of a checkpoint on an image folder.
 
-    bimlp eval --model bimlp_s --checkpoint runs/s_step2/model.safetensors --data /data/imagenet
-    bimlp eval --model bimlp_m --checkpoint bimlp_m.safetensors --data /data/imagenet/val
+    bimlp eval --model bimlp_s --checkpoint runs/s_step2/model.safetensors --data-dir /data/imagenet
+    bimlp eval --model bimlp_m --checkpoint bimlp_m.safetensors --data-dir /data/imagenet/val
     bimlp eval --model bimlp_s --checkpoint runs/digits/step2/model.safetensors --dataset digits
+    bimlp eval --model bimlp_s --checkpoint official.safetensors --data-dir /data/imagenet mode=official
 
 Every image is scored: the last partial batch is kept (the release dropped it).
 """
@@ -11,6 +12,8 @@ from __future__ import annotations
 
 import argparse
 
+from . import add_alias
+
 __all__ = ["add_arguments", "run"]
 
 
@@ -18,21 +21,24 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", required=True, help="model name, e.g. bimlp_s or wavemlp_t")
     parser.add_argument("--checkpoint", required=True, help="weights file (any supported format)")
     parser.add_argument(
-        "--data", help="ImageNet-style folder (DIR/val/<class>/... or DIR/<class>/...) or a "
-                       "folder of MNIST idx files",
+        "--data-dir", metavar="DIR",
+        help="ImageNet-style folder (DIR/val/<class>/... or DIR/<class>/...) or a folder of "
+             "MNIST idx files",
     )
+    add_alias(parser, "--data", dest="data_dir")
     parser.add_argument("--dataset", default="auto", choices=["auto", "folder", "idx", "digits"],
-                        help="kind of data (default: detected from --data)")
-    parser.add_argument("--split", default="val", help="sub-folder of --data to use if present")
-    parser.add_argument("--batch-size", type=int, default=100)
-    parser.add_argument("--workers", type=int, default=4)
+                        help="kind of data (default: detected from --data-dir)")
+    parser.add_argument("--split", default="val", help="sub-folder of --data-dir to use if present")
+    parser.add_argument("-b", "--batch-size", type=int, default=100, metavar="N")
+    parser.add_argument("-j", "--workers", type=int, default=4, metavar="N")
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
     parser.add_argument("--amp", default="none", choices=["none", "bf16", "fp16", "auto"])
     parser.add_argument("--json", metavar="PATH", help="also write the results as JSON")
     parser.add_argument(
-        "--set", dest="model_args", action="append", default=[], metavar="KEY=VALUE",
-        help="model build argument over the stored ones, e.g. --set mode=official",
+        "overrides", nargs="*", metavar="KEY=VALUE",
+        help="model build arguments over the stored ones, read as YAML, e.g. mode=official",
     )
+    add_alias(parser, "--set", dest="legacy_set", action="append", default=[])
 
 
 def run(args: argparse.Namespace) -> int:
@@ -50,14 +56,14 @@ def run(args: argparse.Namespace) -> int:
 
     try:
         overrides = {}
-        for item in args.model_args:
+        for item in [*args.legacy_set, *args.overrides]:
             keys, value = parse_override(item)
             overrides[".".join(keys)] = value
         env = setup_distributed(args.device)
         device = env.device
         model, eval_cfg = load_trained_model(args.model, args.checkpoint, **overrides)
         model.to(device)
-        ds, description = eval_dataset(args.data, args.dataset, model, eval_cfg, args.split)
+        ds, description = eval_dataset(args.data_dir, args.dataset, model, eval_cfg, args.split)
         print(f"{args.model} from {args.checkpoint}; {description}", flush=True)
         loader = eval_loader(ds, args.batch_size, args.workers, pin=device.type == "cuda")
         skips = SkipLog()

@@ -7,6 +7,8 @@ import sys
 import tempfile
 from pathlib import Path
 
+from . import add_alias
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", required=True, help="registered model name, e.g. bimlp_s")
@@ -15,7 +17,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--mode", default="paper", choices=("paper", "official"),
                         help="numerical mode of the model (only paper mode is 1-bit)")
     parser.add_argument("--onnx", help="also write the simulated float model as ONNX here")
-    parser.add_argument("--image-size", type=int, default=224, help="ONNX input size (default 224)")
+    parser.add_argument("--img-size", type=int, default=224, metavar="N",
+                        help="ONNX input size (default 224)")
+    add_alias(parser, "--image-size", dest="img_size", type=int)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -44,7 +48,7 @@ def run(args: argparse.Namespace) -> int:
     if args.onnx:
         from ..deploy.onnx import export_onnx
 
-        path = export_onnx(model, args.onnx, image_size=args.image_size)
+        path = export_onnx(model, args.onnx, image_size=args.img_size)
         print(f"wrote {path} (simulated float32 graph, input 1x{model.config.in_chans}x"
-              f"{args.image_size}x{args.image_size}, dynamic batch)")
+              f"{args.img_size}x{args.img_size}, dynamic batch)")
     return 0

@@ -13,18 +13,21 @@ import json
 import sys
 from pathlib import Path
 
+from . import add_alias
+
 __all__ = ["add_arguments", "run"]
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("model", metavar="NAME", help="a registered model, e.g. bimlp_s")
     parser.add_argument(
-        "--input-size",
+        "--img-size",
         type=int,
         default=None,
         metavar="N",
         help="profile at N x N pixels (default: the model's config, 224)",
     )
+    add_alias(parser, "--input-size", dest="img_size", type=int)
     parser.add_argument(
         "--mode",
         choices=("paper", "official"),
@@ -65,7 +68,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"bimlp profile: cannot build {args.model!r}: {e}", file=sys.stderr)
         return 2
     channels, default_side = _default_input(model)
-    side = args.input_size or default_side
+    side = args.img_size or default_side
     mode = getattr(model, "mode", None)
     label = f"{args.model} ({mode} mode)" if mode else args.model
     result = profile(model, (channels, side, side), name=label)

@@ -1,18 +1,31 @@
-"""``bimlp train``: train from a YAML recipe with ``key=value`` overrides.
+"""``bimlp train``: train from a YAML recipe with ``KEY=VALUE`` overrides (and timm-named flags).
 
     bimlp train                                   # the built-in digits recipe, both steps
     bimlp train --config configs/bimlp_s_step1.yaml data.root=/data/imagenet
-    bimlp train --config configs/bimlp_s_step1.yaml --resume   # continue runs/.../last.pt
-    bimlp train --resume runs/bimlp_s/step1/last.pt            # the same, config from the file
+    bimlp train --config configs/bimlp_s_step1.yaml --auto-resume   # continue runs/.../last.pt
+    bimlp train --resume runs/bimlp_s/step1/last.pt                 # config from the file
+    bimlp train --data-dir /data/imagenet -b 128 -j 8 --amp bf16 --config configs/bimlp_s_step1.yaml
     torchrun --nproc_per_node 8 -m bimlp.cli train --config configs/bimlp_s_step2.yaml
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 from pathlib import Path
 
 __all__ = ["add_arguments", "run"]
+
+
+# flag -> the config key it sets (a shortcut for the KEY=VALUE override of the same key)
+FLAG_KEYS = {
+    "data_dir": "data.root",
+    "batch_size": "data.batch_size",
+    "workers": "data.workers",
+    "img_size": "data.image_size",
+    "amp": "run.amp",
+    "output": "run.out_dir",
+}
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -22,19 +35,39 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
              "step 1 then step 2",
     )
     parser.add_argument(
-        "--resume", nargs="?", const="", default=None, metavar="CKPT",
-        help="continue a run from its last.pt: with a path and no --config, the config stored "
-             "in it (overrides still apply); without a path, RUN.OUT_DIR/last.pt of the recipe "
-             "(the built-in recipe: each step that has one). Put KEY=VALUE overrides first",
+        "--resume", metavar="CKPT",
+        help="continue a run from this last.pt; without --config, with the config stored in it "
+             "(overrides still apply)",
     )
+    parser.add_argument(
+        "--auto-resume", action="store_true",
+        help="continue from RUN.OUT_DIR/last.pt of the recipe where it exists (the built-in "
+             "recipe: each step that has one), else start",
+    )
+    parser.add_argument("--data-dir", metavar="DIR", help="= data.root")
+    parser.add_argument("-b", "--batch-size", type=int, metavar="N",
+                        help="= data.batch_size (per process; the LR scales linearly with the "
+                             "global batch, see optim.lr_ref_batch)")
+    parser.add_argument("-j", "--workers", type=int, metavar="N", help="= data.workers")
+    parser.add_argument("--img-size", type=int, metavar="N", help="= data.image_size")
+    parser.add_argument("--amp", choices=("none", "bf16", "fp16", "auto"), help="= run.amp")
+    parser.add_argument("--output", metavar="DIR",
+                        help="= run.out_dir (the built-in recipe: DIR/step1 and DIR/step2)")
     parser.add_argument(
         "--print-config", action="store_true",
         help="print the resolved config(s) as YAML and exit",
     )
     parser.add_argument(
         "overrides", nargs="*", metavar="KEY=VALUE",
-        help="dotted overrides read as YAML, e.g. optim.lr=1e-3 data.batch_size=128",
+        help="dotted overrides read as YAML, e.g. optim.lr=1e-3 data.batch_size=128; they "
+             "apply after the flags above",
     )
+
+
+def flag_overrides(args: argparse.Namespace) -> list[str]:
+    """The flags that were given, as ``KEY=VALUE`` overrides (values quoted for YAML)."""
+    return [f"{key}={json.dumps(getattr(args, flag))}" for flag, key in FLAG_KEYS.items()
+            if getattr(args, flag) is not None]
 
 
 def run(args: argparse.Namespace) -> int:
@@ -56,14 +89,17 @@ def run(args: argparse.Namespace) -> int:
     from ..train.recipes import builtin_recipes
     from ..train.state import load_training_checkpoint
 
+    overrides = [*flag_overrides(args), *args.overrides]
     try:
+        if args.resume and args.auto_resume:
+            raise ConfigError("--resume CKPT and --auto-resume: give one of them")
         if args.config:
-            configs = [load_config(args.config, args.overrides)]
+            configs = [load_config(args.config, overrides)]
         elif args.resume:  # a checkpoint alone: continue with the config stored inside it
             stored = load_training_checkpoint(args.resume)["config"]
-            configs = [config_from_dict(apply_overrides(stored, args.overrides))]
+            configs = [config_from_dict(apply_overrides(stored, overrides))]
         else:
-            configs = builtin_recipes(args.overrides)
+            configs = builtin_recipes(overrides)
         if args.print_config:
             for cfg in configs:
                 print(yaml.safe_dump(config_to_dict(cfg), sort_keys=False), end="---\n")
@@ -71,11 +107,11 @@ def run(args: argparse.Namespace) -> int:
         builtin = len(configs) > 1
         is_main = os.environ.get("RANK", "0") == "0"
         for i, cfg in enumerate(configs):
-            resume = None
-            if args.resume is not None:
-                resume = Path(args.resume or Path(cfg.run.out_dir) / "last.pt")
-                if builtin and not resume.is_file():
-                    resume = None  # the built-in recipe: this step has not started yet
+            resume = Path(args.resume) if args.resume else None
+            if args.auto_resume:
+                resume = Path(cfg.run.out_dir) / "last.pt"
+                if not resume.is_file():
+                    resume = None  # this step has not started yet
             if builtin and is_main:
                 print(f"== step {i + 1} of {len(configs)} ==", flush=True)
             train(cfg, resume_from=resume)

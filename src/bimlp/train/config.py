@@ -108,7 +108,9 @@ class OptimConfig:
 
     epochs: int = 256  # ReActNet: 256 (or 128 at lr 1.25e-3)
     optimizer: str = "adam"  # adam (ReActNet: L2 added to the gradient) | adamw
-    lr: float = 5e-4  # at a global batch of lr_ref_batch; scaled linearly with the real one
+    # At a global batch of lr_ref_batch, scaled LINEARLY with the real one (ReActNet's rule; timm's
+    # train.py scales Adam's --lr-base by the square root instead). See optim.scaled_lr.
+    lr: float = 5e-4
     lr_ref_batch: int | None = 256  # None: use lr as given
     betas: list[float] = field(default_factory=lambda: [0.9, 0.999])
     weight_decay: float = 1e-5  # step 1: 1e-5, step 2: 0; only on conv and linear weights
