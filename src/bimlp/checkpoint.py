@@ -117,7 +117,8 @@ def read_weights(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str, A
 # of ``create_model`` still override them (e.g. ``mode="paper"`` on official weights).
 ARCH_FIELDS = (
     "depths", "dims", "mlp_ratios", "num_classes", "in_chans", "norm", "uni_shortcut",
-    "multi_branch", "downsample", "downsample_norm", "binary_weights", "mode",
+    "multi_branch", "downsample", "downsample_norm", "binary_weights", "mode", "stem_stride",
+    "stem_dim", "strides",
 )
 
 

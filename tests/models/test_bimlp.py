@@ -75,7 +75,9 @@ def test_every_registered_model(name):
     no_grad = [n for n, p in model.named_parameters() if p.grad is None or not torch.isfinite(p.grad).all()]
     assert not no_grad, f"parameters without gradient: {no_grad[:10]}"
     cfg = model.pretrained_cfg
-    assert cfg["input_size"] == (3, 224, 224) and cfg["classifier"] == "head"
+    # ImageNet models declare 224, the small-image variants (stem stride 1-2) 32
+    size = 32 if name.endswith("_xs") else 224
+    assert cfg["input_size"] == (3, size, size) and cfg["classifier"] == "head"
     assert model.get_classifier().out_features == 7
     assert model.forward_features(x).shape[1] == model.num_features
     first = dict(model.named_modules())[cfg["first_conv"]]

@@ -7,7 +7,21 @@ from collections.abc import Callable, Sequence
 import torch
 from torch import nn
 
-__all__ = ["StagedNet", "build_network", "drop_path_rates"]
+__all__ = ["StagedNet", "build_network", "drop_path_rates", "stem_geometry"]
+
+
+def stem_geometry(stride: int) -> tuple[int, int]:
+    """(kernel, padding) of a stem conv with ``stride``, so that an ``H``-pixel input gives
+    ``ceil(H / stride)`` rows for even ``H``.
+
+    kernel ``max(3, 2 * stride - 1)``, padding ``(kernel - stride + 1) // 2``: stride 4 is the
+    release's 7x7 pad 2 (224 -> 56), stride 2 a 3x3 pad 1 (32 -> 16, 224 -> 112), stride 1 a
+    3x3 pad 1 (same size). Smaller strides let 28-32 px inputs keep 2x2 maps in the last stage.
+    """
+    if isinstance(stride, bool) or not isinstance(stride, int) or stride < 1:
+        raise ValueError(f"stem_stride must be a positive integer, got {stride!r}")
+    kernel = max(3, 2 * stride - 1)
+    return kernel, (kernel - stride + 1) // 2
 
 
 def drop_path_rates(depths: Sequence[int], rate: float) -> list[float]:
@@ -57,7 +71,7 @@ class StagedNet(nn.Module):
         self.head = nn.Linear(self.num_features, num_classes) if num_classes > 0 else nn.Identity()
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.patch_embed(x)  # (B, C0, H/4, W/4)
+        x = self.patch_embed(x)  # (B, C0, H/s, W/s), s = stem stride
         for layer in self.network:
             x = layer(x)
         return self.norm(x)  # (B, C_last, H', W')

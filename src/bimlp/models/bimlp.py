@@ -32,7 +32,7 @@ from ..layers import (
     quantizer_names,
     same_max_pool,
 )
-from ._base import StagedNet, build_network
+from ._base import StagedNet, build_network, stem_geometry
 from ._registry import build_variant, register_model
 
 __all__ = ["BiMLP", "BiMLPConfig", "BinaryMlp", "BinaryPATM", "BiMLPBlock", "make_norm"]
@@ -55,8 +55,10 @@ class BiMLPConfig:
     downsample: str = "bimlp"  # bimlp: fp 1x1 conv + SAME max-pool mix | wavemlp: fp 3x3/2 conv
     drop_rate: float = 0.0  # dropout before the classifier
     drop_path_rate: float = 0.0  # stochastic depth, growing linearly to this over all blocks
+    stem_stride: int = 4  # patch-embedding stride (4: 224 -> 56; 2: 32 -> 16), kernel scaled
 
     def __post_init__(self) -> None:
+        stem_geometry(self.stem_stride)  # validates
         self.depths = tuple(int(d) for d in self.depths)
         self.dims = tuple(int(d) for d in self.dims)
         ratios = self.mlp_ratios
@@ -244,11 +246,13 @@ class BiMLPBlock(nn.Module):
 
 
 class PatchEmbed(nn.Module):
-    """Stem: full-precision Conv 7x7 stride 4 pad 2 (+bias) -> norm -> RPReLU; 224 -> 56."""
+    """Stem: full-precision Conv 7x7 stride 4 pad 2 (+bias) -> norm -> RPReLU; 224 -> 56.
+    Other strides scale kernel and padding (:func:`stem_geometry`)."""
 
-    def __init__(self, in_chans: int, dim: int, norm: str) -> None:
+    def __init__(self, in_chans: int, dim: int, norm: str, stride: int = 4) -> None:
         super().__init__()
-        self.proj = nn.Conv2d(in_chans, dim, 7, stride=4, padding=2)
+        kernel, padding = stem_geometry(stride)
+        self.proj = nn.Conv2d(in_chans, dim, kernel, stride=stride, padding=padding)
         self.norm = make_norm(norm, dim)
         self.act = RPReLU(dim)
 
@@ -304,7 +308,7 @@ class BiMLP(StagedNet):
         self.mode = cfg.mode
         b = _Binary.from_config(cfg)
 
-        self.patch_embed = PatchEmbed(cfg.in_chans, cfg.dims[0], cfg.norm)
+        self.patch_embed = PatchEmbed(cfg.in_chans, cfg.dims[0], cfg.norm, cfg.stem_stride)
         self.network = build_network(
             cfg.depths, cfg.dims, cfg.drop_path_rate,
             block=lambda i, dim, dp: BiMLPBlock(dim, cfg.mlp_ratios[i], cfg.norm, b, cfg.multi_branch, dp),
@@ -333,11 +337,17 @@ def _cfg(**kwargs: Any) -> dict[str, Any]:
     }
 
 
-default_cfgs = generate_default_cfgs({"bimlp_s": _cfg(), "bimlp_m": _cfg()})
+default_cfgs = generate_default_cfgs({
+    "bimlp_s": _cfg(), "bimlp_m": _cfg(),
+    "bimlp_xs": _cfg(input_size=(3, 32, 32), pool_size=(2, 2), crop_pct=1.0),
+})
 
 _VARIANTS: dict[str, dict[str, Any]] = {
     "bimlp_s": dict(depths=(2, 2, 4, 2), dims=(64, 128, 320, 512), mlp_ratios=4, norm="batch"),
     "bimlp_m": dict(depths=(2, 3, 10, 3), dims=(64, 128, 320, 512), mlp_ratios=4, norm="group"),
+    # 28-32 px inputs: stem stride 2, maps 16/8/4/2 at 32 px (14/7/4/2 at 28)
+    "bimlp_xs": dict(depths=(1, 1, 2, 1), dims=(32, 64, 96, 128), mlp_ratios=4, norm="batch",
+                     stem_stride=2),
 }
 
 
@@ -358,4 +368,10 @@ def bimlp_m(pretrained: bool = False, **kwargs: Any) -> BiMLP:
     return _create_bimlp("bimlp_m", pretrained, **kwargs)
 
 
-bimlp_s.family = bimlp_m.family = "bimlp"  # type: ignore[attr-defined]
+@register_model
+def bimlp_xs(pretrained: bool = False, **kwargs: Any) -> BiMLP:
+    """BiMLP-XS for 28-32 px inputs: depths 1-1-2-1, dims 32-64-96-128, stem stride 2."""
+    return _create_bimlp("bimlp_xs", pretrained, **kwargs)
+
+
+bimlp_s.family = bimlp_m.family = bimlp_xs.family = "bimlp"  # type: ignore[attr-defined]

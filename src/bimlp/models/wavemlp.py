@@ -30,7 +30,7 @@ from timm.models import generate_default_cfgs
 from torch import nn
 
 from ..checkpoint import CheckpointError, load_state_dict_strict, read_checkpoint
-from ._base import StagedNet, build_network
+from ._base import StagedNet, build_network, stem_geometry
 from ._registry import build_variant, register_model
 from .bimlp import ConvDownsample, make_norm
 
@@ -54,8 +54,10 @@ class WaveMLPConfig:
     mode: str = "fc"  # theta from a 1x1 conv + bias (released T/S/M/B); "depthwise" is not ported
     drop_rate: float = 0.0  # dropout before the classifier
     drop_path_rate: float = 0.0  # stochastic depth, growing linearly to this over all blocks
+    stem_stride: int = 4  # patch-embedding stride (4: 224 -> 56; 2: 32 -> 16), kernel scaled
 
     def __post_init__(self) -> None:
+        stem_geometry(self.stem_stride)  # validates
         self.depths = tuple(int(d) for d in self.depths)
         self.dims = tuple(int(d) for d in self.dims)
         ratios = self.mlp_ratios
@@ -162,11 +164,13 @@ class WaveBlock(nn.Module):
 
 
 class PatchEmbed(nn.Module):
-    """Stem: Conv 7x7 stride 4 pad 2 (+bias) -> norm (or nothing); 224 -> 56."""
+    """Stem: Conv 7x7 stride 4 pad 2 (+bias) -> norm (or nothing); 224 -> 56. Other strides
+    scale kernel and padding (:func:`stem_geometry`)."""
 
-    def __init__(self, in_chans: int, dim: int, norm: str | None) -> None:
+    def __init__(self, in_chans: int, dim: int, norm: str | None, stride: int = 4) -> None:
         super().__init__()
-        self.proj = nn.Conv2d(in_chans, dim, 7, stride=4, padding=2)
+        kernel, padding = stem_geometry(stride)
+        self.proj = nn.Conv2d(in_chans, dim, kernel, stride=stride, padding=padding)
         self.norm = make_norm(norm, dim) if norm else nn.Identity()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -191,7 +195,7 @@ class WaveMLP(StagedNet):
         self.num_features = cfg.dims[-1]
         edge_norm = cfg.norm if cfg.downsample_norm else None
 
-        self.patch_embed = PatchEmbed(cfg.in_chans, cfg.dims[0], edge_norm)
+        self.patch_embed = PatchEmbed(cfg.in_chans, cfg.dims[0], edge_norm, cfg.stem_stride)
         self.network = build_network(
             cfg.depths, cfg.dims, cfg.drop_path_rate,
             block=lambda i, dim, dp: WaveBlock(dim, cfg.mlp_ratios[i], cfg.norm, dp),
@@ -319,13 +323,19 @@ def _cfg(**kwargs: Any) -> dict[str, Any]:
     }
 
 
-default_cfgs = generate_default_cfgs({n: _cfg() for n in ("wavemlp_t", "wavemlp_s", "wavemlp_m")})
+default_cfgs = generate_default_cfgs({
+    **{n: _cfg() for n in ("wavemlp_t", "wavemlp_s", "wavemlp_m")},
+    "wavemlp_xs": _cfg(input_size=(3, 32, 32), pool_size=(2, 2), crop_pct=1.0),
+})
 
 _VARIANTS: dict[str, dict[str, Any]] = {
     "wavemlp_t": dict(depths=(2, 2, 4, 2), dims=(64, 128, 320, 512), mlp_ratios=4, norm="batch"),
     "wavemlp_s": dict(depths=(2, 3, 10, 3), dims=(64, 128, 320, 512), mlp_ratios=4, norm="group"),
     "wavemlp_m": dict(depths=(3, 4, 18, 3), dims=(64, 128, 320, 512), mlp_ratios=(8, 8, 4, 4),
                       norm="group", downsample_norm=False),
+    # 28-32 px inputs: stem stride 2, maps 16/8/4/2 at 32 px (14/7/4/2 at 28)
+    "wavemlp_xs": dict(depths=(1, 1, 2, 1), dims=(32, 64, 96, 128), mlp_ratios=4, norm="batch",
+                       stem_stride=2),
 }
 
 
@@ -353,4 +363,11 @@ def wavemlp_m(pretrained: bool = False, **kwargs: Any) -> WaveMLP:
     return _create_wavemlp("wavemlp_m", pretrained, **kwargs)
 
 
+@register_model
+def wavemlp_xs(pretrained: bool = False, **kwargs: Any) -> WaveMLP:
+    """Wave-MLP-XS for 28-32 px inputs: depths 1-1-2-1, dims 32-64-96-128, stem stride 2."""
+    return _create_wavemlp("wavemlp_xs", pretrained, **kwargs)
+
+
 wavemlp_t.family = wavemlp_s.family = wavemlp_m.family = "wavemlp"  # type: ignore[attr-defined]
+wavemlp_xs.family = "wavemlp"  # type: ignore[attr-defined]
