@@ -1,0 +1,33 @@
+/* bimlp_runtime_testing.h -- single kernels of one instruction set, for tests (not a stable API).
+ * isa: "portable", "avx2" or "avx512"; each function returns 0 or a BIMLP_E* code (see
+ * bimlp_last_error()). Inputs are float arrays whose signs (x < 0 -> -1, else +1) are used.
+ */
+#ifndef BIMLP_RUNTIME_TESTING_H
+#define BIMLP_RUNTIME_TESTING_H
+
+#include "bimlp_runtime.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* out (M, N) = sign(x) (M, K) @ sign(w)^T (N, K): packing, XNOR-popcount, plain epilogue. */
+BIMLP_API int bimlp_testing_bgemm(const char* isa, const float* x, int64_t M, int64_t K, const float* w,
+                                  int64_t N, float* out);
+/* Token conv of sign planes x (B, H, W, Cs) with taps sign(w) (T, Cs), padding T / 2 along W
+ * (axis 0) or H (axis 1), pairs input channels per output: out (B * H * W, Cs / pairs). */
+BIMLP_API int bimlp_testing_token_conv(const char* isa, const float* x, int64_t B, int64_t H, int64_t W,
+                                       int64_t Cs, const float* w, int64_t T, int axis, int pairs, float* out);
+/* out (M, N) = a (M, K) @ w^T (N, K) in float (the full-precision layers' GEMM). */
+BIMLP_API int bimlp_testing_sgemm(const char* isa, const float* a, int64_t M, int64_t K, const float* w,
+                                  int64_t N, float* out);
+/* bits (M, ceil(C / 64)) of x + thresh < 0 (channel c in bit c % 64 of word c / 64). */
+BIMLP_API int bimlp_testing_pack(const char* isa, const float* x, int64_t M, int64_t C, const float* thresh,
+                                 uint64_t* out);
+BIMLP_API int bimlp_testing_isa_supported(const char* isa);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

@@ -1,0 +1,84 @@
+"""Single kernels of one instruction set, for tests (not a stable API): each takes float arrays
+and uses their signs (x < 0 -> -1, else +1) where the kernel is binary."""
+
+from __future__ import annotations
+
+import ctypes
+
+import numpy as np
+
+from . import _load_library, _raise
+
+ISAS = ("portable", "avx2", "avx512")
+_f32p = ctypes.POINTER(ctypes.c_float)
+
+
+def _lib():
+    lib = _load_library()
+    if not getattr(lib, "_testing_ready", False):
+        c_int, c_char_p, i64, u64p = ctypes.c_int, ctypes.c_char_p, ctypes.c_int64, ctypes.POINTER(ctypes.c_uint64)
+        lib.bimlp_testing_bgemm.argtypes = [c_char_p, _f32p, i64, i64, _f32p, i64, _f32p]
+        lib.bimlp_testing_token_conv.argtypes = [c_char_p, _f32p, i64, i64, i64, i64, _f32p, i64, c_int, c_int, _f32p]
+        lib.bimlp_testing_sgemm.argtypes = [c_char_p, _f32p, i64, i64, _f32p, i64, _f32p]
+        lib.bimlp_testing_pack.argtypes = [c_char_p, _f32p, i64, i64, _f32p, u64p]
+        lib.bimlp_testing_isa_supported.argtypes = [c_char_p]
+        for name in ("bgemm", "token_conv", "sgemm", "pack", "isa_supported"):
+            getattr(lib, "bimlp_testing_" + name).restype = c_int
+        lib._testing_ready = True
+    return lib
+
+
+def _f(a) -> tuple[np.ndarray, ctypes.POINTER]:
+    a = np.ascontiguousarray(a, dtype=np.float32)
+    return a, a.ctypes.data_as(_f32p)
+
+
+def supported_isas() -> list[str]:
+    return [i for i in ISAS if _lib().bimlp_testing_isa_supported(i.encode())]
+
+
+def _check(rc: int) -> None:
+    if rc:
+        _raise(rc, _lib())
+
+
+def bgemm(isa: str, x, w) -> np.ndarray:
+    """sign(x) (M, K) @ sign(w)^T (N, K) as float32."""
+    (x, xp), (w, wp) = _f(x), _f(w)
+    if x.ndim != 2 or w.ndim != 2 or x.shape[1] != w.shape[1]:
+        raise ValueError(f"bgemm: shapes {x.shape} and {w.shape}")
+    out = np.empty((x.shape[0], w.shape[0]), dtype=np.float32)
+    _check(_lib().bimlp_testing_bgemm(isa.encode(), xp, *x.shape, wp, w.shape[0], out.ctypes.data_as(_f32p)))
+    return out
+
+
+def token_conv(isa: str, x, w, axis: int, pairs: int) -> np.ndarray:
+    """x (B, H, W, Cs) signs, w (T, Cs) taps -> (B * H * W, Cs / pairs)."""
+    (x, xp), (w, wp) = _f(x), _f(w)
+    if x.ndim != 4 or w.ndim != 2 or w.shape[1] != x.shape[3]:
+        raise ValueError(f"token_conv: shapes {x.shape} and {w.shape}")
+    b, h, wd, cs = x.shape
+    out = np.empty((b * h * wd, cs // pairs), dtype=np.float32)
+    _check(_lib().bimlp_testing_token_conv(isa.encode(), xp, b, h, wd, cs, wp, w.shape[0], axis, pairs,
+                                           out.ctypes.data_as(_f32p)))
+    return out
+
+
+def sgemm(isa: str, a, w) -> np.ndarray:
+    (a, ap), (w, wp) = _f(a), _f(w)
+    if a.ndim != 2 or w.ndim != 2 or a.shape[1] != w.shape[1]:
+        raise ValueError(f"sgemm: shapes {a.shape} and {w.shape}")
+    out = np.empty((a.shape[0], w.shape[0]), dtype=np.float32)
+    _check(_lib().bimlp_testing_sgemm(isa.encode(), ap, *a.shape, wp, w.shape[0], out.ctypes.data_as(_f32p)))
+    return out
+
+
+def pack(isa: str, x, thresh) -> np.ndarray:
+    """(M, ceil(C / 64)) uint64 words of x + thresh < 0."""
+    (x, xp), (t, tp) = _f(x), _f(thresh)
+    if x.ndim != 2 or t.shape != (x.shape[1],):
+        raise ValueError(f"pack: shapes {x.shape} and {t.shape}")
+    out = np.empty((x.shape[0], (x.shape[1] + 63) // 64), dtype=np.uint64)
+    _check(_lib().bimlp_testing_pack(isa.encode(), xp, *x.shape, tp,
+                                     out.ctypes.data_as(ctypes.POINTER(ctypes.c_uint64))))
+    return out

@@ -1,0 +1,11 @@
+// Sign packing of up to 64 channels: bit c of the word = (z[c] + thr[c] < 0). Portable C++.
+#pragma once
+#include <cstdint>
+
+namespace {
+inline uint64_t pack64(const float* z, const float* thr, int n) {
+  uint64_t word = 0;
+  for (int c = 0; c < n; ++c) word |= uint64_t((z[c] + thr[c]) < 0.f) << c;
+  return word;
+}
+}  // namespace

@@ -1,0 +1,29 @@
+// The avx2 dispatch table: the shared kernels compiled for this instruction set (CMake sets the
+// target flags of this file), with its own sign packing and XNOR-popcount dot products.
+#include "kernels.h"
+#include "bitpack/bitpack_avx2.h"
+
+namespace bimlp::kernels::avx2 {
+
+constexpr int SGEMM_MR = 3;  // float GEMM accumulator rows that fit in this ISA's registers
+
+#include "epilogue/epilogue.inc"
+#include "tokenconv/tokenconv.inc"
+#include "sgemm/sgemm.inc"
+#include "elementwise/elementwise.inc"
+
+void xnor_dots(const uint64_t* A, int64_t lda, int64_t rows, const uint64_t* panels, int KW, int N,
+               int K, int32_t* dots, int64_t ldd);  // bgemm/xnor_avx2.cpp
+
+}  // namespace bimlp::kernels::avx2
+
+namespace bimlp::kernels {
+
+extern const Table kTable_avx2;
+const Table kTable_avx2 = {
+    "avx2",       avx2::xnor_dots, avx2::epilogue_rows, avx2::tail_rows, avx2::token_conv,
+    avx2::sgemm,  avx2::rprelu_rows, avx2::wave_rows, avx2::mix_rows, avx2::sum4_rows,
+    avx2::pool_rows,
+};
+
+}  // namespace bimlp::kernels

@@ -1,0 +1,125 @@
+// Single kernels of one instruction set behind a C interface, for the tests.
+#include "bimlp_runtime_testing.h"
+
+#include <string>
+#include <vector>
+
+#include "artifact.h"
+#include "kernels/kernels.h"
+
+using namespace bimlp::kernels;
+
+namespace {
+
+int lookup(const char* isa, const Table** t) {
+  if (!isa) return -1;
+  for (int i : {ISA_PORTABLE, ISA_AVX2, ISA_AVX512})
+    if (std::string(isa) == isa_name(i)) {
+      if (!isa_supported(i)) return -2;
+      *t = &table_for(i);
+      return 0;
+    }
+  return -1;
+}
+
+bool bad_dims(std::initializer_list<int64_t> dims) {
+  for (int64_t d : dims)
+    if (d < 1 || d > (1 << 20)) return true;
+  return false;
+}
+
+int fail(const char* msg);  // sets the API's last error (api.cpp)
+
+#define BIMLP_TESTING_PROLOGUE(...)                                                     \
+  const Table* t = nullptr;                                                             \
+  if (const int rc = lookup(isa, &t))                                                   \
+    return fail(rc == -1 ? "unknown instruction set" : "instruction set not supported"); \
+  if (bad_dims({__VA_ARGS__})) return fail("dimension out of range");
+
+std::vector<uint64_t> pack_rows(const Table& t, const float* x, int64_t M, int64_t C, const float* thresh) {
+  const int64_t KW = (C + 63) / 64;
+  std::vector<uint64_t> bits(size_t(M * KW));
+  Tail tail;
+  tail.pack_count = 1, tail.pack_thresh = thresh, tail.pack_out = bits.data(), tail.ld_pack = KW;
+  t.tail_rows(tail, x, C, M, int(C));
+  return bits;
+}
+
+}  // namespace
+
+extern "C" int bimlp_testing_set_error(const char* msg);
+namespace {
+int fail(const char* msg) { return bimlp_testing_set_error(msg); }
+}  // namespace
+
+extern "C" {
+
+int bimlp_testing_isa_supported(const char* isa) {
+  const Table* t = nullptr;
+  return lookup(isa, &t) == 0;
+}
+
+int bimlp_testing_pack(const char* isa, const float* x, int64_t M, int64_t C, const float* thresh, uint64_t* out) {
+  BIMLP_TESTING_PROLOGUE(M, C)
+  if (!x || !thresh || !out) return fail("null pointer");
+  const auto bits = pack_rows(*t, x, M, C, thresh);
+  std::copy(bits.begin(), bits.end(), out);
+  return 0;
+}
+
+int bimlp_testing_bgemm(const char* isa, const float* x, int64_t M, int64_t K, const float* w, int64_t N, float* out) {
+  BIMLP_TESTING_PROLOGUE(M, K, N)
+  if (!x || !w || !out) return fail("null pointer");
+  const std::vector<float> zero(size_t(K), 0.f);
+  const auto A = pack_rows(*t, x, M, K, zero.data());
+  const auto Wb = pack_rows(*t, w, N, K, zero.data());
+  const int64_t KW = (K + 63) / 64, P = (N + NR - 1) / NR;
+  std::vector<uint64_t> panels(size_t(P * KW * NR), 0);
+  for (int64_t n = 0; n < N; ++n)
+    for (int64_t k = 0; k < KW; ++k) panels[size_t(((n / NR) * KW + k) * NR + n % NR)] = Wb[size_t(n * KW + k)];
+  std::vector<float> alpha(size_t(N), 1.f), beta(size_t(N), 0.f), scratch(size_t(2 * N));
+  std::vector<int32_t> dots(size_t(24 * N));
+  Epilogue e;
+  e.alpha = alpha.data(), e.beta = beta.data(), e.N = int(N), e.ld_out = N;
+  for (int64_t m0 = 0; m0 < M; m0 += 24) {  // in row blocks, as the executor
+    const int64_t rows = std::min<int64_t>(24, M - m0);
+    t->xnor_dots(A.data() + m0 * KW, KW, rows, panels.data(), int(KW), int(N), int(K), dots.data(), N);
+    Epilogue eb = e;
+    eb.out = out + m0 * N;
+    t->epilogue_rows(eb, rows, dots.data(), N, scratch.data());
+  }
+  return 0;
+}
+
+int bimlp_testing_token_conv(const char* isa, const float* x, int64_t B, int64_t H, int64_t W, int64_t Cs,
+                             const float* w, int64_t T, int axis, int pairs, float* out) {
+  BIMLP_TESTING_PROLOGUE(B, H, W, Cs, T)
+  if (!x || !w || !out) return fail("null pointer");
+  if ((pairs != 1 && pairs != 2) || Cs % pairs || T % 2 == 0 || T > 63 || (axis != 0 && axis != 1))
+    return fail("bad token conv arguments");
+  const int64_t M = B * H * W, N = Cs / pairs;
+  std::vector<int8_t> planes(size_t(M * Cs)), taps(size_t(T * Cs));
+  for (size_t i = 0; i < planes.size(); ++i) planes[i] = x[i] < 0.f ? -1 : 1;
+  for (size_t i = 0; i < taps.size(); ++i) taps[i] = w[i] < 0.f ? -1 : 1;
+  std::vector<float> alpha(size_t(N), 1.f), beta(size_t(N), 0.f), scratch(size_t(2 * N));
+  std::vector<int32_t> dots(size_t(W * N));
+  std::vector<int8_t> acc(static_cast<size_t>(Cs), 0);
+  Epilogue e;
+  e.alpha = alpha.data(), e.beta = beta.data(), e.N = int(N), e.out = out, e.ld_out = N;
+  t->token_conv(planes.data(), taps.data(), H, W, int(Cs), int(T), axis, pairs, e, 0, B * H,
+                Scratch{scratch.data(), dots.data(), acc.data()});
+  return 0;
+}
+
+int bimlp_testing_sgemm(const char* isa, const float* a, int64_t M, int64_t K, const float* w, int64_t N, float* out) {
+  BIMLP_TESTING_PROLOGUE(M, K, N)
+  if (!a || !w || !out) return fail("null pointer");
+  const int64_t P = (N + SGEMM_NB - 1) / SGEMM_NB;
+  std::vector<float> panels(size_t(P * K * SGEMM_NB), 0.f);
+  for (int64_t n = 0; n < N; ++n)
+    for (int64_t k = 0; k < K; ++k) panels[size_t(((n / SGEMM_NB) * K + k) * SGEMM_NB + n % SGEMM_NB)] = w[n * K + k];
+  t->sgemm(a, K, M, int(K), panels.data(), int(N), nullptr, out, N);
+  return 0;
+}
+
+}  // extern "C"
