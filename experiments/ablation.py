@@ -1,59 +1,66 @@
-"""Ablation study of BiMLP's three components on a small image set (default: Fashion-MNIST).
+"""The Fashion-MNIST study: BiMLP's three components and ReActNet-A at one budget (issue 10).
 
 The paper's central claim: a naively binarized vision MLP collapses, while the multi-branch
 binary blocks (MBB), the Uni-shortcut and the cheap full-precision downsampling recover most of
-the gap. This script trains, at one size and one training budget:
+the gap, beating binary CNNs such as ReActNet-A at comparable OPs. This script trains, on the
+full training split, at one resolution and one budget:
 
-    wavemlp_fp   the full-precision Wave-MLP (also the distillation teacher: its first seed)
-    naive        a naively binarized Wave-MLP: every token / channel FC binary, no extra
-                 branches, no Uni-shortcut, Wave-MLP downsampling (3x3 / 2 conv)
-    naive+mbb    naive + MBB blocks (multi-branch)
-    naive+uni    naive + the Uni-shortcut
+    wavemlp_fp   the full-precision Wave-MLP-XS (also the distillation teacher: its seed 0)
+    naive        naively binarized Wave-MLP: every token / channel FC binary, no extra branches,
+                 no Uni-shortcut, Wave-MLP downsampling (full-precision 3x3 / 2 conv)
+    bimlp        all three components: BiMLP-XS
+    reactnet_a   ReActNet-A at half width, stem stride 1 (about the OPs of the BiMLP variants)
+    naive+mbb    naive + MBB blocks
+    naive+uni    naive + Uni-shortcut
     naive+ds     naive + BiMLP downsampling (1x1 conv + mean of SAME max-pools)
-    bimlp        all three: BiMLP
 
-Every binary variant uses the project's two-step recipe through the public training API
+Runs go in that order (the headline rows, seed by seed, then the single-component rows). Every
+binary variant uses the two-step recipe through the public training API
 (:func:`bimlp.train.engine.train`): step 1 binary activations + real weights from scratch,
-step 2 binary weights too, initialised strictly from step 1 (``model.init_from``), both steps
-distilled from the same frozen teacher. The full-precision variant trains on labels for the
-same number of epochs as both binary steps together.
+step 2 binary weights too, loaded strictly from step 1, both steps distilled from the same
+frozen teacher; the full-precision model trains on labels for both steps' epochs.
 
-Outputs in ``--out``: ``runs/VARIANT/seedS/`` (the trainer's own files plus ``result.json``),
-``results.json``, ``results.md`` (top-1 mean +- std, parameters, BOPs, FLOPs, OPs from
-``bimlp.profile``), ``accuracy.png`` and ``curves.png``. Finished runs are skipped and an
-interrupted step continues from its ``last.pt``, so re-running the same command resumes.
+Resumable at two levels. Each finished run writes a small result file
+``docs/results/runs/VARIANT__seedS.json`` (test top-1, per-epoch curves, settings; no weights)
+and a rerun skips it, so a fresh clone with those files continues where the last one stopped.
+Inside a run, the trainer's ``last.pt`` (under ``--work``, never committed) resumes the epoch.
+``--report-only`` rebuilds ``docs/results/fashion_mnist.json``, the table, the charts and the
+table block in docs/RESULTS.md from the result files alone.
 
-    python experiments/ablation.py --out runs/ablation                  # Fashion-MNIST
-    python experiments/ablation.py --dataset digits --image-size 32     # built-in, offline
-    python experiments/ablation.py --dataset idx --root /data/mnist     # MNIST idx files
-    python experiments/ablation.py --dataset folder --root /data/imgs --image-size 64
-    python experiments/ablation.py --out runs/ablation --report-only    # tables and plots only
+    python experiments/ablation.py                               # the study (resumable)
+    python experiments/ablation.py --report-only                 # json, table, charts
+    python experiments/ablation.py --dataset idx --root DIR      # any MNIST-format idx folder
+    python experiments/ablation.py --dataset folder --root DIR --image-size 64 --stem-stride 4
+    python experiments/ablation.py --device cuda                 # a GPU, same study
+    python experiments/ablation.py --probe --val-holdout 10000 --train-limit 5000 ...  # checks
 """
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
+import hashlib
 import json
 import math
-import multiprocessing
 import os
 import platform
+import subprocess
 import sys
 import time
-from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+REPO = Path(__file__).resolve().parents[1]
 FASHION_MNIST = "/usr/share/datasets/fashion-mnist"  # Debian's dataset-fashion-mnist
+RESULTS = REPO / "docs" / "results"
 
-# Published full-precision Fashion-MNIST results (full training set and budget), to stand beside.
+# Published full-precision Fashion-MNIST results (full training set and budget), to stand beside:
+# the Fashion-MNIST benchmark (Xiao et al. 2017, the dataset's README / zalandoresearch results).
 FLOAT_BASELINES = [
     ("MLP 256-128-100", "0.883"),
     ("two conv layers", "0.916-0.934"),
     ("ResNet-18", "0.949"),
-    ("WRN-28-10", "0.959"),
 ]
 
 
@@ -61,75 +68,120 @@ FLOAT_BASELINES = [
 class Variant:
     label: str
     model: str  # registered model name
-    # BiMLP ablation switches; None for the full-precision model
+    binary: bool
+    # BiMLP ablation switches; None for the other families
     multi_branch: bool | None = None
     uni_shortcut: bool | None = None
     downsample: str | None = None
 
     @property
-    def binary(self) -> bool:
-        return self.multi_branch is not None
+    def family(self) -> str:
+        return "reactnet" if self.model.startswith("reactnet") else "mlp"
 
-    def model_kwargs(self) -> dict[str, Any]:
-        if not self.binary:
-            return {}
-        return {"mode": "paper", "multi_branch": self.multi_branch,
-                "uni_shortcut": self.uni_shortcut, "downsample": self.downsample}
+    def model_kwargs(self, study: Study) -> dict[str, Any]:
+        if self.family == "reactnet":
+            return {"stem_stride": study.reactnet_stem_stride}
+        kwargs: dict[str, Any] = {"depths": list(study.depths), "dims": list(study.dims),
+                                  "mlp_ratios": study.mlp_ratio, "stem_stride": study.stem_stride}
+        if self.multi_branch is not None:
+            kwargs.update(mode="paper", multi_branch=self.multi_branch,
+                          uni_shortcut=self.uni_shortcut, downsample=self.downsample)
+        return kwargs
 
 
 VARIANTS: dict[str, Variant] = {
-    "wavemlp_fp": Variant("Wave-MLP, full precision", "wavemlp_t"),
-    "naive": Variant("naive binary Wave-MLP", "bimlp_s", False, False, "wavemlp"),
-    "naive+mbb": Variant("naive + MBB", "bimlp_s", True, False, "wavemlp"),
-    "naive+uni": Variant("naive + Uni-shortcut", "bimlp_s", False, True, "wavemlp"),
-    "naive+ds": Variant("naive + BiMLP downsampling", "bimlp_s", False, False, "bimlp"),
-    "bimlp": Variant("BiMLP (MBB + Uni-shortcut + downsampling)", "bimlp_s", True, True, "bimlp"),
+    "wavemlp_fp": Variant("Wave-MLP, full precision", "wavemlp_xs", False),
+    "naive": Variant("naive binary Wave-MLP", "bimlp_xs", True, False, False, "wavemlp"),
+    "bimlp": Variant("BiMLP (MBB + Uni-shortcut + downsampling)", "bimlp_xs", True, True, True,
+                     "bimlp"),
+    "reactnet_a": Variant("ReActNet-A, half width", "reactnet_a_xs", True),
+    "naive+mbb": Variant("naive + MBB", "bimlp_xs", True, True, False, "wavemlp"),
+    "naive+uni": Variant("naive + Uni-shortcut", "bimlp_xs", True, False, True, "wavemlp"),
+    "naive+ds": Variant("naive + BiMLP downsampling", "bimlp_xs", True, False, False, "bimlp"),
 }
+HEADLINE = ("wavemlp_fp", "naive", "bimlp", "reactnet_a")
 TEACHER = "wavemlp_fp"
 
 
 @dataclass
 class Study:
-    """Everything that defines the study's numbers (saved as study.json; a resume must match)."""
+    """Everything that defines the study's numbers; stored in every result file, and a resume
+    must match it (the device, jobs and threads are not part of it)."""
 
-    dataset: str = "idx"  # idx (MNIST format) | digits (built in) | folder (ImageNet layout)
+    dataset: str = "idx"  # idx (MNIST format) | folder (ImageNet layout) | digits (built in)
     root: str | None = FASHION_MNIST
-    image_size: int | None = None  # None: the data's own size (28 for Fashion-MNIST)
-    train_limit: int | None = 3000  # first N training images; None: all
-    curve_limit: int | None = 1000  # per-epoch curves on the first N test images; None: all
-    epochs: int = 2  # per step; the full-precision model gets 2x (both steps' budget)
-    batch_size: int = 64
-    lr: float = 1e-3  # Adam, at batch_size (not rescaled), linear decay to 0 within each step
+    image_size: int | None = 32  # Fashion-MNIST's 28 px resized (bilinear) to 32
+    stem_stride: int = 2  # BiMLP / Wave-MLP stem: 32 -> 16, stages 16/8/4/2
+    reactnet_stem_stride: int = 1  # ReActNet-A: 32 -> 32, stages 32/16/8/4/2
+    train_limit: int | None = None  # None: the whole training split
+    val_holdout: int = 0  # >0: hold out this many seeded training images as the eval set (probe)
+    epochs: int = 8  # per step; the full-precision model gets 2x (both steps' budget)
+    batch_size: int = 128
+    lr: float = 1e-3  # Adam at batch_size (not rescaled), linear decay to 0 within each step
     label_weight: float = 0.0  # 0: pure distillation (ReActNet); 1: labels only
+    teacher: bool = True  # False: binary variants learn from labels only (probe)
     depths: list[int] = field(default_factory=lambda: [1, 1, 2, 1])
     dims: list[int] = field(default_factory=lambda: [32, 64, 96, 128])
     mlp_ratio: float = 4.0
     max_steps: int | None = None  # cap on batches per epoch (smoke tests); None: all
 
-    def data_section(self) -> dict[str, Any]:
+    def data_section(self, root: str | None = None) -> dict[str, Any]:
         train_limit = self.train_limit
         if self.max_steps is not None:
             cap = self.max_steps * self.batch_size
             train_limit = cap if train_limit is None else min(train_limit, cap)
-        return {"dataset": self.dataset, "root": self.root, "image_size": self.image_size,
-                "batch_size": self.batch_size, "eval_batch_size": 256,
-                "train_limit": train_limit, "val_limit": self.curve_limit}
-
-    def arch(self) -> dict[str, Any]:
-        return {"depths": list(self.depths), "dims": list(self.dims),
-                "mlp_ratios": self.mlp_ratio}
+        return {"dataset": self.dataset, "root": root or self.root,
+                "image_size": self.image_size, "batch_size": self.batch_size,
+                "eval_batch_size": 500, "train_limit": train_limit, "val_limit": None}
 
 
-# --- one run (executed in a worker process) --------------------------------------------------
-def _recipe(study: Study, variant: Variant, seed: int, out_dir: Path, step: int,
-            teacher: Path | None) -> dict[str, Any]:
+# --- data: the optional seeded validation split --------------------------------------------
+def holdout_root(study: Study, work: Path) -> str | None:
+    """With ``val_holdout``: an idx folder whose test split is ``val_holdout`` training images
+    chosen by a fixed seed and whose training split is the rest (the real test set unused)."""
+    if study.val_holdout <= 0:
+        return study.root
+    if study.dataset != "idx":
+        raise SystemExit("--val-holdout needs --dataset idx")
+    import numpy as np
+
+    from bimlp.data import load_idx_split
+
+    folder = work / f"holdout{study.val_holdout}"
+    done = folder / "done"
+    if done.is_file():
+        return str(folder)
+    x, y = load_idx_split(study.root, "train")
+    if not 0 < study.val_holdout < len(y):
+        raise SystemExit(f"--val-holdout {study.val_holdout}: the training split has {len(y)}")
+    order = np.random.default_rng(12345).permutation(len(y))
+    val, train = order[: study.val_holdout], order[study.val_holdout:]
+    folder.mkdir(parents=True, exist_ok=True)
+    for split, idx in (("train", train), ("t10k", val)):
+        images = x[idx, 0].numpy()
+        _write_idx(folder / f"{split}-images-idx3-ubyte", images)
+        _write_idx(folder / f"{split}-labels-idx1-ubyte", y[idx].numpy().astype("uint8"))
+    done.write_text("ok\n")
+    return str(folder)
+
+
+def _write_idx(path: Path, array) -> None:
+    header = bytes([0, 0, 0x08, array.ndim]) + b"".join(
+        int(d).to_bytes(4, "big") for d in array.shape)
+    path.write_bytes(header + array.astype("uint8").tobytes())
+
+
+# --- one run ------------------------------------------------------------------------------------
+def _recipe(study: Study, name: str, seed: int, run_dir: Path, step: int, root: str | None,
+            teacher: Path | None, device: str, threads: int) -> dict[str, Any]:
     """The TrainConfig (as a dict) of one step of one run."""
-    model: dict[str, Any] = {"name": variant.model, **study.arch(), **variant.model_kwargs()}
+    variant = VARIANTS[name]
+    model: dict[str, Any] = {"name": variant.model, "extra": variant.model_kwargs(study)}
     epochs, wd = study.epochs, 1e-5
     if variant.binary:
         model["binary_weights"] = step == 2
         if step == 2:
-            model["init_from"] = str(out_dir / "step1" / "model.safetensors")
+            model["init_from"] = str(run_dir / "step1" / "model.safetensors")
             wd = 0.0  # ReActNet: no weight decay once the weights are binary
     else:
         epochs = 2 * study.epochs
@@ -139,11 +191,11 @@ def _recipe(study: Study, variant: Variant, seed: int, out_dir: Path, step: int,
                    "label_weight": study.label_weight}
     return {
         "model": model,
-        "data": study.data_section(),
+        "data": study.data_section(root),
         "optim": {"epochs": epochs, "lr": study.lr, "lr_ref_batch": None, "weight_decay": wd},
         "distill": distill,
-        "run": {"out_dir": str(out_dir / f"step{step}"), "seed": seed, "device": "cpu",
-                "progress": False, "tensorboard": False},
+        "run": {"out_dir": str(run_dir / f"step{step}"), "seed": seed, "device": device,
+                "threads": threads, "progress": False, "tensorboard": False},
     }
 
 
@@ -166,223 +218,242 @@ def _run_step(recipe: dict[str, Any], echo) -> dict[str, Any]:
     return record
 
 
-def _final_eval(study: Study, weights: str, variant: Variant) -> dict[str, float]:
-    """Top-1 / top-5 of the trained weights on the whole test split."""
-    from torch.utils.data import DataLoader
-
-    import bimlp
-    from bimlp.data import build_datasets, collate_skipping
-    from bimlp.train.config import DataConfig
-    from bimlp.train.engine import evaluate, model_default_cfg
-
-    data = DataConfig(**{**study.data_section(), "val_limit": None, "train_limit": 1})
-    bundle = build_datasets(data, model_default_cfg(variant.model))
-    loader = DataLoader(bundle.val, batch_size=256, collate_fn=collate_skipping)
-    model = bimlp.create_model(variant.model, checkpoint=weights)
-    return evaluate(model, loader, _cpu())
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with path.open("rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
 
 
-def _cpu():
-    import torch
+def _curve_rows(history: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    keys = ("epoch", "lr", "train_loss", "train_top1", "val_loss", "val_top1", "val_top5",
+            "train_img_s", "epoch_s")
+    return [{k: row[k] for k in keys if k in row} for row in history]
 
-    return torch.device("cpu")
 
-
-def run_one(study: Study, name: str, seed: int, run_dir: str, teacher: str | None,
-            threads: int) -> dict[str, Any]:
-    """Train one variant with one seed (both steps for binary variants); returns result.json."""
+def run_one(study: Study, name: str, seed: int, work: Path, results: Path, root: str | None,
+            teacher: dict[str, Any] | None, device: str, threads: int,
+            commit: bool) -> dict[str, Any]:
+    """Train one variant with one seed (both steps for binary ones); writes its result file."""
     import torch
 
     torch.set_num_threads(threads)
-    variant, out_dir = VARIANTS[name], Path(run_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    log = out_dir / "train.log"
+    variant, run_dir = VARIANTS[name], work / "runs" / name / f"seed{seed}"
+    run_dir.mkdir(parents=True, exist_ok=True)
+    log = run_dir / "train.log"
 
     def echo(message: str) -> None:
         with log.open("a") as f:
             f.write(message + "\n")
-        print(f"[{name} seed {seed}] {message}", flush=True)
+        print(f"[{time.strftime('%H:%M:%S')} {name} seed {seed}] {message}", flush=True)
 
     start = time.perf_counter()
     steps = (1, 2) if variant.binary else (1,)
-    teacher_path = Path(teacher) if (teacher and variant.binary) else None
-    records = [_run_step(_recipe(study, variant, seed, out_dir, s, teacher_path), echo)
-               for s in steps]
+    teacher_path = Path(teacher["weights"]) if (teacher and variant.binary) else None
+    records = [_run_step(_recipe(study, name, seed, run_dir, s, root, teacher_path, device,
+                                 threads), echo) for s in steps]
     final = records[-1]["history"][-1]
-    if study.curve_limit is None:
-        test = {"top1": final["val_top1"], "top5": final["val_top5"], "loss": final["val_loss"]}
-    else:
-        test = _final_eval(study, records[-1]["weights"], variant)
     result = {
-        "variant": name, "seed": seed, "top1": test["top1"], "top5": test["top5"],
-        "test_loss": test["loss"], "test_images": test.get("images"),
-        "weights": records[-1]["weights"], "teacher": str(teacher_path) if teacher_path else None,
-        "steps": [{"step": s, "wall_s": r["wall_s"], "history": r["history"]}
+        "variant": name, "seed": seed, "study": dataclasses.asdict(study),
+        "top1": final["val_top1"] / 100, "top5": final["val_top5"] / 100,
+        "test_loss": final["val_loss"], "test_images": final.get("val_images"),
+        "eval_set": "holdout" if study.val_holdout else "test",
+        "teacher": ({k: teacher[k] for k in ("variant", "seed", "top1", "sha256")}
+                    if teacher_path else None),
+        "steps": [{"step": s, "epochs": len(r["history"]), "wall_s": r["wall_s"],
+                   "curve": _curve_rows(r["history"])}
                   for s, r in zip(steps, records, strict=True)],
-        "wall_s": time.perf_counter() - start,
+        "wall_s": time.perf_counter() - start, "device": device, "threads": threads,
+        "machine": _machine(),
     }
-    _write_json(out_dir / "result.json", result)
-    echo(f"done: test top-1 {result['top1']:.2f}% ({result['wall_s']:.0f} s)")
+    path = result_path(results, name, seed)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    _write_json(path, result)
+    echo(f"done: top-1 {100 * result['top1']:.2f}% ({result['wall_s']:.0f} s) -> {path}")
+    if commit:
+        _git_commit(path, f"Fashion-MNIST study: {name} seed {seed} finished "
+                          f"({100 * result['top1']:.2f} % top-1)")
     return result
 
 
-# --- scheduling ------------------------------------------------------------------------------
+def _git_commit(path: Path, message: str) -> None:
+    """Commit only this file (``git commit -- path``), leaving anything else staged alone."""
+    try:
+        subprocess.run(["git", "add", "--", str(path)], cwd=path.parent, check=True,
+                       capture_output=True, timeout=60)
+        subprocess.run(["git", "commit", "-q", "-m", message, "--", str(path)], cwd=path.parent,
+                       check=True, capture_output=True, timeout=60)
+        print(f"committed {path}", flush=True)
+    except (OSError, subprocess.SubprocessError) as e:  # the run file is written either way
+        print(f"WARNING: could not commit {path}: {e}", flush=True)
+
+
+# --- scheduling -----------------------------------------------------------------------------
 def _write_json(path: Path, obj: Any) -> None:
     tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(obj, indent=1))
+    tmp.write_text(json.dumps(obj, indent=1) + "\n")
     tmp.replace(path)
 
 
-def _run_dir(out: Path, name: str, seed: int) -> Path:
-    return out / "runs" / name / f"seed{seed}"
+def result_path(results: Path, name: str, seed: int) -> Path:
+    return results / "runs" / f"{name}__seed{seed}.json"
 
 
-def _check_study(out: Path, study: Study) -> None:
-    """A resume must use the settings the finished runs were made with."""
-    path = out / "study.json"
-    mine = dataclasses.asdict(study)
-    if path.is_file():
-        old = json.loads(path.read_text())
+def read_result(results: Path, name: str, seed: int, study: Study | None) -> dict | None:
+    """A finished run's result file, or None; one made with other settings is an error."""
+    path = result_path(results, name, seed)
+    if not path.is_file():
+        return None
+    try:
+        result = json.loads(path.read_text())
+    except json.JSONDecodeError as e:
+        raise SystemExit(f"{path}: not valid JSON ({e}); delete it to rerun that run") from e
+    if study is not None:
+        mine = dataclasses.asdict(study)
+        old = result.get("study", {})
         diff = [k for k in sorted(set(old) | set(mine)) if old.get(k) != mine.get(k)]
         if diff:
-            raise SystemExit(
-                f"{out} holds a study with other settings ({', '.join(diff)}: "
-                f"{[old.get(k) for k in diff]} here vs {[mine.get(k) for k in diff]} asked); "
-                "use another --out"
-            )
+            what = ", ".join(f"{k}: {old.get(k)!r} there, {mine.get(k)!r} here" for k in diff)
+            raise SystemExit(f"{path} was made with other settings ({what}); "
+                             "use another --results folder")
+    return result
+
+
+def run_order(names: list[str], seeds: list[int]) -> list[tuple[str, int]]:
+    """Teacher first, then the headline rows seed by seed, then the single-component rows."""
+    head = [n for n in HEADLINE if n in names]
+    rest = [n for n in VARIANTS if n in names and n not in HEADLINE]
+    order = [(n, s) for group in (head, rest) for s in seeds for n in group]
+    if (TEACHER, seeds[0]) in order:
+        order.remove((TEACHER, seeds[0]))
+        order.insert(0, (TEACHER, seeds[0]))
+    return order
+
+
+def ensure_teacher(study: Study, work: Path, results: Path, root: str | None, device: str,
+                   threads: int, commit: bool, seed: int) -> dict[str, Any]:
+    """The teacher's weights (training it if they are missing) and what identifies them."""
+    weights = work / "runs" / TEACHER / f"seed{seed}" / "step1" / "model.safetensors"
+    recorded = read_result(results, TEACHER, seed, study)
+    if recorded is None or not weights.is_file():
+        if recorded is not None:
+            print(f"the teacher's result file exists but not its weights ({weights}): "
+                  "retraining it (deterministic seeding; compare the top-1 below)", flush=True)
+        fresh = run_one(study, TEACHER, seed, work, results if recorded is None else work,
+                        root, None, device, threads, commit and recorded is None)
+        if recorded is not None and abs(fresh["top1"] - recorded["top1"]) > 1e-9:
+            print(f"WARNING: retrained teacher top-1 {fresh['top1']:.4f} differs from the "
+                  f"recorded {recorded['top1']:.4f}: later runs use another teacher", flush=True)
+        recorded = recorded or fresh
+        top1 = fresh["top1"]
     else:
-        out.mkdir(parents=True, exist_ok=True)
-        _write_json(path, mine)
+        top1 = recorded["top1"]
+    return {"variant": TEACHER, "seed": seed, "weights": str(weights), "top1": top1,
+            "sha256": _sha256(weights)}
 
 
-class _Inline:
-    """``--jobs 1``: run in this process, one after the other (no start-up cost)."""
-
-    def __enter__(self) -> _Inline:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        pass
-
-    def submit(self, fn, *args) -> Future:
-        fut: Future = Future()
-        try:
-            fut.set_result(fn(*args))
-        except Exception as e:
-            fut.set_exception(e)
-        return fut
-
-
-def _pool(jobs: int):
-    """``jobs`` worker processes, each used for one run only (a fresh interpreter per run)."""
-    if jobs <= 1:
-        return _Inline()
-    context = multiprocessing.get_context("spawn")
-    return ProcessPoolExecutor(jobs, mp_context=context, max_tasks_per_child=1)
-
-
-def run_study(study: Study, out: Path, names: list[str], seeds: list[int], jobs: int,
-              threads: int) -> None:
-    """Teacher first, then every variant x seed, ``jobs`` processes at a time."""
-    teacher_dir = _run_dir(out, TEACHER, seeds[0])
-    teacher_weights = teacher_dir / "step1" / "model.safetensors"
-    # seed-major order: if time runs out, every variant has its first seeds
-    todo = [(n, s) for s in seeds for n in names if (n, s) != (TEACHER, seeds[0])]
-    todo = [(n, s) for n, s in todo if not (_run_dir(out, n, s) / "result.json").is_file()]
-    need_teacher = not (teacher_dir / "result.json").is_file()
-    print(f"{len(todo) + need_teacher} run(s) to do in {out}", flush=True)
+def run_study(study: Study, work: Path, results: Path, names: list[str], seeds: list[int],
+              device: str, threads: int, commit: bool) -> list[str]:
+    root = holdout_root(study, work)
+    order = run_order(names, seeds)
+    todo = [(n, s) for n, s in order if read_result(results, n, s, study) is None]
+    print(f"{len(todo)} run(s) to do, results in {results}, work files in {work}", flush=True)
+    teacher = None
     failures: list[str] = []
-    with _pool(jobs) as pool:
-        futures: dict[Future, str] = {}
-
-        def submit(name: str, seed: int, teacher: str | None) -> Future:
-            fut = pool.submit(run_one, study, name, seed, str(_run_dir(out, name, seed)),
-                              teacher, threads)
-            futures[fut] = f"{name} seed {seed}"
-            return fut
-
-        if need_teacher:
-            teacher_future = submit(TEACHER, seeds[0], None)
-            # Full-precision seeds need no teacher: they share the pool while it trains.
-            for n, s in [t for t in todo if t[0] == TEACHER]:
-                submit(n, s, None)
-            teacher_future.result()  # a failed teacher stops the study (raises here)
-        for n, s in todo:
-            if n != TEACHER or not need_teacher:
-                submit(n, s, str(teacher_weights) if VARIANTS[n].binary else None)
-        for fut, what in futures.items():
-            try:
-                fut.result()
-            except Exception as e:  # keep the other runs; report what failed
-                failures.append(f"{what}: {type(e).__name__}: {e}")
-                print(f"FAILED {what}: {e}", flush=True)
+    for name, seed in todo:
+        if read_result(results, name, seed, study) is not None:
+            continue  # the teacher, trained just before
+        try:
+            if VARIANTS[name].binary and study.teacher and teacher is None:
+                teacher = ensure_teacher(study, work, results, root, device, threads, commit,
+                                         seeds[0])
+                print(f"teacher: {teacher['variant']} seed {teacher['seed']}, top-1 "
+                      f"{100 * teacher['top1']:.2f}%, sha256 {teacher['sha256'][:16]}", flush=True)
+            run_one(study, name, seed, work, results, root, teacher, device, threads, commit)
+        except Exception as e:  # keep going with the other runs; report what failed
+            failures.append(f"{name} seed {seed}: {type(e).__name__}: {e}")
+            print(f"FAILED {failures[-1]}", flush=True)
+            if name == TEACHER and seed == seeds[0]:
+                break  # nothing binary can run without the teacher
     if failures:
         print(f"{len(failures)} run(s) failed:\n  " + "\n  ".join(failures), flush=True)
+    return failures
 
 
-# --- report ----------------------------------------------------------------------------------
-def profile_variant(study: Study, name: str, in_chans: int, num_classes: int,
-                    size: int) -> dict[str, Any]:
-    """Parameters, BOPs, FLOPs, OPs of the variant as trained (step 2 for binary ones)."""
+# --- report -------------------------------------------------------------------------------------
+def profile_variant(study: Study, name: str, in_chans: int, classes: int) -> dict[str, Any]:
+    """Parameters, BOPs, FLOPs, OPs of the variant as evaluated (step 2 for binary ones)."""
     import bimlp
 
     v = VARIANTS[name]
-    kwargs = {**study.arch(), **v.model_kwargs(), "num_classes": num_classes,
-              "in_chans": in_chans}
+    kwargs = {**v.model_kwargs(study), "num_classes": classes, "in_chans": in_chans}
     if v.binary:
         kwargs["binary_weights"] = True
+    size = study.image_size or 28
     r = bimlp.profile(bimlp.create_model(v.model, **kwargs), input_size=(in_chans, size, size))
     return {"params": r.params, "binary_params": r.binary_params, "bops": r.bops,
             "flops": r.flops, "ops": r.ops, "size_bytes_packed": r.size_bytes_packed}
 
 
-def _data_shape(study: Study) -> tuple[int, int, int]:
-    """(channels, classes, image size) of the study's data."""
-    from bimlp.data import build_datasets
-    from bimlp.train.config import DataConfig
-
-    bundle = build_datasets(DataConfig(**{**study.data_section(), "train_limit": 1,
-                                          "val_limit": 1}))
-    size = int(bundle.eval_cfg["input_size"][-1])
-    return bundle.in_chans, bundle.num_classes, size
-
-
-def _mean_std(values: list[float]) -> tuple[float, float]:
+def _mean_std(values: list[float]) -> tuple[float | None, float | None]:
+    if not values:
+        return None, None
     mean = sum(values) / len(values)
     if len(values) < 2:
         return mean, 0.0
     return mean, math.sqrt(sum((v - mean) ** 2 for v in values) / (len(values) - 1))
 
 
-def collect(study: Study, out: Path, names: list[str], seeds: list[int]) -> dict[str, Any]:
-    """results.json: every finished run, per-variant summary and profile."""
-    in_chans, classes, size = _data_shape(study)
-    variants = {}
-    for name in names:
-        runs = [json.loads(p.read_text()) for s in seeds
-                if (p := _run_dir(out, name, s) / "result.json").is_file()]
+def collect(study: Study, results: Path, names: list[str], seeds: list[int],
+            in_chans: int = 1, classes: int = 10, train_images: int | None = None,
+            test_images: int | None = None) -> dict[str, Any]:
+    """The aggregate (``fashion_mnist.json``) from the finished result files."""
+    variants: dict[str, Any] = {}
+    rows = [n for n in HEADLINE if n in names] + [n for n in VARIANTS
+                                                   if n in names and n not in HEADLINE]
+    for name in rows:
+        runs = [r for s in seeds if (r := read_result(results, name, s, study)) is not None]
         top1 = [r["top1"] for r in runs]
-        mean, std = _mean_std(top1) if top1 else (None, None)
+        mean, std = _mean_std(top1)
+        v = VARIANTS[name]
         variants[name] = {
-            **dataclasses.asdict(VARIANTS[name]), "binary": VARIANTS[name].binary,
-            "seeds": [r["seed"] for r in runs], "top1": top1, "top1_mean": mean,
-            "top1_std": std, "missing_seeds": [s for s in seeds
-                                               if s not in [r["seed"] for r in runs]],
-            "run_wall_s": [r["wall_s"] for r in runs],
-            "profile": profile_variant(study, name, in_chans, classes, size),
-            "curves": [_curve(r) for r in runs],
+            "label": v.label, "model": v.model, "binary": v.binary,
+            "multi_branch": v.multi_branch, "uni_shortcut": v.uni_shortcut,
+            "downsample": v.downsample,
+            "stem_stride": study.reactnet_stem_stride if v.family == "reactnet"
+            else study.stem_stride,
+            "seeds": [r["seed"] for r in runs], "top1": top1, "top1_mean": mean, "top1_std": std,
+            "missing_seeds": [s for s in seeds if s not in [r["seed"] for r in runs]],
+            "complete": len(runs) == len(seeds),
+            **profile_variant(study, name, in_chans, classes),
+            "wall_s": [r["wall_s"] for r in runs],
+            "curves": [{"seed": r["seed"], "steps": [
+                {"step": st["step"], "val_top1": [row["val_top1"] / 100 for row in st["curve"]],
+                 "train_top1": [row["train_top1"] / 100 for row in st["curve"]],
+                 "train_loss": [row["train_loss"] for row in st["curve"]]}
+                for st in r["steps"]]} for r in runs],
         }
-    return {"study": dataclasses.asdict(study), "input_size": [in_chans, size, size],
-            "classes": classes, "teacher": str(_run_dir(out, TEACHER, seeds[0])),
-            "variants": variants, "float_baselines": FLOAT_BASELINES, "machine": _machine()}
+        if runs and runs[0].get("teacher"):
+            variants[name]["teacher"] = runs[0]["teacher"]
+    return {
+        "dataset": Path(study.root).name if study.root else study.dataset,
+        "train_images": train_images, "test_images": test_images,
+        "image_size": study.image_size, "stem_stride": study.stem_stride,
+        "reactnet_stem_stride": study.reactnet_stem_stride,
+        "epochs_per_step": study.epochs, "fp_epochs": 2 * study.epochs,
+        "seeds": seeds, "study": dataclasses.asdict(study),
+        "variants": variants, "float_baselines": FLOAT_BASELINES,
+    }
 
 
-def _curve(result: dict[str, Any]) -> dict[str, list[float]]:
-    """Per-epoch test top-1 (curve subset) and train top-1 over both steps."""
-    rows = [row for step in result["steps"] for row in step["history"]]
-    return {"val_top1": [r["val_top1"] for r in rows],
-            "train_top1": [r["train_top1"] for r in rows],
-            "step_epochs": [len(step["history"]) for step in result["steps"]]}
+def _data_counts(study: Study) -> tuple[int, int, int, int]:
+    """(channels, classes, training images, test images) of the study's data."""
+    from bimlp.data import build_datasets
+    from bimlp.train.config import DataConfig
+
+    bundle = build_datasets(DataConfig(**study.data_section()))
+    return bundle.in_chans, bundle.num_classes, len(bundle.train), len(bundle.val)
 
 
 def _machine() -> dict[str, Any]:
@@ -396,8 +467,11 @@ def _machine() -> dict[str, Any]:
                 break
     except OSError:
         pass
-    return {"cpu": cpu, "cores": os.cpu_count(), "python": platform.python_version(),
+    info = {"cpu": cpu, "cores": os.cpu_count(), "python": platform.python_version(),
             "torch": torch.__version__, "platform": platform.platform()}
+    if torch.cuda.is_available():
+        info["gpu"] = torch.cuda.get_device_name(0)
+    return info
 
 
 def _si(x: float) -> str:
@@ -407,103 +481,114 @@ def _si(x: float) -> str:
     return f"{x:.0f}"
 
 
-def markdown_table(results: dict[str, Any]) -> str:
-    head = ("| variant | MBB | Uni-shortcut | downsample | top-1 % (mean ± std) | seeds | "
-            "params | binary params | BOPs | FLOPs | OPs |")
-    lines = [head, "|" + "---|" * 11]
-    for name, v in results["variants"].items():
-        p = v["profile"]
+def markdown_table(agg: dict[str, Any]) -> str:
+    head = ("| variant | MBB | Uni-shortcut | downsample | top-1 % (mean ± std) | every seed | "
+            "params | BOPs | FLOPs | OPs |")
+    lines = [head, "|" + "---|" * 10]
+    yes = lambda b: "-" if b is None else ("yes" if b else "no")  # noqa: E731
+    for name, v in agg["variants"].items():
         if v["top1"]:
-            acc = f"**{v['top1_mean']:.2f} ± {v['top1_std']:.2f}**"
-            per_seed = ", ".join(f"{a:.2f}" for a in v["top1"])
+            acc = f"**{100 * v['top1_mean']:.2f} ± {100 * v['top1_std']:.2f}**"
+            seeds = ", ".join(f"{100 * a:.2f}" for a in v["top1"])
         else:
-            acc, per_seed = "not run", ""
+            acc, seeds = "not run yet", ""
         if v["missing_seeds"]:
-            per_seed += f" (missing seeds {v['missing_seeds']})"
-        yes = lambda b: "-" if b is None else ("yes" if b else "no")
+            acc += " (incomplete)" if v["top1"] else ""
+            seeds += f" (missing seeds {', '.join(map(str, v['missing_seeds']))})"
+        ds = v["downsample"] or ("conv 3x3/2 (fp)" if v["model"].startswith("wavemlp")
+                                 else "avg-pool shortcut")
         lines.append(
             f"| {name}: {v['label']} | {yes(v['multi_branch'])} | {yes(v['uni_shortcut'])} | "
-            f"{v['downsample'] or 'conv 3x3/2 (fp)'} | {acc} | {per_seed} | "
-            f"{_si(p['params'])} | {_si(p['binary_params'])} | {_si(p['bops'])} | "
-            f"{_si(p['flops'])} | {_si(p['ops'])} |"
-        )
+            f"{ds} | {acc} | {seeds.strip()} | {_si(v['params'])} | {_si(v['bops'])} | "
+            f"{_si(v['flops'])} | {_si(v['ops'])} |")
     return "\n".join(lines)
 
 
-def plot_accuracy(results: dict[str, Any], path: Path) -> None:
+def _plt():
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    items = [(n, v) for n, v in results["variants"].items() if v["top1"]]
-    fig, ax = plt.subplots(figsize=(8, 4.2))
-    xs = range(len(items))
-    colors = ["tab:gray" if not v["binary"] else "tab:blue" for _, v in items]
-    ax.bar(xs, [v["top1_mean"] for _, v in items], yerr=[v["top1_std"] for _, v in items],
-           color=colors, capsize=4)
-    for i, (_, v) in enumerate(items):
-        ax.scatter([i] * len(v["top1"]), v["top1"], color="black", s=8, zorder=3)
-        ax.annotate(f"{v['top1_mean']:.1f}", (i, v["top1_mean"]), ha="center",
-                    va="bottom", xytext=(0, 6), textcoords="offset points", fontsize=8)
-    ax.set_xticks(list(xs), [n for n, _ in items], rotation=20)
+    return plt
+
+
+def plot_accuracy_vs_ops(agg: dict[str, Any], path: Path) -> None:
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    for name, v in agg["variants"].items():
+        if not v["top1"]:
+            continue
+        color = ("tab:gray" if not v["binary"] else "tab:red" if name == "reactnet_a"
+                 else "tab:blue")
+        ax.errorbar([v["ops"]], [100 * v["top1_mean"]], yerr=[100 * v["top1_std"]], fmt="o",
+                    color=color, capsize=4)
+        ax.scatter([v["ops"]] * len(v["top1"]), [100 * a for a in v["top1"]], color=color, s=6)
+        tag = name + ("" if v["complete"] else " (incomplete)")
+        ax.annotate(tag, (v["ops"], 100 * v["top1_mean"]), xytext=(6, 4),
+                    textcoords="offset points", fontsize=8)
+    ax.set_xscale("log")
+    ax.set_xlabel("OPs per image (FLOPs + BOPs / 64), log scale")
     ax.set_ylabel("test top-1 (%)")
-    low = min(min(v["top1"]) for _, v in items)
-    ax.set_ylim(max(0.0, low - 10), 100)
-    s = results["study"]
-    data = Path(s["root"]).name if s["dataset"] != "digits" and s["root"] else s["dataset"]
-    ax.set_title(f"{data} ablation, {len(items)} variants, "
-                 f"mean ± std over seeds (dots: single seeds)", fontsize=9)
-    ax.grid(axis="y", alpha=0.3)
+    ax.set_title(f"{agg['dataset']}: accuracy vs OPs, mean ± std over seeds (dots: seeds); "
+                 "blue BiMLP variants, red ReActNet-A, grey full precision", fontsize=8)
+    ax.grid(alpha=0.3)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
 
 
-def plot_curves(results: dict[str, Any], path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4))
-    for name, v in results["variants"].items():
-        curves = v["curves"]
-        if not curves:
+def plot_curves(agg: dict[str, Any], path: Path) -> None:
+    plt = _plt()
+    fig, axes = plt.subplots(1, 2, figsize=(12, 4.2))
+    for name, v in agg["variants"].items():
+        if not v["curves"]:
             continue
-        for ax, key in zip(axes, ("val_top1", "train_top1"), strict=True):
-            n = min(len(c[key]) for c in curves)
-            mean = [sum(c[key][i] for c in curves) / len(curves) for i in range(n)]
-            ax.plot(range(1, n + 1), mean, marker="o", ms=3, label=name,
+        for ax, key in zip(axes, ("val_top1", "train_loss"), strict=True):
+            series = [[x for st in c["steps"] for x in st[key]] for c in v["curves"]]
+            n = min(len(s) for s in series)
+            mean = [sum(s[i] for s in series) / len(series) for i in range(n)]
+            scale = 100 if key == "val_top1" else 1
+            ax.plot(range(1, n + 1), [scale * m for m in mean], marker="o", ms=2.5,
+                    label=f"{name} ({len(series)} seed{'s' * (len(series) > 1)})",
                     ls="--" if not v["binary"] else "-")
-    epochs = results["study"]["epochs"]
-    for ax, title in zip(axes, ("test top-1 (curve subset of the test set)", "train top-1"),
-                         strict=True):
-        ax.axvline(epochs + 0.5, color="gray", lw=0.8, ls=":")
-        ax.xaxis.get_major_locator().set_params(integer=True)
-        ax.set_xlabel(f"epoch (binary: step 1 = 1..{epochs}, step 2 after the dotted line)")
-        ax.set_ylabel("%")
+    e = agg["epochs_per_step"]
+    for ax, title in zip(axes, ("test top-1 % after every epoch", "training loss (KD for "
+                                "binary, CE for full precision)"), strict=True):
+        ax.axvline(e + 0.5, color="gray", lw=0.8, ls=":")
+        ax.set_xlabel(f"epoch (binary: step 1 = 1..{e}, step 2 after the dotted line)")
         ax.set_title(title + ", mean over seeds", fontsize=9)
         ax.grid(alpha=0.3)
-    axes[0].legend(fontsize=8)
+    axes[0].legend(fontsize=7)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
 
 
-def write_report(study: Study, out: Path, names: list[str], seeds: list[int]) -> dict[str, Any]:
-    results = collect(study, out, names, seeds)
-    _write_json(out / "results.json", results)
-    table = markdown_table(results)
-    (out / "results.md").write_text(table + "\n")
-    if any(v["top1"] for v in results["variants"].values()):
-        plot_accuracy(results, out / "accuracy.png")
-        plot_curves(results, out / "curves.png")
+TABLE_START, TABLE_END = "<!-- study-table:start -->", "<!-- study-table:end -->"
+
+
+def write_report(study: Study, results: Path, names: list[str], seeds: list[int],
+                 results_md: Path | None) -> dict[str, Any]:
+    in_chans, classes, n_train, n_test = _data_counts(study)
+    agg = collect(study, results, names, seeds, in_chans, classes, n_train, n_test)
+    _write_json(results / "fashion_mnist.json", agg)
+    table = markdown_table(agg)
+    (results / "fashion_mnist_table.md").write_text(table + "\n")
+    if any(v["top1"] for v in agg["variants"].values()):
+        plot_accuracy_vs_ops(agg, results / "fashion_mnist_accuracy_vs_ops.png")
+        plot_curves(agg, results / "fashion_mnist_curves.png")
+    if results_md is not None and results_md.is_file():
+        text = results_md.read_text()
+        if TABLE_START in text and TABLE_END in text:
+            before, rest = text.split(TABLE_START, 1)
+            after = rest.split(TABLE_END, 1)[1]
+            results_md.write_text(f"{before}{TABLE_START}\n{table}\n{TABLE_END}{after}")
     print(table, flush=True)
-    return results
+    return agg
 
 
-# --- command line ----------------------------------------------------------------------------
+# --- command line ---------------------------------------------------------------------------
 def _ints(text: str) -> list[int]:
     return [int(t) for t in text.split(",") if t]
 
@@ -515,31 +600,44 @@ def _opt_int(text: str) -> int | None:
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     d = Study()
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--out", default="runs/ablation", help="output folder (resumable)")
-    p.add_argument("--dataset", default=d.dataset, choices=["idx", "digits", "folder"])
+    p.add_argument("--dataset", default=d.dataset, choices=["idx", "folder", "digits"])
     p.add_argument("--root", default=None,
-                   help=f"idx: folder of the four idx files (default {FASHION_MNIST}); "
-                        "folder: has train/ and val/")
+                   help=f"idx: folder with the four idx files, gzip or not (default "
+                        f"{FASHION_MNIST}); folder: has train/ and val/")
     p.add_argument("--variants", default=",".join(VARIANTS),
                    help=f"comma-separated, from {', '.join(VARIANTS)}")
     p.add_argument("--seeds", type=int, default=3, help="number of seeds (0, 1, ...)")
-    p.add_argument("--train-limit", type=_opt_int, default=d.train_limit,
-                   help="use the first N training images (none: all)")
-    p.add_argument("--curve-limit", type=_opt_int, default=d.curve_limit,
-                   help="per-epoch curves on the first N test images (none: all); the final "
-                        "top-1 always uses the whole test split")
     p.add_argument("--epochs", type=int, default=d.epochs, help="epochs per step")
     p.add_argument("--batch-size", type=int, default=d.batch_size)
     p.add_argument("--lr", type=float, default=d.lr)
     p.add_argument("--label-weight", type=float, default=d.label_weight)
-    p.add_argument("--image-size", type=int, default=None, help="default: the data's own")
-    p.add_argument("--depths", type=_ints, default=d.depths, help="e.g. 1,1,2,1")
+    p.add_argument("--no-teacher", action="store_true", help="binary variants on labels only")
+    p.add_argument("--image-size", type=_opt_int, default=d.image_size,
+                   help="training and test resolution (none: the data's own)")
+    p.add_argument("--stem-stride", type=int, default=d.stem_stride, help="BiMLP / Wave-MLP")
+    p.add_argument("--reactnet-stem-stride", type=int, default=d.reactnet_stem_stride)
+    p.add_argument("--depths", type=_ints, default=d.depths, help="BiMLP / Wave-MLP, e.g. 1,1,2,1")
     p.add_argument("--dims", type=_ints, default=d.dims, help="e.g. 32,64,96,128")
     p.add_argument("--mlp-ratio", type=float, default=d.mlp_ratio)
+    p.add_argument("--train-limit", type=_opt_int, default=d.train_limit,
+                   help="use only N training images (none: all)")
+    p.add_argument("--val-holdout", type=int, default=0,
+                   help="evaluate on N seeded training images held out of training instead of "
+                        "the test set (learning-rate checks; idx only)")
     p.add_argument("--max-steps", type=int, default=None, help="batches per epoch (smoke test)")
-    p.add_argument("--jobs", type=int, default=2, help="runs in parallel")
-    p.add_argument("--threads", type=int, default=1, help="torch threads per run")
-    p.add_argument("--report-only", action="store_true", help="only rebuild the report")
+    p.add_argument("--probe", action="store_true",
+                   help="results and work files under probe/ names (never mixed with the study)")
+    p.add_argument("--results", default=None,
+                   help=f"folder of the result files and the aggregate (default {RESULTS}; "
+                        "with --probe, the work folder)")
+    p.add_argument("--work", default=str(REPO / "runs" / "fashion_mnist"),
+                   help="weights and checkpoints (never committed)")
+    p.add_argument("--device", default="cpu", help="cpu | cuda | cuda:N")
+    p.add_argument("--threads", type=int, default=2, help="torch CPU threads")
+    p.add_argument("--commit", action="store_true",
+                   help="git-commit each finished run's result file (only that file)")
+    p.add_argument("--report-only", action="store_true",
+                   help="only rebuild the json, the table, the charts and the RESULTS.md table")
     return p.parse_args(argv)
 
 
@@ -550,27 +648,37 @@ def main(argv: list[str] | None = None) -> int:
         root = FASHION_MNIST
     study = Study(
         dataset=args.dataset, root=root, image_size=args.image_size,
-        train_limit=args.train_limit, curve_limit=args.curve_limit, epochs=args.epochs,
+        stem_stride=args.stem_stride, reactnet_stem_stride=args.reactnet_stem_stride,
+        train_limit=args.train_limit, val_holdout=args.val_holdout, epochs=args.epochs,
         batch_size=args.batch_size, lr=args.lr, label_weight=args.label_weight,
-        depths=args.depths, dims=args.dims, mlp_ratio=args.mlp_ratio, max_steps=args.max_steps,
+        teacher=not args.no_teacher, depths=args.depths, dims=args.dims,
+        mlp_ratio=args.mlp_ratio, max_steps=args.max_steps,
     )
     names = [n.strip() for n in args.variants.split(",") if n.strip()]
     unknown = [n for n in names if n not in VARIANTS]
     if unknown:
         raise SystemExit(f"unknown variant(s) {unknown}; known: {', '.join(VARIANTS)}")
+    if args.seeds < 1:
+        raise SystemExit("--seeds must be at least 1")
     seeds = list(range(args.seeds))
-    out = Path(args.out)
-    _check_study(out, study)
-    os.environ.setdefault("OMP_NUM_THREADS", str(args.threads))  # inherited by the workers
-    start = time.perf_counter()
-    if not args.report_only:
-        run_study(study, out, names, seeds, args.jobs, args.threads)
+    work = Path(args.work)
+    if args.probe:
+        work = work.with_name(work.name + "_probe")
+    results = Path(args.results) if args.results else (work if args.probe else RESULTS)
+    results.mkdir(parents=True, exist_ok=True)
+    os.environ.setdefault("OMP_NUM_THREADS", str(args.threads))
     import torch
 
     torch.set_num_threads(args.threads)
-    write_report(study, out, names, seeds)
+    start = time.perf_counter()
+    failures: list[str] = []
+    if not args.report_only:
+        failures = run_study(study, work, results, names, seeds, args.device, args.threads,
+                             args.commit)
+    results_md = REPO / "docs" / "RESULTS.md" if results == RESULTS else None
+    write_report(study, results, names, seeds, results_md)
     print(f"wall time of this invocation: {time.perf_counter() - start:.0f} s", flush=True)
-    return 0
+    return 1 if failures else 0
 
 
 if __name__ == "__main__":

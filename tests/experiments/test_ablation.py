@@ -1,9 +1,9 @@
-"""experiments/ablation.py end to end on a tiny synthetic idx folder: 2 variants, 1 seed.
+"""experiments/ablation.py end to end on a tiny synthetic idx folder: 3 variants, 1 seed.
 
 The study script is a script, not part of the package, so it runs as a subprocess exactly as a
-user runs it. Sizes are minimal (16x16 images, 2 batches per epoch, a two-stage model), so
-this checks the plumbing -- teacher first, two steps with distillation, final evaluation,
-profile, report files, resume -- not the accuracy.
+user runs it. Sizes are minimal (16x16 images, 2 batches per epoch, a two-stage MLP), so this
+checks the plumbing -- teacher first, two steps with distillation, result files, aggregate JSON,
+table, charts, resume, settings check, held-out split -- not the accuracy.
 """
 
 from __future__ import annotations
@@ -44,54 +44,71 @@ def make_idx_folder(root: Path, n_train: int = 64, n_test: int = 40, size: int =
     return root
 
 
-def run_script(out: Path, root: Path) -> subprocess.CompletedProcess:
+def run_script(tmp: Path, root: Path, *extra: str, check: bool = True) -> subprocess.CompletedProcess:
     cmd = [
-        sys.executable, str(SCRIPT), "--out", str(out), "--dataset", "idx", "--root", str(root),
-        "--variants", "wavemlp_fp,naive", "--seeds", "1", "--epochs", "1", "--max-steps", "2",
-        "--batch-size", "16", "--depths", "1,1", "--dims", "8,16", "--curve-limit", "16",
-        "--jobs", "1",
+        sys.executable, str(SCRIPT), "--results", str(tmp / "results"), "--work",
+        str(tmp / "work"), "--dataset", "idx", "--root", str(root),
+        "--variants", "naive,reactnet_a,wavemlp_fp", "--seeds", "1", "--epochs", "1",
+        "--max-steps", "2", "--batch-size", "16", "--depths", "1,1", "--dims", "8,16",
+        "--image-size", "16", "--threads", "1", *extra,
     ]
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    if check:
+        assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     return proc
 
 
-def test_ablation_end_to_end(tmp_path: Path) -> None:
+def test_study_end_to_end(tmp_path: Path) -> None:
     root = make_idx_folder(tmp_path / "idx")
-    out = tmp_path / "study"
-    proc = run_script(out, root)
-    assert "2 run(s) to do" in proc.stdout
+    proc = run_script(tmp_path, root)
+    assert "3 run(s) to do" in proc.stdout
+    # the teacher first, then the headline order (naive before reactnet_a)
+    order = [line.split("] done")[0].split()[-3] for line in proc.stdout.splitlines()
+             if "] done:" in line]
+    assert order == ["wavemlp_fp", "naive", "reactnet_a"]
 
-    results = json.loads((out / "results.json").read_text())
-    assert set(results) >= {"study", "input_size", "classes", "teacher", "variants",
-                            "float_baselines", "machine"}
-    assert results["input_size"] == [1, 16, 16] and results["classes"] == 10
-    assert list(results["variants"]) == ["wavemlp_fp", "naive"]
-    for name, v in results["variants"].items():
-        assert v["seeds"] == [0] and v["missing_seeds"] == []
-        assert len(v["top1"]) == 1 and 0.0 <= v["top1_mean"] <= 100.0
-        assert v["top1_std"] == 0.0
-        assert set(v["profile"]) >= {"params", "binary_params", "bops", "flops", "ops"}
+    results = tmp_path / "results"
+    agg = json.loads((results / "fashion_mnist.json").read_text())
+    assert {"dataset", "train_images", "test_images", "image_size", "stem_stride",
+            "epochs_per_step", "variants"} <= set(agg)
+    # --max-steps 2 x batch 16 caps the training images used
+    assert (agg["train_images"], agg["test_images"], agg["image_size"]) == (32, 40, 16)
+    assert agg["stem_stride"] == 2 and agg["epochs_per_step"] == 1
+    assert list(agg["variants"]) == ["wavemlp_fp", "naive", "reactnet_a"]  # headline order
+    for name, v in agg["variants"].items():
+        assert len(v["top1"]) == 1 and 0.0 <= v["top1"][0] <= 1.0 and v["complete"]
+        assert {"params", "bops", "flops", "ops"} <= set(v)
+        run = json.loads((results / "runs" / f"{name}__seed0.json").read_text())
+        assert run["test_images"] == 40 and run["top1"] == v["top1"][0]
         # binary: 2 steps x 1 epoch; full precision: both steps' budget in one run
-        assert len(v["curves"][0]["val_top1"]) == 2
-        run = json.loads((out / "runs" / name / "seed0" / "result.json").read_text())
-        assert run["test_images"] == 40  # the whole test split, not the curve subset
-    naive = results["variants"]["naive"]
-    assert naive["profile"]["bops"] > 0 and results["variants"]["wavemlp_fp"]["profile"]["bops"] == 0
-    assert (naive["multi_branch"], naive["uni_shortcut"], naive["downsample"]) == (
-        False, False, "wavemlp")
-    run = json.loads((out / "runs" / "naive" / "seed0" / "result.json").read_text())
-    assert [s["step"] for s in run["steps"]] == [1, 2]
-    assert run["teacher"].endswith("wavemlp_fp/seed0/step1/model.safetensors")
-
-    table = (out / "results.md").read_text()
+        assert [len(s["curve"]) for s in run["steps"]] == ([2] if name == "wavemlp_fp" else [1, 1])
+        assert "weights" not in json.dumps(run)  # the small file names no weights
+    assert agg["variants"]["naive"]["bops"] > 0 and agg["variants"]["wavemlp_fp"]["bops"] == 0
+    assert agg["variants"]["reactnet_a"]["stem_stride"] == 1
+    run = json.loads((results / "runs" / "naive__seed0.json").read_text())
+    assert run["teacher"]["variant"] == "wavemlp_fp" and len(run["teacher"]["sha256"]) == 64
+    table = (results / "fashion_mnist_table.md").read_text()
     assert table.startswith("| variant | MBB | Uni-shortcut | downsample | top-1 % (mean ± std)")
-    for column in ("params", "BOPs", "FLOPs", "OPs"):
-        assert f"| {column} |" in table
-    assert "naive: naive binary Wave-MLP" in table
-    assert (out / "accuracy.png").stat().st_size > 0 and (out / "curves.png").stat().st_size > 0
+    for png in ("fashion_mnist_accuracy_vs_ops.png", "fashion_mnist_curves.png"):
+        assert (results / png).stat().st_size > 0
 
-    # resumable: a second invocation finds every run finished and only rebuilds the report
-    again = run_script(out, root)
+    # resumable from the result files alone (a fresh clone: no work folder, no weights)
+    import shutil
+
+    shutil.rmtree(tmp_path / "work")
+    again = run_script(tmp_path, root)
     assert "0 run(s) to do" in again.stdout
-    assert json.loads((out / "results.json").read_text())["variants"]["naive"]["top1"] == naive["top1"]
+    # other settings against the same result files are refused, naming the file and the key
+    other = run_script(tmp_path, root, "--lr", "0.5", check=False)
+    assert other.returncode != 0 and "__seed0.json was made with other settings" in other.stderr
+    assert "lr: 0.001 there, 0.5 here" in other.stderr
+
+
+def test_seeded_holdout_split(tmp_path: Path) -> None:
+    root = make_idx_folder(tmp_path / "idx")
+    run_script(tmp_path, root, "--variants", "wavemlp_fp", "--val-holdout", "24", "--probe")
+    probe = tmp_path / "results"
+    run = json.loads((probe / "runs" / "wavemlp_fp__seed0.json").read_text())
+    assert run["eval_set"] == "holdout" and run["test_images"] == 24
+    held = tmp_path / "work_probe" / "holdout24"
+    assert (held / "train-images-idx3-ubyte").stat().st_size == 16 + 40 * 16 * 16
