@@ -49,3 +49,23 @@ def sub_env() -> dict[str, str]:
     for key in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT"):
         env.pop(key, None)
     return env
+
+
+def make_image_folder(root: Path, classes: int = 2, train: int = 8, val: int = 4, size: int = 16) -> Path:
+    """An ImageNet-style folder of small random PNGs: ``root/{train,val}/c<k>/<i>.png``."""
+    from PIL import Image
+
+    gen = torch.Generator().manual_seed(0)
+    for split, n in (("train", train), ("val", val)):
+        for k in range(classes):
+            folder = root / split / f"c{k}"
+            folder.mkdir(parents=True, exist_ok=True)
+            for i in range(n):
+                pixels = torch.randint(0, 256, (size, size, 3), generator=gen, dtype=torch.uint8)
+                Image.fromarray(pixels.numpy()).save(folder / f"{i}.png")
+    return root
+
+
+@pytest.fixture
+def image_folder() -> Callable[..., Path]:
+    return make_image_folder

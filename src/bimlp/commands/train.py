@@ -85,6 +85,7 @@ def run(args: argparse.Namespace) -> int:
         config_to_dict,
         load_config,
     )
+    from ..train.distributed import DistributedTimeout
     from ..train.engine import train
     from ..train.recipes import builtin_recipes
     from ..train.state import load_training_checkpoint
@@ -118,4 +119,7 @@ def run(args: argparse.Namespace) -> int:
     except (ConfigError, DataError, CheckpointError) as e:
         print(f"bimlp train: {e}", file=sys.stderr)
         return 2
+    except DistributedTimeout as e:
+        print(f"bimlp train: {e}", file=sys.stderr)
+        return 1
     return 0

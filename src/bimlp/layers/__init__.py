@@ -1,7 +1,9 @@
-"""Binary layers: quantizers, binary convolution, Uni-shortcut and ReActNet activations."""
+"""Binary layers: quantizers, binary convolution, Uni-shortcut, ReActNet activations and a
+BatchNorm that also trains on one value per channel."""
 
 from .activation import LearnableBias, RPReLU
 from .binary import MODES, BinaryConv2d, UniShortcut, group_mean, quantizer_names, tile_channels
+from .norm import BatchNorm2d
 from .pooling import same_max_pool
 from .quantizers import (
     QUANTIZERS,
@@ -16,8 +18,8 @@ from .quantizers import (
 )
 
 __all__ = [
-    "ApproxSign", "BinaryConv2d", "ChannelMeanSign", "LearnableBias", "MODES", "QUANTIZERS",
-    "Quantizer", "RPReLU", "ScaledSign", "TernaryRound", "UniShortcut", "get_quantizer",
+    "ApproxSign", "BatchNorm2d", "BinaryConv2d", "ChannelMeanSign", "LearnableBias", "MODES",
+    "QUANTIZERS", "Quantizer", "RPReLU", "ScaledSign", "TernaryRound", "UniShortcut", "get_quantizer",
     "group_mean", "quantizer_names", "register_quantizer", "same_max_pool", "sign_plus",
     "tile_channels",
 ]

@@ -25,6 +25,7 @@ from timm.models import generate_default_cfgs
 from torch import nn
 
 from ..layers import (
+    BatchNorm2d,
     BinaryConv2d,
     LearnableBias,
     RPReLU,
@@ -91,7 +92,7 @@ def make_norm(kind: str, channels: int) -> nn.Module:
     """Outer norm of the network: BatchNorm2d (BiMLP-S) or GroupNorm(1, C) (BiMLP-M)."""
     if kind == "group":
         return nn.GroupNorm(1, channels, eps=1e-5)
-    return nn.BatchNorm2d(channels, eps=1e-5, momentum=0.1)
+    return BatchNorm2d(channels, eps=1e-5, momentum=0.1)
 
 
 @dataclass
@@ -126,16 +127,16 @@ class BinaryMlp(nn.Module):
         super().__init__()
         self.move1 = LearnableBias(cin)
         self.fc1 = b.conv(cin, hidden)
-        self.norm1 = nn.BatchNorm2d(hidden)
+        self.norm1 = BatchNorm2d(hidden)
         self.act2 = RPReLU(hidden)
         self.move2 = LearnableBias(hidden)
         self.fc2 = b.conv(hidden, cout)
-        self.norm2 = nn.BatchNorm2d(cout)
+        self.norm2 = BatchNorm2d(cout)
         self.act3 = RPReLU(cout)
         self.shortcut1 = UniShortcut(cin, hidden) if b.uni_shortcut or cin == hidden else None
         self.shortcut2 = UniShortcut(hidden, cout) if b.uni_shortcut or hidden == cout else None
         if self.shortcut1 is not None:
-            self.norm0 = nn.BatchNorm2d(hidden)
+            self.norm0 = BatchNorm2d(hidden)
             self.act1 = RPReLU(hidden)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -165,7 +166,7 @@ class BinaryPATM(nn.Module):
             setattr(self, name, LearnableBias(dim))
         for name in ("fc_h_bn", "fc_w_bn", "theta_h_bn", "theta_w_bn", "norm_c", "norm_h",
                      "norm_w", "norm_proj"):
-            setattr(self, name, nn.BatchNorm2d(dim))
+            setattr(self, name, BatchNorm2d(dim))
         for name in ("fc_h_act", "fc_w_act", "theta_h_act", "theta_w_act", "act_c", "act_h",
                      "act_w", "act_proj"):
             setattr(self, name, RPReLU(dim))
@@ -226,8 +227,8 @@ class BiMLPBlock(nn.Module):
             self.move_w = LearnableBias(dim)
             self.sfc_h = b.conv(dim, dim, (1, 7), padding=(0, 3), groups=dim)
             self.sfc_w = b.conv(dim, dim, (7, 1), padding=(3, 0), groups=dim)
-            self.norm_h = nn.BatchNorm2d(dim)
-            self.norm_w = nn.BatchNorm2d(dim)
+            self.norm_h = BatchNorm2d(dim)
+            self.norm_w = BatchNorm2d(dim)
             self.act1 = RPReLU(dim)
             self.act2 = RPReLU(dim)
             self.weight = nn.Parameter(torch.zeros(2))

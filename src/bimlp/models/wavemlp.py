@@ -30,6 +30,7 @@ from timm.models import generate_default_cfgs
 from torch import nn
 
 from ..checkpoint import CheckpointError, load_state_dict_strict, read_checkpoint
+from ..layers import BatchNorm2d
 from ._base import StagedNet, build_network, stem_geometry
 from ._registry import build_variant, register_model
 from .bimlp import ConvDownsample, make_norm
@@ -106,7 +107,7 @@ class ConvMlp(nn.Module):
 def _theta(dim: int) -> nn.Sequential:
     """Phase estimator ``ReLU(BN(conv1x1(x) + b))``. Always BatchNorm, whatever the outer norm;
     indices ``.0`` / ``.1`` are the released parameter names."""
-    return nn.Sequential(nn.Conv2d(dim, dim, 1), nn.BatchNorm2d(dim), nn.ReLU())
+    return nn.Sequential(nn.Conv2d(dim, dim, 1), BatchNorm2d(dim), nn.ReLU())
 
 
 class PATM(nn.Module):

@@ -146,6 +146,9 @@ class RunConfig:
     deterministic: bool = True  # deterministic kernels (CPU always; cuDNN when on)
     progress: bool = True  # tqdm bar on rank 0
     tensorboard: bool = True  # also log to TensorBoard when it is installed
+    # torchrun: a collective that waits longer than this (seconds) fails with an error naming
+    # the stuck operation instead of hanging (torch's default is 30 minutes)
+    dist_timeout: float = 600.0
 
 
 @dataclass

@@ -7,13 +7,23 @@ Started plainly, the world is one process and nothing here communicates.
 
 from __future__ import annotations
 
+import contextlib
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import timedelta
 
 import torch
 import torch.distributed as dist
 
-__all__ = ["DistEnv", "setup_distributed", "teardown_distributed", "all_reduce_sum", "barrier"]
+__all__ = [
+    "DistEnv", "DistributedTimeout", "setup_distributed", "teardown_distributed",
+    "all_reduce_sum", "barrier", "collective_timeouts",
+]
+
+
+class DistributedTimeout(RuntimeError):
+    """A collective operation waited longer than ``run.dist_timeout`` for the other processes."""
 
 
 @dataclass(frozen=True)
@@ -42,8 +52,13 @@ def _pick_device(name: str, local_rank: int) -> torch.device:
     return torch.device(name)
 
 
-def setup_distributed(device: str = "auto") -> DistEnv:
-    """Join the torchrun process group if there is one; pick this process's device."""
+def setup_distributed(device: str = "auto", timeout: float = 600.0) -> DistEnv:
+    """Join the torchrun process group if there is one; pick this process's device.
+
+    ``timeout`` (seconds) bounds every collective: a process left waiting for the others (one
+    of them crashed, or they took different paths) fails instead of hanging for torch's
+    default 30 minutes.
+    """
     world = int(os.environ.get("WORLD_SIZE", "1"))
     rank = int(os.environ.get("RANK", "0"))
     local_rank = int(os.environ.get("LOCAL_RANK", "0"))
@@ -52,7 +67,8 @@ def setup_distributed(device: str = "auto") -> DistEnv:
         torch.cuda.set_device(dev)
     if world > 1 and not dist.is_initialized():
         backend = "nccl" if dev.type == "cuda" else "gloo"
-        dist.init_process_group(backend=backend, rank=rank, world_size=world)
+        dist.init_process_group(backend=backend, rank=rank, world_size=world,
+                                timeout=timedelta(seconds=timeout))
     return DistEnv(rank, world, local_rank, dev)
 
 
@@ -73,3 +89,19 @@ def all_reduce_sum(values: list[float], env: DistEnv) -> list[float]:
 def barrier(env: DistEnv) -> None:
     if env.distributed:
         dist.barrier()
+
+
+@contextlib.contextmanager
+def collective_timeouts(env: DistEnv, timeout: float) -> Iterator[None]:
+    """Turn a backend's timeout inside the block into :class:`DistributedTimeout`, a one-line
+    error saying which process waited, for how long, and what to check."""
+    try:
+        yield
+    except RuntimeError as e:
+        if not env.distributed or "timed out" not in str(e).lower():
+            raise
+        raise DistributedTimeout(
+            f"process {env.rank} of {env.world} waited more than {timeout:g} s "
+            f"(run.dist_timeout) for the others in a collective operation: another process "
+            f"crashed, is stuck, or took a different path ({str(e).splitlines()[0][-160:]})"
+        ) from e

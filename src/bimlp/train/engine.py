@@ -42,7 +42,14 @@ from ..data import (
 )
 from .config import ConfigError, ModelConfig, TrainConfig, config_to_dict, save_config
 from .distill import Criterion, load_teacher, read_state_dict
-from .distributed import DistEnv, all_reduce_sum, barrier, setup_distributed, teardown_distributed
+from .distributed import (
+    DistEnv,
+    all_reduce_sum,
+    barrier,
+    collective_timeouts,
+    setup_distributed,
+    teardown_distributed,
+)
 from .ema import ModelEma
 from .metrics import TensorBoardLogger, plot_curves, topk_correct, write_csv
 from .optim import build_optimizer, build_scheduler, scaled_lr
@@ -334,6 +341,32 @@ class Trainer:
         if self.ema is not None:
             self.ema.update(self.model)
 
+    def _placeholder_step(self, skip_sync: bool) -> None:
+        """Forward and backward through DDP with zero loss weight, on a zero batch of the
+        training shape, so that this process joins the buffer broadcast and the gradient
+        all-reduce like the others. It adds zero gradients (the step's gradient is then the
+        mean over the processes that had images, scaled by their share) and leaves BatchNorm
+        statistics as they were."""
+        assert self.ddp is not None
+        shape = (2, *self.data.eval_cfg["input_size"])  # 2: BatchNorm needs > 1 value
+        x = torch.zeros(shape, device=self.device)
+        norms = [m for m in self.model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+        momenta = [m.momentum for m in norms]
+        tracked = [m.num_batches_tracked.clone() if m.num_batches_tracked is not None else None
+                   for m in norms]
+        for m in norms:
+            m.momentum = 0.0  # running = (1 - 0) * running + 0 * batch: unchanged
+        try:
+            with self.ddp.no_sync() if skip_sync else contextlib.nullcontext():
+                with _autocast(self.device, self.amp_dtype):
+                    logits = self.forward_model(x)
+                self.scaler.scale(logits.float().sum() * 0.0).backward()
+        finally:
+            for m, momentum, count in zip(norms, momenta, tracked):
+                m.momentum = momentum
+                if count is not None:
+                    m.num_batches_tracked.copy_(count)
+
     def train_epoch(self, epoch: int) -> dict[str, float]:
         from tqdm.auto import tqdm
 
@@ -353,9 +386,12 @@ class Trainer:
             batch: Batch
             self.skips.note(batch.skipped)
             last = (i + 1) % accum == 0
-            # A micro-batch of only undecodable images is skipped (under DDP that would leave
-            # the other processes waiting for this one's gradients: a folder that bad is broken).
-            if batch.images is not None:
+            if batch.images is None and self.ddp is not None:
+                # Every image of this process's micro-batch was undecodable. Skipping it would
+                # leave the other processes waiting in DDP's collectives for this one, so it
+                # takes a zero-weight step instead (see _placeholder_step).
+                self._placeholder_step(skip_sync=not last)
+            elif batch.images is not None:
                 x = batch.images.to(self.device, non_blocking=True)
                 y = batch.labels.to(self.device, non_blocking=True)
                 # gradients are all-reduced only on the micro-batch that ends an optimizer step
@@ -510,12 +546,13 @@ def train(
     Under torchrun every process calls this; only rank 0 writes files or prints.
     """
     owns_group = not dist.is_initialized()
-    env = setup_distributed(cfg.run.device)
+    env = setup_distributed(cfg.run.device, cfg.run.dist_timeout)
     try:
-        trainer = Trainer(cfg, env, _main_only(env, echo))
-        if resume_from is not None:
-            trainer.restore(resume_from)
-        return trainer.fit()
+        with collective_timeouts(env, cfg.run.dist_timeout):
+            trainer = Trainer(cfg, env, _main_only(env, echo))
+            if resume_from is not None:
+                trainer.restore(resume_from)
+            return trainer.fit()
     finally:
         if owns_group:
             teardown_distributed()
