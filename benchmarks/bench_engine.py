@@ -1,8 +1,9 @@
-"""Packed 1-bit engine vs float32 PyTorch (eager and torch.compile), same weights and threads.
+"""The 1-bit runtime vs the same network in float (torch eager, torch.compile, ONNX Runtime,
+OpenVINO) and float ResNet-18 / MobileNetV3-Large in ONNX Runtime, interleaved in one process.
 
-    python benchmarks/bench_engine.py --model bimlp_s --batch 1 32 --json out.json
+    python benchmarks/bench_engine.py --model bimlp_s -b 1 32 --threads 1 2 --json out.json
 
-Same options as ``bimlp bench``; prints a table and writes JSON keyed by batch size.
+Same options as ``bimlp bench``; prints a table and writes JSON (runs keyed ``b{batch}_t{threads}``).
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Helpers for the deployment tests: a conditioned random BiMLP, kernel selection."""
+"""Helpers for the deployment tests: a conditioned random BiMLP."""
 
 from __future__ import annotations
 
@@ -43,12 +43,3 @@ def conditioned_model(name: str = "bimlp_s", calib_size: int = 64, branch_gain: 
         for _ in range(2):
             m(torch.randn(4, m.config.in_chans, calib_size, calib_size, generator=g))
     return m.eval()
-
-
-def use(kernels):
-    """The kernel module, with its instruction set selected."""
-    if isinstance(kernels, tuple):
-        mod, isa = kernels
-        mod.set_isa(isa)
-        return mod
-    return kernels

@@ -11,7 +11,7 @@ from deploy_helpers import SMALL, conditioned_model
 
 import bimlp
 from bimlp.checkpoint import save_weights
-from bimlp.deploy import ArtifactError, export, load, pack_model
+from bimlp.deploy import ArtifactError, export, load, pack_model, pack_weights
 from bimlp.deploy.artifact import size_report
 
 
@@ -26,7 +26,7 @@ def test_round_trip_gives_identical_outputs(small_artifact):
     model, path = small_artifact
     x = torch.randn(2, 3, 33, 33)
     assert torch.equal(load(path)(x), pack_model(model)(x))
-    assert torch.equal(load(path, backend="torch")(x), pack_model(model, backend="torch")(x))
+    assert torch.equal(load(path, threads=1)(x), pack_model(model, threads=2)(x))
 
 
 def test_header_documents_config_and_bits(small_artifact):
@@ -48,7 +48,7 @@ def test_header_documents_config_and_bits(small_artifact):
 
 def test_bimlp_s_size_near_theory_and_10x_smaller(tmp_path):
     model = bimlp.create_model("bimlp_s").eval()
-    packed = pack_model(model, backend="torch")
+    packed = pack_weights(model)
     size = export(packed, tmp_path / "s.bimlp").stat().st_size
     report = size_report(packed)
     # theory: 1 bit per binary weight + 4 bytes per float value

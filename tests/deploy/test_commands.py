@@ -11,7 +11,6 @@ from deploy_helpers import SMALL, conditioned_model
 from bimlp.checkpoint import save_weights
 from bimlp.cli import main
 from bimlp.deploy import load, pack_model, simulate
-from bimlp.deploy.kernels import ISA_NAMES, native
 
 
 @pytest.fixture(scope="module")
@@ -38,30 +37,26 @@ def test_export_command_explains_official_mode(small_checkpoint, tmp_path, capsy
     assert not (tmp_path / "x.bimlp").exists()
 
 
-def test_bench_command_writes_json_keyed_by_batch(small_checkpoint, tmp_path, capsys):
+def test_bench_command_writes_json_per_batch_and_threads(small_checkpoint, tmp_path, capsys):
     _, ckpt = small_checkpoint
     out = tmp_path / "bench.json"
-    code = main(["bench", "--model", "bimlp_s", "--checkpoint", str(ckpt), "-b", "1", "2",
-                 "--img-size", "33", "--repeats", "1", "--no-compile", "--no-memory",
+    code = main(["bench", "--model", "bimlp_s", "--checkpoint", str(ckpt), "-b", "1", "2", "--threads", "1", "2",
+                 "--img-size", "33", "--repeats", "2", "--no-compile", "--no-memory", "--no-references",
                  "--all-isas", "--json", str(out)])
     assert code == 0
     results = json.loads(out.read_text())
-    assert set(results) == {"1", "2"}
-    for r in results.values():
-        assert r["float_ms"] > 0 and r["packed_ms"] > 0
-        assert r["speedup"] == pytest.approx(r["float_ms"] / r["packed_ms"])
+    assert set(results["runs"]) == {"b1_t1", "b2_t1", "b1_t2", "b2_t2"}
+    for r in results["runs"].values():
+        ms = r["ms"]
+        assert ms["runtime"] > 0 and ms["torch eager"] > 0
+        assert r["speedup_vs"]["torch eager"] == pytest.approx(ms["torch eager"] / ms["runtime"])
         assert r["min_cosine_vs_float"] > 0.9999
-        assert r["layers_1x1"] and r["layers"]
-        for row in r["layers_1x1"]:  # the whole float unit does more than its conv
-            assert row["float_unit_ms"] > 0 and row["speedup_unit"] == pytest.approx(
-                row["float_unit_ms"] / row["packed_ms"])
-        mod = native()
-        if mod is not None:  # every supported instruction set timed, the best one left selected
-            supported = {ISA_NAMES[i] for i in ISA_NAMES if mod.supported(i)}
-            assert set(r["packed_ms_by_isa"]) == supported
-            assert all(ms > 0 for ms in r["packed_ms_by_isa"].values())
-    assert mod is None or ISA_NAMES[mod.isa()] == r["kernels"].removeprefix("native-")
-    assert "speedup" in capsys.readouterr().out
+        assert "runtime portable" in ms and ms["runtime portable"] > 0
+        assert r["runtime_steps_ms"]["stem"] > 0 and r["runtime_steps_ms"]["mlp"] > 0
+        if "onnxruntime" in ms:
+            assert ms["onnxruntime"] > 0
+    assert results["files"]["artifact_bytes"] > 0 and "thread_scaling" in results
+    assert "runtime" in capsys.readouterr().out
 
 
 def test_onnx_export_runs_in_onnxruntime_with_same_outputs(small_checkpoint, tmp_path):

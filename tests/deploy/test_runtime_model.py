@@ -142,3 +142,9 @@ def test_profile_names_every_step_and_sums_to_the_run(small_artifact):
     assert "network.0.0.mlp" in times and "network.1.proj" in times
     assert all(t >= 0 for t in times.values()) and sum(times.values()) > 0
     assert np.array_equal(out, model.run(x))
+
+
+@pytest.mark.parametrize("stride", [1, 2])
+def test_other_stem_strides_match(stride, tmp_path):
+    model = conditioned_model(calib_size=20, stem_stride=stride, depths=(1, 1), dims=(16, 32), num_classes=6)
+    check(model, torch.randn(2, 3, 20, 17), tmp_path, threads=2)

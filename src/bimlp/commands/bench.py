@@ -1,4 +1,5 @@
-"""``bimlp bench --model NAME``: the packed engine against float32 PyTorch (eager and compiled)."""
+"""``bimlp bench --model NAME``: the 1-bit runtime against the same network in float (torch eager,
+torch.compile, ONNX Runtime, OpenVINO) and float ResNet-18 / MobileNetV3-Large in ONNX Runtime."""
 
 from __future__ import annotations
 
@@ -17,15 +18,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--img-size", type=int, default=224, metavar="N",
                         help="input resolution (default 224)")
     add_alias(parser, "--image-size", dest="img_size", type=int)
-    parser.add_argument("--threads", type=int, default=None, help="threads for every engine (default: torch's)")
-    parser.add_argument("--repeats", type=int, default=5, help="timed runs per engine (median)")
+    parser.add_argument("--threads", type=int, nargs="+", default=[1, 2],
+                        help="thread counts, each used by every engine (default 1 2)")
+    parser.add_argument("--repeats", type=int, default=7, help="interleaved timed rounds (median)")
     parser.add_argument("--budget", type=float, default=90.0,
                         help="seconds per engine and batch after which timing stops (at least 3 runs)")
     parser.add_argument("--no-compile", action="store_true", help="skip the torch.compile baseline")
     parser.add_argument("--no-memory", action="store_true", help="skip the peak-memory processes")
-    parser.add_argument("--no-layers", action="store_true", help="skip per-layer timings")
+    parser.add_argument("--no-layers", action="store_true", help="skip the runtime's per-step timings")
+    parser.add_argument("--no-references", action="store_true",
+                        help="skip the ResNet-18 / MobileNetV3-Large ONNX Runtime references")
     parser.add_argument("--all-isas", action="store_true",
-                        help="also time the packed engine with every kernel instruction set this CPU "
+                        help="also time the runtime with every kernel instruction set this CPU "
                              "supports (AVX-512, AVX2, portable)")
     parser.add_argument("--json", help="write the results here, keyed by batch size")
 
@@ -35,9 +39,9 @@ def run(args: argparse.Namespace) -> int:
 
     try:
         results = benchmark(
-            args.model, args.checkpoint, tuple(args.batch_size), args.img_size, args.threads,
-            args.repeats, use_compile=not args.no_compile, memory=not args.no_memory,
-            layers=not args.no_layers, budget_s=args.budget, all_isas=args.all_isas,
+            args.model, args.checkpoint, tuple(args.batch_size), args.img_size, tuple(args.threads),
+            args.repeats, budget_s=args.budget, use_compile=not args.no_compile, memory=not args.no_memory,
+            layers=not args.no_layers, all_isas=args.all_isas, references=not args.no_references,
             log=lambda s: print(s, file=sys.stderr, flush=True),
         )
     except ValueError as e:

@@ -25,12 +25,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from ..checkpoint import CheckpointError, save_weights
     from ..deploy.artifact import export, size_report
-    from ..deploy.pack import pack_model
+    from ..deploy.pack import pack_weights
     from ..models import create_model
 
     try:
         model = create_model(args.model, checkpoint=args.checkpoint, mode=args.mode).eval()
-        packed = pack_model(model, backend="torch")
+        packed = pack_weights(model)
     except (ValueError, CheckpointError) as e:
         print(f"bimlp export: {e}", file=sys.stderr)
         return 2

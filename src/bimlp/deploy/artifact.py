@@ -11,7 +11,9 @@ metadata holds
 * ``sha256``: the digest of the header text and every tensor (name, dtype, shape, bytes, in
   sorted name order), so a truncated or edited file is refused instead of producing garbage.
 
-Files are untrusted input: they are parsed with safetensors and JSON only (no pickle).
+Files are untrusted input: the runtime (``bimlp_runtime``, C++) verifies and reads them; the
+Python reader here (:func:`read_artifact`, for inspection and tests) uses safetensors and JSON
+only (no pickle).
 """
 
 from __future__ import annotations
@@ -25,9 +27,11 @@ import torch
 from torch import nn
 
 from ..checkpoint import CheckpointError, write_safetensors
-from .engine import PackedBiMLP, _PackedBinary
+from .layout import BiMLPLayout
+from .runtime import PackedBiMLP
 
-__all__ = ["ArtifactError", "export", "load", "FORMAT", "VERSION", "size_report"]
+__all__ = ["ArtifactError", "export", "load", "to_bytes", "read_artifact", "read_header", "FORMAT",
+           "VERSION", "size_report"]
 
 FORMAT = "bimlp-packed"
 VERSION = 1
@@ -52,30 +56,32 @@ def _digest(header: str, tensors: dict[str, torch.Tensor]) -> str:
     return h.hexdigest()
 
 
-def size_report(packed: PackedBiMLP) -> dict[str, int]:
+def size_report(packed: BiMLPLayout | PackedBiMLP) -> dict[str, int]:
     """Binary weight count, full-precision value count and the theoretical minimum in bytes
     (binary weights / 8 + 4 bytes per full-precision value)."""
-    binary = sum(m.weight_numel for m in packed.modules() if isinstance(m, _PackedBinary))
-    fp = sum(t.numel() for k, t in packed.state_dict().items() if not k.endswith(".bits"))
-    return {"binary_weights": binary, "float_values": fp, "theoretical_bytes": binary // 8 + 4 * fp}
+    return _layout(packed).size_report()
 
 
-def export(model: nn.Module, path: str | Path, source: dict[str, Any] | None = None) -> Path:
-    """Write ``model`` (a paper-mode BiMLP, or an already packed one) as a ``.bimlp`` file.
+def _layout(model: nn.Module) -> BiMLPLayout:
+    from .pack import pack_weights
 
-    Raises:
-        ValueError: the model cannot be packed (official mode, real-valued weights).
-    """
-    from .pack import pack_model
+    if isinstance(model, BiMLPLayout):
+        return model
+    if isinstance(model, PackedBiMLP):
+        if model.layout is None:
+            raise ValueError("this PackedBiMLP was loaded from a file; export the original model instead")
+        return model.layout
+    return pack_weights(model)
 
-    packed = model if isinstance(model, PackedBiMLP) else pack_model(model, backend="torch")
-    tensors = {k: v.detach().contiguous().cpu() for k, v in packed.state_dict().items()}
+
+def _serialize(layout: BiMLPLayout, source: dict[str, Any] | None) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
+    tensors = layout.tensors()
     header = json.dumps({
         "format": FORMAT,
         "version": VERSION,
-        "config": packed.config,
+        "config": layout.config,
         "bit_order": BIT_ORDER,
-        "sizes": size_report(packed),
+        "sizes": layout.size_report(),
         "tensors": {k: {"dtype": str(v.dtype).removeprefix("torch."), "shape": list(v.shape)}
                     for k, v in sorted(tensors.items())},
         "source": dict(source or {}),
@@ -86,7 +92,26 @@ def export(model: nn.Module, path: str | Path, source: dict[str, Any] | None = N
         "header": header,
         "sha256": _digest(header, tensors),
     }
+    return tensors, meta
+
+
+def export(model: nn.Module, path: str | Path, source: dict[str, Any] | None = None) -> Path:
+    """Write ``model`` (a paper-mode BiMLP, its :func:`~bimlp.deploy.pack.pack_weights` layout or
+    a :func:`~bimlp.deploy.pack_model` result) as a ``.bimlp`` file.
+
+    Raises:
+        ValueError: the model cannot be packed (official mode, real-valued weights).
+    """
+    tensors, meta = _serialize(_layout(model), source)
     return write_safetensors(tensors, path, meta)
+
+
+def to_bytes(model: nn.Module, source: dict[str, Any] | None = None) -> bytes:
+    """The ``.bimlp`` file of ``model`` as bytes (what :func:`export` writes)."""
+    from safetensors.torch import save
+
+    tensors, meta = _serialize(_layout(model), source)
+    return save(tensors, metadata=meta)
 
 
 def read_artifact(path: str | Path) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
@@ -127,26 +152,26 @@ def read_artifact(path: str | Path) -> tuple[dict[str, Any], dict[str, torch.Ten
     return header, tensors
 
 
-def load(path: str | Path, backend: str = "auto") -> PackedBiMLP:
-    """Load a ``.bimlp`` artifact into a ready-to-run :class:`PackedBiMLP`.
+def read_header(path: str | Path) -> dict[str, Any]:
+    """The model header (JSON) of an artifact, unverified: for display only."""
+    p = Path(path)
+    with p.open("rb") as f:
+        n = int.from_bytes(f.read(8), "little")
+        if n > 64 << 20:
+            raise ArtifactError(f"{p}: implausible header length {n}")
+        meta = json.loads(f.read(n)).get("__metadata__") or {}
+    return json.loads(meta.get("header", "{}"))
+
+
+def load(path: str | Path, threads: int | None = None) -> PackedBiMLP:
+    """Load a ``.bimlp`` artifact into the runtime: a :class:`PackedBiMLP` ready to run.
 
     Args:
         path: the file written by :func:`export` / ``bimlp export``.
-        backend: ``auto`` (native kernels when they build, else PyTorch with a warning),
-            ``native`` or ``torch``.
+        threads: threads per call (default: all cores).
 
     Raises:
-        ArtifactError: missing, truncated, tampered, foreign or incompatible file.
+        ArtifactError: missing, truncated, tampered, foreign or incompatible file (the runtime
+            checks every tensor against the header's configuration before allocating).
     """
-    from ..checkpoint import load_state_dict_strict
-
-    header, tensors = read_artifact(path)
-    try:
-        packed = PackedBiMLP(header["config"], backend=backend)
-    except (KeyError, TypeError, ValueError) as e:
-        raise ArtifactError(f"{path}: configuration in the header is unusable ({e})") from e
-    try:
-        load_state_dict_strict(packed, tensors, source=str(path))
-    except CheckpointError as e:
-        raise ArtifactError(str(e)) from e
-    return packed.prepare()
+    return PackedBiMLP.from_file(path, threads=threads)

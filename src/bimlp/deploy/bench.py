@@ -1,277 +1,37 @@
-"""Benchmark: the packed 1-bit engine against the same network in float32 PyTorch.
+"""Benchmark: the 1-bit runtime against what a user would deploy instead, in one process.
 
-The float baseline is :func:`bimlp.deploy.simulate` (binarized weights materialized once,
-activations signed in the graph), run eagerly and through ``torch.compile``; all engines use the
-same weights, inputs, thread count and process. Reported: end-to-end medians, per-layer times of
-the binary layers (float: sign + conv; packed: GEMM / token conv with its fused epilogue), isolated
-1x1 layers, artifact and checkpoint sizes, and peak memory (each engine in a fresh process).
+Engines (same inputs, same thread count, interleaved rounds so that a noisy machine slows all of
+them alike; medians reported):
+
+* ``runtime`` -- the standalone runtime (``bimlp_runtime``) on the exported artifact;
+* the same network in float32 (:func:`bimlp.deploy.simulate`: binarized weights, activations
+  signed in the graph): ``torch eager``, ``torch.compile``, ``onnxruntime`` and ``openvino``
+  (the last two when installed: ``pip install -e ".[bench]"``);
+* float ResNet-18 and MobileNetV3-Large (torchvision, random weights) in ONNX Runtime.
+
+Also: the runtime's cosine against PyTorch, its time per step (where the time goes), file sizes,
+and peak memory of the runtime and the float engines, each in a fresh process.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
-from collections import defaultdict
 from collections.abc import Callable
-from functools import partial
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
-import torch.nn.functional as F
 
-from ..layers import sign_plus
+__all__ = ["benchmark", "print_report", "write_json"]
 
-__all__ = ["benchmark", "print_report"]
-
-
-def _median_ms(fn: Callable[[], Any], repeats: int, budget_s: float, warmup: int = 1) -> float:
-    for _ in range(warmup):
-        fn()
-    times: list[float] = []
-    start = time.perf_counter()
-    while len(times) < repeats:
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-        if len(times) >= 3 and time.perf_counter() - start > budget_s:
-            break
-    return 1e3 * statistics.median(times)
-
-
-def _float_layer_times(sim: torch.nn.Module, x: torch.Tensor, runs: int) -> dict[str, float]:
-    from .simulate import SignedConv2d
-
-    times: dict[str, list[float]] = defaultdict(list)
-    handles = []
-    for name, mod in sim.named_modules():
-        if isinstance(mod, SignedConv2d):
-            def pre(m, inp, name=name):
-                m._t0 = time.perf_counter()
-
-            def post(m, inp, out, name=name):
-                times[name].append(time.perf_counter() - m._t0)
-
-            handles += [mod.register_forward_pre_hook(pre), mod.register_forward_hook(post)]
-    with torch.inference_mode():
-        for _ in range(runs):
-            sim(x)
-    for h in handles:
-        h.remove()
-    return {k: 1e3 * statistics.median(v) for k, v in times.items()}
-
-
-def _packed_layer_times(packed, x: torch.Tensor, runs: int) -> dict[str, float]:
-    per_run: dict[str, list[float]] = defaultdict(list)
-    for _ in range(runs):
-        t: dict[str, list[float]] = {}
-        packed(x, times=t)
-        for k, v in t.items():
-            per_run[k].append(sum(v))
-    return {k: 1e3 * statistics.median(v) for k, v in per_run.items()}
-
-
-def _float_1x1(x4: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
-    return F.conv2d(sign_plus(x4), w)
-
-
-def _float_unit(x4: torch.Tensor, w: torch.Tensor, bn: tuple[torch.Tensor, ...], identity: bool,
-                act: tuple[torch.Tensor, torch.Tensor, torch.Tensor]) -> torch.Tensor:
-    """The whole binary unit as the float model runs it: sign, conv, BatchNorm, shortcut, RPReLU
-    (what the packed layer's fused epilogue computes)."""
-    y = F.batch_norm(F.conv2d(sign_plus(x4), w), *bn, training=False, eps=1e-5)
-    if identity:
-        y = y + x4
-    move1, slope, move2 = act
-    return F.prelu(y + move1, slope) + move2
-
-
-def _packed_1x1(kern, conv, x2, thr, bits, kind, out) -> torch.Tensor:
-    kern.pack_signs(x2, thr, bits, None, None, None)
-    kern.bgemm(bits[0], conv._panels, conv.in_channels, conv.alpha, conv.beta, kind,
-               x2 if kind else None, 1, None, conv.act, None, 1.0, None, 0.0, None, 0.0, out)
-    return out
-
-
-def _one_by_one(packed, batch: int, size: int, repeats: int) -> list[dict[str, Any]]:
-    """Isolated binary 1x1 layers at their real shapes: float sign + conv2d vs pack + GEMM."""
-    from .engine import RES_IDENTITY, RES_NONE, PackedBlock, PackedDownsample
-
-    kern = packed.kernels
-    rows = []
-    res = (size + 4 - 7) // 4 + 1
-    stage = 0
-    seen = set()
-    for layer in packed.network:
-        if isinstance(layer, PackedDownsample):
-            res, stage = (res + 1) // 2, stage + 1
-            continue
-        block: PackedBlock = layer[0]
-        for name, conv in (("attn.fc_h", block.attn.fc_h), ("mlp.fc1", block.mlp.fc1),
-                           ("mlp.fc2", block.mlp.fc2)):
-            key = (stage, conv.in_channels, conv.out_channels)
-            if key in seen:
-                continue
-            seen.add(key)
-            k, n, m = conv.in_channels, conv.out_channels, batch * res * res
-            g = torch.Generator().manual_seed(0)
-            x4 = torch.randn(batch, k, res, res, generator=g)
-            w = torch.where(torch.randn(n, k, 1, 1, generator=g) >= 0, 1.0, -1.0) * 0.01
-
-            x2 = x4.permute(0, 2, 3, 1).reshape(m, k).contiguous()
-            bits = torch.empty(1, m, (k + 63) // 64, dtype=torch.int64)
-            out = torch.empty(m, n)
-            thr = conv.thresh.view(1, -1).contiguous()
-            kind = RES_IDENTITY if k == n else RES_NONE
-            float_layer = partial(_float_1x1, x4, w)
-            bn = (torch.randn(n, generator=g), torch.rand(n, generator=g) + 0.5,
-                  torch.randn(n, generator=g), torch.randn(n, generator=g))
-            act = (torch.randn(1, n, 1, 1, generator=g), torch.rand(n, generator=g),
-                   torch.randn(1, n, 1, 1, generator=g))
-            float_unit = partial(_float_unit, x4, w, bn, k == n, act)
-            packed_layer = partial(_packed_1x1, kern, conv, x2, thr, bits, kind, out)
-            with torch.inference_mode():
-                f_ms = _median_ms(float_layer, repeats, 5.0)
-                u_ms = _median_ms(float_unit, repeats, 5.0)
-                p_ms = _median_ms(packed_layer, repeats, 5.0)
-            rows.append({"stage": stage, "layer": name, "M": m, "K": k, "N": n,
-                         "float_ms": f_ms, "packed_ms": p_ms, "speedup": f_ms / p_ms,
-                         "float_unit_ms": u_ms, "speedup_unit": u_ms / p_ms,
-                         "float_gmacs": m * k * n / f_ms / 1e6,
-                         "binary_gmacs": m * k * n / p_ms / 1e6})
-    return rows
-
-
-_CHILD = """
-import torch
-def hwm():  # peak resident set of this process image (VmHWM; ru_maxrss survives exec)
-    for line in open("/proc/self/status"):
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1])
-torch.set_num_threads({threads})
-x = torch.randn({batch}, {chans}, {size}, {size})
-if {packed}:
-    from bimlp.deploy import load
-    model = load({path!r})
-else:
-    import bimlp
-    from bimlp.deploy import simulate
-    model = simulate(bimlp.create_model({name!r}, checkpoint={path!r}).eval())
-loaded = hwm()
-with torch.inference_mode():
-    model(x); model(x)
-print(loaded, hwm())
-"""
-
-
-def _peak_memory_mb(packed: bool, path: str, name: str, batch: int, chans: int, size: int,
-                     threads: int) -> dict[str, float] | None:
-    code = _CHILD.format(threads=threads, batch=batch, chans=chans, size=size, packed=packed,
-                         path=path, name=name)
-    try:
-        out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                             timeout=1800, check=True).stdout.split()
-        loaded, peak = int(out[-2]) / 1024, int(out[-1]) / 1024
-    except (subprocess.SubprocessError, ValueError, IndexError):
-        return None
-    return {"peak_rss_mb": peak, "inference_mb": peak - loaded}
-
-
-def benchmark(model_name: str = "bimlp_s", checkpoint: str | None = None,
-              batches: tuple[int, ...] = (1, 32), size: int = 224, threads: int | None = None,
-              repeats: int = 5, use_compile: bool = True, memory: bool = True,
-              layers: bool = True, budget_s: float = 90.0, log: Callable[[str], None] = print,
-              all_isas: bool = False, **model_kwargs: Any) -> dict[str, Any]:
-    """Run the comparison; returns ``{str(batch): {...}}`` with at least ``float_ms``,
-    ``packed_ms`` and ``speedup`` per batch size."""
-    import bimlp
-    from bimlp.checkpoint import save_weights
-
-    from .artifact import export
-    from .pack import pack_model
-    from .simulate import simulate
-
-    if threads:
-        torch.set_num_threads(threads)
-    threads = torch.get_num_threads()
-    model = bimlp.create_model(model_name, checkpoint=checkpoint, **model_kwargs).eval()
-    sim = simulate(model)
-    packed = pack_model(model)
-    tmp = Path(tempfile.mkdtemp(prefix="bimlp-bench-"))
-    art = export(packed, tmp / "model.bimlp")
-    ckpt = save_weights(model, tmp / "float.safetensors")
-    common = {
-        "model": model_name, "image_size": size, "threads": threads, "kernels": packed.kernel_name,
-        "cpu": _cpu_name(), "torch": torch.__version__,
-        "artifact_bytes": art.stat().st_size, "float_checkpoint_bytes": ckpt.stat().st_size,
-    }
-    common["size_ratio"] = common["float_checkpoint_bytes"] / common["artifact_bytes"]
-    chans = model.config.in_chans
-    results: dict[str, Any] = {}
-    for batch in batches:
-        x = torch.randn(batch, chans, size, size, generator=torch.Generator().manual_seed(batch))
-        r: dict[str, Any] = dict(common, batch=batch)
-        with torch.inference_mode():
-            ref = sim(x)
-            out = packed(x)
-        r["min_cosine_vs_float"] = float(F.cosine_similarity(out, ref, dim=1).min())
-        r["same_argmax"] = bool((out.argmax(1) == ref.argmax(1)).all())
-        log(f"[batch {batch}] float32 eager ...")
-        with torch.inference_mode():
-            r["float_ms"] = _median_ms(partial(sim, x), repeats, budget_s)
-        log(f"[batch {batch}] packed engine ...")
-        r["packed_ms"] = _median_ms(partial(packed, x), repeats, budget_s)
-        r["speedup"] = r["float_ms"] / r["packed_ms"]
-        if all_isas:
-            r["packed_ms_by_isa"] = _time_each_isa(packed, x, repeats, budget_s, log)
-        if use_compile:
-            log(f"[batch {batch}] torch.compile (compiling) ...")
-            compiled = torch.compile(sim)
-            t0 = time.perf_counter()
-            with torch.inference_mode():
-                compiled(x)
-                r["compile_s"] = time.perf_counter() - t0
-                r["compile_ms"] = _median_ms(partial(compiled, x), repeats, budget_s, warmup=0)
-            r["speedup_vs_compile"] = r["compile_ms"] / r["packed_ms"]
-        if layers:
-            log(f"[batch {batch}] per-layer times ...")
-            runs = 3 if batch <= 4 else 1
-            fl = _float_layer_times(sim, x, runs)
-            pk = _packed_layer_times(packed, x, runs)
-            r["layers"] = {k: {"float_ms": fl.get(k), "packed_ms": v} for k, v in sorted(pk.items())}
-            r["layers_1x1"] = _one_by_one(packed, batch, size, repeats)
-        if memory:
-            log(f"[batch {batch}] peak memory (fresh processes) ...")
-            r["memory_float"] = _peak_memory_mb(False, str(ckpt), model_name, batch, chans, size, threads)
-            r["memory_packed"] = _peak_memory_mb(True, str(art), model_name, batch, chans, size, threads)
-        r["packed_workspace_mb"] = packed.workspace.nbytes() / 2**20
-        results[str(batch)] = r
-    return results
-
-
-def _time_each_isa(packed, x: torch.Tensor, repeats: int, budget_s: float,
-                   log: Callable[[str], None]) -> dict[str, float]:
-    """The packed engine's median ms with each instruction set this CPU supports (what a CPU
-    without AVX-512, or without x86 SIMD, would run), the best one restored afterwards."""
-    from .kernels import ISA_NAMES
-
-    k = packed.kernels
-    if not hasattr(k, "set_isa"):
-        return {}
-    best, times = k.isa(), {}
-    try:
-        for isa in sorted(ISA_NAMES, reverse=True):
-            if k.supported(isa):
-                log(f"[batch {x.shape[0]}] packed engine, {ISA_NAMES[isa]} kernels ...")
-                k.set_isa(isa)
-                times[ISA_NAMES[isa]] = _median_ms(partial(packed, x), repeats, budget_s)
-    finally:
-        k.set_isa(best)
-    return times
+RUNTIME = "runtime"
 
 
 def _cpu_name() -> str:
@@ -286,68 +46,259 @@ def _cpu_name() -> str:
     return platform.processor() or platform.machine()
 
 
-def _layer_groups(layers: dict[str, dict[str, Any]]) -> dict[tuple[str, str], list[float]]:
-    """Sum per (stage, layer kind) over blocks: [float ms, packed ms]."""
-    groups: dict[tuple[str, str], list[float]] = defaultdict(lambda: [0.0, 0.0])
-    for name, t in layers.items():
+def _interleaved(engines: dict[str, Callable[[], Any]], rounds: int, budget_s: float) -> dict[str, float]:
+    """Median ms per engine over ``rounds`` rounds, one call of every engine per round (after one
+    warm-up call each); an engine whose total time passed ``budget_s`` stops after 3 calls."""
+    for fn in engines.values():
+        fn()
+    times: dict[str, list[float]] = {k: [] for k in engines}
+    for _ in range(rounds):
+        for name, fn in engines.items():
+            if len(times[name]) >= 3 and sum(times[name]) > budget_s:
+                continue
+            t0 = time.perf_counter()
+            fn()
+            times[name].append(time.perf_counter() - t0)
+    return {k: 1e3 * statistics.median(v) for k, v in times.items()}
+
+
+def _onnx_file(model: torch.nn.Module, path: Path, chans: int, size: int) -> Path:
+    x = torch.randn(1, chans, size, size)
+    with torch.no_grad():
+        torch.onnx.export(model, (x,), str(path), input_names=["image"], output_names=["logits"],
+                          dynamic_axes={"image": {0: "batch"}, "logits": {0: "batch"}}, opset_version=17,
+                          dynamo=False)
+    return path
+
+
+def _ort_session(path: Path, threads: int):
+    import onnxruntime as ort
+
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads, opts.inter_op_num_threads = threads, 1
+    opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    sess = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+    return lambda x: sess.run(None, {"image": x})[0]
+
+
+def _openvino(path: Path, threads: int):
+    import openvino as ov
+
+    core = ov.Core()
+    compiled = core.compile_model(str(path), "CPU", {"INFERENCE_NUM_THREADS": threads,
+                                                     "PERFORMANCE_HINT": "LATENCY"})
+    req = compiled.create_infer_request()
+    return lambda x: req.infer({0: x})
+
+
+def _step_groups(steps: dict[str, float]) -> dict[str, float]:
+    """ms per kind of step summed over blocks (stem, norm1, attn.front, ..., downsample, head)."""
+    out: dict[str, float] = {}
+    for name, s in steps.items():
         parts = name.split(".")
-        if parts[0] != "network" or len(parts) < 4:
-            stage, kind = (parts[0], name) if parts[0] != "network" else (f"s{int(parts[1]) // 2}", "downsample")
-        else:
-            stage, kind = f"s{int(parts[1]) // 2}", ".".join(parts[3:])
-        g = groups[(stage, kind)]
-        g[0] += t["float_ms"] or 0.0
-        g[1] += t["packed_ms"]
-    return groups
+        key = "downsample" if name.endswith(".proj") and len(parts) == 3 else (
+            ".".join(parts[3:]) if name.startswith("network.") else name)
+        out[key] = out.get(key, 0.0) + 1e3 * s
+    return out
+
+
+def _step_stages(steps: dict[str, float], depths: list[int]) -> dict[str, float]:
+    out: dict[str, float] = {}
+    for name, s in steps.items():
+        parts = name.split(".")
+        key = f"stage {int(parts[1]) // 2}" if name.startswith("network.") and len(parts) > 3 else (
+            "downsample" if name.startswith("network.") else name)
+        out[key] = out.get(key, 0.0) + 1e3 * s
+    return out
+
+
+_CHILD = r"""
+import sys, numpy as np
+def hwm():
+    for line in open("/proc/self/status"):
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+kind, path, batch, chans, size, threads = sys.argv[1], sys.argv[2], *map(int, sys.argv[3:])
+x = np.random.default_rng(0).standard_normal((batch, chans, size, size)).astype(np.float32)
+if kind == "runtime":
+    import bimlp_runtime
+    m = bimlp_runtime.load(path, threads=threads)
+    run = m.run
+elif kind == "onnxruntime":
+    import onnxruntime as ort
+    o = ort.SessionOptions(); o.intra_op_num_threads = threads; o.inter_op_num_threads = 1
+    s = ort.InferenceSession(path, o, providers=["CPUExecutionProvider"])
+    run = lambda a: s.run(None, {"image": a})
+else:
+    import torch
+    torch.set_num_threads(threads)
+    from bimlp.deploy import simulate
+    import bimlp
+    m = simulate(bimlp.create_model(kind.split(":", 1)[1], checkpoint=path).eval())
+    def run(a):
+        with torch.inference_mode():
+            return m(torch.from_numpy(a))
+loaded = hwm()
+run(x); run(x)
+print(loaded, hwm(), "torch" in sys.modules)
+"""
+
+
+def _peak_memory(kind: str, path: Path, batch: int, chans: int, size: int, threads: int) -> dict[str, Any] | None:
+    try:
+        res = subprocess.run([sys.executable, "-c", _CHILD, kind, str(path), str(batch), str(chans), str(size),
+                              str(threads)], capture_output=True, text=True, timeout=1800, check=True)
+        loaded, peak, torch_loaded = res.stdout.split()[-3:]
+    except (subprocess.SubprocessError, ValueError):
+        return None
+    return {"peak_rss_mb": float(peak), "after_load_mb": float(loaded), "torch_imported": torch_loaded == "True"}
+
+
+def benchmark(model_name: str = "bimlp_s", checkpoint: str | None = None, batches: tuple[int, ...] = (1, 32),
+              size: int = 224, threads: tuple[int, ...] = (1, 2), rounds: int = 7, budget_s: float = 60.0,
+              use_compile: bool = True, memory: bool = True, layers: bool = True, all_isas: bool = False,
+              references: bool = True, log: Callable[[str], None] = lambda s: None) -> dict[str, Any]:
+    import bimlp_runtime
+
+    from ..checkpoint import save_weights
+    from ..models import create_model
+    from .artifact import export
+    from .simulate import simulate
+
+    model = create_model(model_name, checkpoint=checkpoint).eval()
+    chans = model.config.in_chans
+    tmp = Path(tempfile.mkdtemp(prefix="bimlp-bench-"))
+    art = export(model, tmp / f"{model_name}.bimlp")
+    ckpt = save_weights(model, tmp / f"{model_name}.safetensors")
+    sim = simulate(model)
+    files = {"artifact_bytes": art.stat().st_size, "float_checkpoint_bytes": ckpt.stat().st_size}
+    onnx_ok = _importable("onnxruntime") and _importable("onnx")
+    ov_ok = onnx_ok and _importable("openvino")
+    onnx_files: dict[str, Path] = {}
+    if onnx_ok:
+        log("exporting ONNX graphs")
+        onnx_files["float"] = _onnx_file(sim, tmp / "float.onnx", chans, size)
+        if references:
+            import torchvision
+
+            onnx_files["resnet18"] = _onnx_file(torchvision.models.resnet18().eval(), tmp / "r18.onnx", 3, size)
+            onnx_files["mobilenetv3_large"] = _onnx_file(torchvision.models.mobilenet_v3_large().eval(),
+                                                         tmp / "mbv3.onnx", 3, size)
+        files.update({f"onnx_{k}_bytes": p.stat().st_size for k, p in onnx_files.items()})
+    compiled = torch.compile(sim) if use_compile else None
+    results: dict[str, Any] = {
+        "machine": _cpu_name(), "cpus": os.cpu_count(), "model": model_name, "size": size, "rounds": rounds,
+        "files": files, "runs": {}, "notes": [],
+    }
+    if not onnx_ok:
+        results["notes"].append("onnxruntime/onnx not installed: ONNX baselines skipped (pip install .[bench])")
+    elif not ov_ok:
+        results["notes"].append("openvino not installed: OpenVINO baseline skipped")
+    for t in threads:
+        torch.set_num_threads(t)
+        rt = bimlp_runtime.load(art, threads=t)
+        results["isa"] = rt.isa
+        sessions: dict[str, Callable] = {}
+        for key, p in onnx_files.items():
+            sessions["onnxruntime" if key == "float" else f"{key} onnxruntime"] = _ort_session(p, t)
+        if ov_ok:
+            sessions["openvino"] = _openvino(onnx_files["float"], t)
+        for b in batches:
+            log(f"batch {b}, {t} threads")
+            x = np.random.default_rng(b).standard_normal((b, chans, size, size)).astype(np.float32)
+            xt = torch.from_numpy(x)
+            xr = np.random.default_rng(b).standard_normal((b, 3, size, size)).astype(np.float32)
+
+            def eager(m=sim):
+                with torch.inference_mode():
+                    return m(xt)
+
+            engines: dict[str, Callable[[], Any]] = {RUNTIME: lambda: rt.run(x), "torch eager": eager}
+            if compiled is not None:
+                engines["torch.compile"] = lambda: eager(compiled)
+            for name, fn in sessions.items():
+                engines[name] = (lambda fn=fn: fn(xr)) if name.endswith(" onnxruntime") else (lambda fn=fn: fn(x))
+            if all_isas:
+                from bimlp_runtime.testing import supported_isas
+
+                for isa in supported_isas():
+                    os.environ["BIMLP_ISA"] = isa
+                    try:
+                        m_isa = bimlp_runtime.load(art, threads=t)
+                    finally:
+                        del os.environ["BIMLP_ISA"]
+                    engines[f"runtime {isa}"] = lambda m_isa=m_isa: m_isa.run(x)
+            ms = _interleaved(engines, rounds, budget_s)
+            out = rt.run(x)
+            with torch.inference_mode():
+                ref = sim(xt).numpy()
+            cos = (out * ref).sum(1) / np.linalg.norm(out, axis=1) / np.linalg.norm(ref, axis=1)
+            run: dict[str, Any] = {
+                "batch": b, "threads": t, "ms": ms,
+                "speedup_vs": {k: v / ms[RUNTIME] for k, v in ms.items() if k != RUNTIME},
+                "images_per_s": {k: 1e3 * b / v for k, v in ms.items()},
+                "min_cosine_vs_float": float(cos.min()),
+            }
+            if layers:
+                _, steps = rt.profile(x, repeats=3)
+                steps = {k: v / 3 for k, v in steps.items()}
+                run["runtime_steps_ms"] = _step_groups(steps)
+                run["runtime_stages_ms"] = _step_stages(steps, list(model.config.depths))
+            results["runs"][f"b{b}_t{t}"] = run
+    if len(threads) > 1:
+        results["thread_scaling"] = {
+            f"b{b}": {f"{t}/{threads[0]}": results["runs"][f"b{b}_t{threads[0]}"]["ms"][RUNTIME]
+                      / results["runs"][f"b{b}_t{t}"]["ms"][RUNTIME] for t in threads[1:]}
+            for b in batches}
+    if memory:
+        b, t = max(batches), max(threads)
+        log(f"peak memory, batch {b}, {t} threads (fresh processes)")
+        mem = {RUNTIME: _peak_memory("runtime", art, b, chans, size, t),
+               "torch eager": _peak_memory(f"torch:{model_name}", ckpt, b, chans, size, t)}
+        if "float" in onnx_files:
+            mem["onnxruntime"] = _peak_memory("onnxruntime", onnx_files["float"], b, chans, size, t)
+        results["peak_memory"] = {"batch": b, "threads": t, **mem}
+    return results
+
+
+def _importable(name: str) -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec(name) is not None
 
 
 def print_report(results: dict[str, Any], out=sys.stdout) -> None:
-    first = next(iter(results.values()))
-    p = lambda s="": print(s, file=out)  # noqa: E731
-    p(f"model {first['model']} @ {first['image_size']}px, {first['threads']} threads, "
-      f"kernels {first['kernels']}, CPU {first['cpu']}, torch {first['torch']}")
-    p(f"artifact {first['artifact_bytes'] / 1e6:.2f} MB vs float32 checkpoint "
-      f"{first['float_checkpoint_bytes'] / 1e6:.2f} MB: {first['size_ratio']:.1f}x smaller")
-    p()
-    p(f"{'batch':>5} {'float eager ms':>15} {'compile ms':>11} {'packed ms':>10} {'speedup':>8} "
-      f"{'vs compile':>10} {'peak MB f/p':>13} {'min cos':>9}")
-    for b, r in results.items():
-        comp = f"{r['compile_ms']:.1f}" if "compile_ms" in r else "-"
-        vs = f"{r['speedup_vs_compile']:.2f}x" if "speedup_vs_compile" in r else "-"
-        mf, mp = r.get("memory_float"), r.get("memory_packed")
-        mem = f"{mf['peak_rss_mb']:.0f}/{mp['peak_rss_mb']:.0f}" if mf and mp else "-"
-        p(f"{b:>5} {r['float_ms']:>15.1f} {comp:>11} {r['packed_ms']:>10.1f} {r['speedup']:>7.2f}x "
-          f"{vs:>10} {mem:>13} {r['min_cosine_vs_float']:>9.6f}")
-    for b, r in results.items():
-        if r.get("packed_ms_by_isa"):
-            parts = [f"{name} {ms:.1f} ms ({r['float_ms'] / ms:.2f}x)" for name, ms in r["packed_ms_by_isa"].items()]
-            p(f"batch {b}, packed engine per instruction set (vs float32 eager): " + ", ".join(parts))
-    for b, r in results.items():
-        if "layers_1x1" not in r:
-            continue
-        p()
-        p(f"batch {b}: isolated binary 1x1 layers (float: sign + conv2d; float unit: + BN, shortcut, "
-          f"RPReLU; packed: pack + XNOR GEMM + fused BN/shortcut/RPReLU epilogue)")
-        p(f"{'stage':>5} {'layer':>10} {'M':>7} {'K':>5} {'N':>5} {'float ms':>9} {'packed ms':>10} "
-          f"{'speedup':>8} {'unit ms':>8} {'vs unit':>8} {'float GMAC/s':>13} {'binary GMAC/s':>14}")
-        for row in r["layers_1x1"]:
-            p(f"{row['stage']:>5} {row['layer']:>10} {row['M']:>7} {row['K']:>5} {row['N']:>5} "
-              f"{row['float_ms']:>9.3f} {row['packed_ms']:>10.3f} {row['speedup']:>7.2f}x "
-              f"{row['float_unit_ms']:>8.3f} {row['speedup_unit']:>7.2f}x "
-              f"{row['float_gmacs']:>13.1f} {row['binary_gmacs']:>14.1f}")
-        p()
-        p(f"batch {b}: in-model per-layer ms, summed over the blocks of each stage (float: sign + "
-          f"conv; packed: kernel + fused epilogue; ':pack'/':prep'/':mix' are the packing passes)")
-        groups = _layer_groups(r["layers"])
-        p(f"{'stage':>6} {'layer':>28} {'float ms':>9} {'packed ms':>10}")
-        for (stage, kind), (f_ms, p_ms) in sorted(groups.items()):
-            p(f"{stage:>6} {kind:>28} {f_ms:>9.2f} {p_ms:>10.2f}")
-        tot = sum(v["packed_ms"] for v in r["layers"].values())
-        p(f"{'':>6} {'sum of recorded packed parts':>28} {'':>9} {tot:>10.2f}")
+    p = lambda s="": print(s, file=out)
+    p(f"{results['model']} at {results['size']}x{results['size']} on {results['machine']} ({results['cpus']} CPUs), "
+      f"runtime isa {results.get('isa')}, {results['rounds']} interleaved rounds, medians")
+    names: list[str] = []
+    for r in results["runs"].values():
+        names += [k for k in r["ms"] if k not in names]
+    p("| batch | threads | " + " | ".join(names) + " | min cos |")
+    p("|---|---|" + "---|" * len(names) + "---|")
+    for r in results["runs"].values():
+        cells = [f"{r['ms'][k]:.1f} ms" + ("" if k == RUNTIME else f" ({r['speedup_vs'][k]:.2f}x)")
+                 if k in r["ms"] else "-" for k in names]
+        p(f"| {r['batch']} | {r['threads']} | " + " | ".join(cells) + f" | {r['min_cosine_vs_float']:.6f} |")
+    p("(x: that engine's time / the runtime's time, same batch and threads)")
+    for b, s in results.get("thread_scaling", {}).items():
+        p(f"runtime thread scaling {b}: " + ", ".join(f"{k} threads {v:.2f}x" for k, v in s.items()))
+    f = results["files"]
+    p("files: " + ", ".join(f"{k.removesuffix('_bytes')} {v / 1e6:.2f} MB" for k, v in f.items()))
+    for note in results["notes"]:
+        p(f"note: {note}")
+    if "peak_memory" in results:
+        pm = results["peak_memory"]
+        p(f"peak RSS at batch {pm['batch']}, {pm['threads']} threads: " + ", ".join(
+            f"{k} {v['peak_rss_mb']:.0f} MB" + (" (no torch)" if not v["torch_imported"] else "")
+            for k, v in pm.items() if isinstance(v, dict)))
+    for key, r in results["runs"].items():
+        if "runtime_steps_ms" in r:
+            steps = sorted(r["runtime_steps_ms"].items(), key=lambda kv: -kv[1])
+            p(f"runtime {key} where the time goes (ms): " + ", ".join(f"{k} {v:.2f}" for k, v in steps if v >= 0.005))
 
 
 def write_json(results: dict[str, Any], path: str | Path) -> Path:
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(results, indent=2, sort_keys=True))
     return path

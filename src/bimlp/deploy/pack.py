@@ -1,9 +1,10 @@
 """Packing a trained ``paper``-mode BiMLP: an explicit function that returns a new module tree.
 
-:func:`pack_model` folds every binary unit ``R(BN(BiConv(x + b)) + S(x + b))`` into a
-:class:`~bimlp.deploy.engine.PackedConv1x1` / :class:`~bimlp.deploy.engine.PackedTokenConv`
-(packed sign bits + per-channel ``alpha``, ``beta``, ``thresh``, ``act``), BatchNorm into the
-full-precision convs and the classifier, and leaves the input model untouched.
+:func:`pack_weights` folds every binary unit ``R(BN(BiConv(x + b)) + S(x + b))`` into the buffers
+of a :class:`~bimlp.deploy.layout.BinaryLayout` (packed sign bits + per-channel ``alpha``,
+``beta``, ``thresh``, ``act``), BatchNorm into the full-precision convs and the classifier, and
+leaves the input model untouched. :func:`pack_model` hands those tensors to the runtime
+(``bimlp_runtime``) and returns a :class:`~bimlp.deploy.runtime.PackedBiMLP` that runs them.
 
 Bit format of binary weights (``bits`` buffers, also in the ``.bimlp`` artifact): the signs of the
 weight flattened in PyTorch's ``(out, in/groups, kh, kw)`` row-major order form one bit stream; bit
@@ -19,19 +20,20 @@ import torch
 from torch import nn
 
 from ..layers import BinaryConv2d, LearnableBias, RPReLU
-from .engine import (
-    PackedBiMLP,
-    PackedBlock,
-    PackedConv1x1,
-    PackedDownsample,
-    PackedFloatConv,
-    PackedMlp,
-    PackedNorm,
-    PackedPATM,
+from .layout import (
+    BiMLPLayout,
+    BinaryLayout,
+    BlockLayout,
+    DownsampleLayout,
+    FloatConvLayout,
+    MlpLayout,
+    NormLayout,
+    PATMLayout,
 )
+from .runtime import PackedBiMLP
 from .simulate import check_packable
 
-__all__ = ["pack_model", "pack_bits", "unpack_bits", "packed_config"]
+__all__ = ["pack_model", "pack_weights", "pack_bits", "unpack_bits", "packed_config"]
 
 _BYTE_SHIFTS = torch.arange(8, dtype=torch.uint8)
 
@@ -53,8 +55,8 @@ def packed_config(model: nn.Module) -> dict:
     """The architecture fields of a BiMLP config that the packed model needs."""
     cfg = model.config.to_dict()
     keep = ("depths", "dims", "mlp_ratios", "num_classes", "in_chans", "norm", "uni_shortcut",
-            "multi_branch", "downsample", "mode")
-    return {k: cfg[k] for k in keep}
+            "multi_branch", "downsample", "mode", "stem_stride")
+    return {k: cfg[k] for k in keep if k in cfg}
 
 
 # folding helpers ------------------------------------------------------------------------------
@@ -92,11 +94,11 @@ def _fill_binary(dst, conv: BinaryConv2d, bn: nn.BatchNorm2d, act: RPReLU,
     _set(dst.act, torch.stack([slope, m2]))
 
 
-def _fill_unit(dst: PackedConv1x1, conv, bn, act, move) -> None:
+def _fill_unit(dst: BinaryLayout, conv, bn, act, move) -> None:
     _fill_binary(dst, conv, bn, act, move, fold_move=True)
 
 
-def _fill_mlp(dst: PackedMlp, src: nn.Module) -> None:
+def _fill_mlp(dst: MlpLayout, src: nn.Module) -> None:
     _fill_binary(dst.fc1, src.fc1, src.norm1, src.act2, src.move1, fold_move=False)
     _fill_binary(dst.fc2, src.fc2, src.norm2, src.act3, src.move2, fold_move=False)
     if dst.fc1.res_params is not None:
@@ -105,15 +107,16 @@ def _fill_mlp(dst: PackedMlp, src: nn.Module) -> None:
         _set(dst.fc1.res_params, torch.stack([s0, t0 + m1, slope, m2]))
 
 
-def _fill_norm(dst: PackedNorm, src: nn.Module) -> None:
+def _fill_norm(dst: NormLayout, src: nn.Module) -> None:
     if isinstance(src, nn.BatchNorm2d):
         _set(dst.affine, torch.stack(_bn(src)))
     else:
+        if src.eps != 1e-5:  # the runtime's GroupNorm uses the model's fixed eps
+            raise ValueError(f"GroupNorm eps {src.eps} is not 1e-5; the runtime cannot run it")
         _set(dst.affine, torch.stack([_vec(src.weight), _vec(src.bias)]))
-        dst.eps = src.eps
 
 
-def _fill_float_conv(dst: PackedFloatConv, conv: nn.Conv2d, norm: nn.Module, act: RPReLU) -> None:
+def _fill_float_conv(dst: FloatConvLayout, conv: nn.Conv2d, norm: nn.Module, act: RPReLU) -> None:
     w, b = conv.weight.detach().to(torch.float64), _vec(conv.bias)
     if isinstance(norm, nn.BatchNorm2d):
         scale, shift = _bn(norm)
@@ -125,7 +128,7 @@ def _fill_float_conv(dst: PackedFloatConv, conv: nn.Conv2d, norm: nn.Module, act
     _set(dst.act, torch.stack(_rprelu(act)))
 
 
-def _fill_patm(dst: PackedPATM, src: nn.Module) -> None:
+def _fill_patm(dst: PATMLayout, src: nn.Module) -> None:
     units = {
         "theta_h_conv": ("theta_h_bn", "theta_h_act", "move_thetah"),
         "theta_w_conv": ("theta_w_bn", "theta_w_act", "move_thetaw"),
@@ -143,7 +146,7 @@ def _fill_patm(dst: PackedPATM, src: nn.Module) -> None:
     _fill_mlp(dst.reweight, src.reweight)
 
 
-def _fill_block(dst: PackedBlock, src: nn.Module) -> None:
+def _fill_block(dst: BlockLayout, src: nn.Module) -> None:
     _fill_norm(dst.norm1, src.norm1)
     _fill_norm(dst.norm2, src.norm2)
     _fill_patm(dst.attn, src.attn)
@@ -155,22 +158,17 @@ def _fill_block(dst: PackedBlock, src: nn.Module) -> None:
 
 
 @torch.no_grad()
-def pack_model(model: nn.Module, backend: str = "auto") -> PackedBiMLP:
-    """A new :class:`PackedBiMLP` computing ``model`` (a ``paper``-mode BiMLP in eval mode).
-
-    Args:
-        model: a ``bimlp.models.BiMLP`` with binary weights and ``mode='paper'``; not modified.
-        backend: ``auto`` (native kernels when they build), ``native`` or ``torch``.
+def pack_weights(model: nn.Module) -> BiMLPLayout:
+    """The packed tensors of ``model`` (a ``paper``-mode BiMLP in eval mode; not modified).
 
     Raises:
         ValueError: official-mode (ternary) or real-valued-weight models, unsupported layouts.
     """
     check_packable(model)
-    cfg = packed_config(model)
-    packed = PackedBiMLP(cfg, backend=backend)
+    packed = BiMLPLayout(packed_config(model))
     _fill_float_conv(packed.stem, model.patch_embed.proj, model.patch_embed.norm, model.patch_embed.act)
     for dst, src in zip(packed.network, model.network, strict=True):
-        if isinstance(dst, PackedDownsample):
+        if isinstance(dst, DownsampleLayout):
             _fill_float_conv(dst.proj, src.proj, src.norm, src.act)
         else:
             for dblock, sblock in zip(dst, src, strict=True):
@@ -183,4 +181,17 @@ def pack_model(model: nn.Module, backend: str = "auto") -> PackedBiMLP:
         _fill_norm(packed.norm, model.norm)
     _set(packed.head_weight, w)
     _set(packed.head_bias, b)
-    return packed.prepare()
+    return packed
+
+
+def pack_model(model: nn.Module, threads: int | None = None) -> PackedBiMLP:
+    """``model`` (a ``paper``-mode BiMLP in eval mode) packed and loaded into the runtime: a
+    module whose forward runs the whole network natively. ``threads``: per call (default all).
+
+    Raises:
+        ValueError: official-mode (ternary) or real-valued-weight models, unsupported layouts.
+    """
+    from .artifact import to_bytes
+
+    layout = pack_weights(model)
+    return PackedBiMLP.from_bytes(to_bytes(layout), layout=layout, threads=threads)
