@@ -22,10 +22,10 @@ _EXPORTS = {
     "BiMLPConfig": "bimlp.models",
     "create_model": "bimlp.models",
     "list_models": "bimlp.models",
-    "load_wavemlp": "bimlp.models.wavemlp",
+    "load_wavemlp": "bimlp.models",
     "CheckpointError": "bimlp.checkpoint",
-    "convert_official": "bimlp.convert.official",
-    "load_official": "bimlp.convert.official",
+    "convert_official": "bimlp.models",
+    "load_official": "bimlp.models",
     "profile": "bimlp.profile",  # the function; the package of the same name is callable too
 }
 _SUBPACKAGES = ("checkpoint", "convert", "data", "deploy", "layers", "models", "train")
@@ -35,9 +35,15 @@ __all__ = ["__version__", "deploy", *_EXPORTS]
 if TYPE_CHECKING:  # what the lazy names are, for type checkers and editors
     from . import deploy
     from .checkpoint import CheckpointError
-    from .convert.official import convert_official, load_official
-    from .models import BiMLP, BiMLPConfig, create_model, list_models
-    from .models.wavemlp import load_wavemlp
+    from .models import (
+        BiMLP,
+        BiMLPConfig,
+        convert_official,
+        create_model,
+        list_models,
+        load_official,
+        load_wavemlp,
+    )
     from .profile import profile
 
 

@@ -12,7 +12,8 @@ import pytest
 import torch
 
 import bimlp
-from bimlp.checkpoint import CheckpointError, read_checkpoint
+from bimlp.checkpoint import CheckpointError
+from bimlp.convert import open_checkpoint
 from bimlp.convert.torch_pickle import read_torch_checkpoint
 
 WEIGHTS = {"fc.weight": torch.arange(6.0).reshape(2, 3), "fc.bias": torch.ones(2)}
@@ -159,7 +160,7 @@ def test_not_a_state_dict(tmp_path, content, message):
         read_torch_checkpoint(path)
 
 
-def test_read_checkpoint_dispatches_pickles_here(tmp_path):
+def test_open_checkpoint_dispatches_pickles_here(tmp_path):
     torch.save({"state_dict": dict(WEIGHTS)}, tmp_path / "w.pth")
-    state, arch = read_checkpoint(tmp_path / "w.pth")
-    assert _same(state, WEIGHTS) and arch == {}
+    ck = open_checkpoint(tmp_path / "w.pth")
+    assert ck.format == "torch" and _same(ck.state_dict(), WEIGHTS) and ck.config == {}

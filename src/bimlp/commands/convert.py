@@ -13,7 +13,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from ..checkpoint import CheckpointError, read_weights
-    from ..convert.official import convert_official
+    from ..models import convert_official, variant_for
 
     try:
         out = convert_official(args.checkpoint, args.output)
@@ -22,6 +22,7 @@ def run(args: argparse.Namespace) -> int:
         return 1
     state, config, _ = read_weights(out)
     arch = ", ".join(f"{k}={config[k]}" for k in ("depths", "dims", "num_classes", "norm"))
+    name = variant_for("bimlp", config)
     print(f"wrote {out} ({len(state)} tensors, {out.stat().st_size / 1e6:.2f} MB; {arch})")
-    print(f"load it with bimlp.create_model('bimlp_s', checkpoint='{out}', mode='official')")
+    print(f"load it with bimlp.create_model('{name}', checkpoint='{out}', mode='official')")
     return 0

@@ -1,9 +1,11 @@
-"""Official BiMLP checkpoints (MindSpore ``.ckpt``) -> our state dict and configuration.
+"""Official BiMLP checkpoints (MindSpore ``.ckpt``) -> a state dict and a configuration.
 
-Our module names are the release's, so the mapping is a handful of renames:
+A pure reader: it never builds a model (:func:`bimlp.load_official` does, through the builder).
+The release's module names are ours, so what changes is MindSpore's parameter vocabulary:
 BatchNorm/GroupNorm ``gamma``/``beta``/``moving_mean``/``moving_variance`` ->
 ``weight``/``bias``/``running_mean``/``running_var``; the PReLU slope ``act.w`` (1, C, 1, 1) ->
-``act.weight`` (C,). BatchNorm's ``num_batches_tracked`` (absent in MindSpore) is set to 0.
+``act.weight`` (C,). What the model tree itself needs beyond that (BatchNorm's
+``num_batches_tracked``, absent in MindSpore) is the BiMLP family's ``checkpoint_filter_fn``.
 """
 
 from __future__ import annotations
@@ -15,11 +17,10 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..checkpoint import CheckpointError, load_state_dict_strict, save_weights
+from ..checkpoint import CheckpointError
 from .mindspore import read_mindspore_ckpt
 
-__all__ = ["official_to_state_dict", "infer_official_config", "read_official", "load_official",
-           "convert_official"]
+__all__ = ["official_to_state_dict", "infer_official_config", "read_official"]
 
 _RENAMES = (
     (".moving_mean", ".running_mean"),
@@ -42,8 +43,6 @@ def official_to_state_dict(tensors: dict[str, np.ndarray]) -> dict[str, torch.Te
         if name.endswith(".act.w"):  # PReLU slope (1, C, 1, 1) -> nn.PReLU.weight (C,)
             name, t = name[:-2] + ".weight", t.reshape(-1)
         state[name] = t
-        if tag.endswith(".moving_mean"):
-            state[name[: -len("running_mean")] + "num_batches_tracked"] = torch.tensor(0)
     return state
 
 
@@ -91,30 +90,8 @@ def infer_official_config(tensors: dict[str, np.ndarray], source: str = "checkpo
 
 
 def read_official(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
-    """(state dict in our names, inferred configuration) of an official ``.ckpt``."""
+    """(state dict in PyTorch's vocabulary, inferred configuration with ``mode="official"``)
+    of an official ``.ckpt``."""
     tensors = read_mindspore_ckpt(path)
     config = infer_official_config(tensors, source=str(path))
-    return official_to_state_dict(tensors), config
-
-
-def load_official(path: str | Path, mode: str = "official") -> torch.nn.Module:
-    """Build the BiMLP an official ``.ckpt`` describes, load every tensor strictly, return it in
-    eval mode. ``mode="official"`` reproduces the release's numerics (ternary activations)."""
-    from ..models import create_model
-
-    return create_model("bimlp_s", checkpoint=path, mode=mode).eval()
-
-
-def convert_official(src: str | Path, dst: str | Path) -> Path:
-    """Convert an official ``.ckpt`` to our safetensors file (weights + configuration, with
-    ``mode="official"`` as the stored default; pass ``mode="paper"`` to ``create_model`` to override).
-
-    The tensors are checked against the inferred model first, so a checkpoint that does not fit
-    is never written out.
-    """
-    from ..models import create_model
-
-    state, config = read_official(src)
-    model = create_model("bimlp_s", **config, mode="official")
-    load_state_dict_strict(model, state, source=str(src))
-    return save_weights(state, dst, config=model.config.to_dict(), family="bimlp")
+    return official_to_state_dict(tensors), {**config, "mode": "official"}

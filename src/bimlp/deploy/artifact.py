@@ -26,7 +26,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from ..checkpoint import CheckpointError, write_safetensors
+from ..checkpoint import CheckpointError, load_safetensors_bytes, write_safetensors
 from .layout import BiMLPLayout
 from .runtime import PackedBiMLP
 
@@ -116,9 +116,6 @@ def to_bytes(model: nn.Module, source: dict[str, Any] | None = None) -> bytes:
 
 def read_artifact(path: str | Path) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
     """(header, tensors) of a verified ``.bimlp`` file; :class:`ArtifactError` otherwise."""
-    from safetensors import SafetensorError
-    from safetensors.torch import load as st_load
-
     p = Path(path)
     if not p.is_file():
         raise ArtifactError(f"{p}: no such file")
@@ -139,9 +136,9 @@ def read_artifact(path: str | Path) -> tuple[dict[str, Any], dict[str, torch.Ten
             f"{p}: artifact version {meta.get('bimlp_format_version')!r}, this bimlp reads version {VERSION}"
         )
     try:
-        tensors = st_load(data)
-    except (SafetensorError, ValueError, RuntimeError) as e:
-        raise ArtifactError(f"{p}: corrupt or truncated tensor data ({e})") from e
+        tensors = load_safetensors_bytes(data, source=str(p))
+    except CheckpointError as e:
+        raise ArtifactError(str(e)) from e
     header_text = meta.get("header", "")
     if _digest(header_text, tensors) != meta.get("sha256"):
         raise ArtifactError(f"{p}: checksum mismatch: the file was modified or damaged after export")

@@ -1,13 +1,63 @@
-"""What BiMLP and Wave-MLP share: the stage/downsample skeleton and timm's method vocabulary."""
+"""What BiMLP and Wave-MLP share: the configuration base (one list of architecture fields,
+one validation), the stage/downsample skeleton, the outer norm and the strided-conv downsample,
+and timm's method vocabulary."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import dataclasses
+import re
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
 
 import torch
 from torch import nn
 
-__all__ = ["StagedNet", "build_network", "drop_path_rates", "stem_geometry"]
+from ..checkpoint import CheckpointError
+from ..layers import BatchNorm2d
+
+__all__ = [
+    "ArchConfig", "ConvDownsample", "StagedConfig", "StagedNet", "build_network",
+    "check_network_layout", "drop_path_rates", "make_norm", "stem_geometry",
+]
+
+# Sane bounds on what a configuration may ask for. A configuration can come from an untrusted
+# file, so these keep a bad one from building thousands of blocks before its tensors are
+# compared (the released models: at most 4 stages, 18 blocks in a stage, 512 channels).
+MAX_STAGES = 8
+MAX_DEPTH = 64  # blocks in one stage
+MAX_BLOCKS = 128  # blocks in all
+MAX_DIM = 4096  # channels of a stage
+MAX_MLP_RATIO = 16.0
+MAX_CLASSES = 100_000
+MAX_IN_CHANS = 64
+MAX_STRIDE = 8  # stem stride
+
+
+def arch(default: Any, choices: tuple[Any, ...] | None = None) -> Any:
+    """A configuration field that is part of the architecture: a checkpoint stores and restores
+    it (``choices``: the values it may take)."""
+    return field(default=default, metadata={"arch": True, "choices": choices})
+
+
+def run_field(default: Any) -> Any:
+    """A configuration field that shapes training, not the weights (dropout rates)."""
+    return field(default=default, metadata={"arch": False})
+
+
+def int_tuple(name: str, value: Any) -> tuple[int, ...]:
+    if isinstance(value, (str, bytes)) or not isinstance(value, Iterable):
+        raise ValueError(f"{name} must be a list of integers, got {value!r}")
+    out = tuple(value)
+    if not all(isinstance(v, int) and not isinstance(v, bool) for v in out):
+        raise ValueError(f"{name} must be a list of integers, got {value!r}")
+    return out
+
+
+def _number(name: str, value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ValueError(f"{name} must be a number, got {value!r}")
+    return float(value)
 
 
 def stem_geometry(stride: int) -> tuple[int, int]:
@@ -18,10 +68,175 @@ def stem_geometry(stride: int) -> tuple[int, int]:
     release's 7x7 pad 2 (224 -> 56), stride 2 a 3x3 pad 1 (32 -> 16, 224 -> 112), stride 1 a
     3x3 pad 1 (same size). Smaller strides let 28-32 px inputs keep 2x2 maps in the last stage.
     """
-    if isinstance(stride, bool) or not isinstance(stride, int) or stride < 1:
-        raise ValueError(f"stem_stride must be a positive integer, got {stride!r}")
+    if isinstance(stride, bool) or not isinstance(stride, int) or not 1 <= stride <= MAX_STRIDE:
+        raise ValueError(f"stem_stride must be a positive integer up to {MAX_STRIDE}, got {stride!r}")
     kernel = max(3, 2 * stride - 1)
     return kernel, (kernel - stride + 1) // 2
+
+
+@dataclass
+class ArchConfig:
+    """What every family's configuration has, and the one validation they share.
+
+    A family subclasses this (or :class:`StagedConfig`) with its own fields: ``arch(...)`` for
+    architecture fields, which checkpoints store; ``run_field(...)`` for the rest. Validation
+    runs on construction and on ``dataclasses.replace``: every value is checked for type,
+    choice and the sane bounds above, and normalised (tuples, floats, bools), so a config is
+    always buildable -- whether it came from a caller or from an untrusted file.
+    """
+
+    num_classes: int = arch(1000)  # 0: no classifier (features only)
+    in_chans: int = arch(3)
+    drop_rate: float = run_field(0.0)  # dropout before the classifier
+
+    def __post_init__(self) -> None:
+        for name, low, high in (("num_classes", 0, MAX_CLASSES), ("in_chans", 1, MAX_IN_CHANS)):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+                raise ValueError(f"{name} must be an integer in {low} .. {high}, got {value!r}")
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            choices = f.metadata.get("choices")
+            if choices is not None and value not in choices:
+                raise ValueError(f"{f.name} must be one of {choices}, got {value!r}")
+            if isinstance(f.default, bool):
+                if value not in (True, False, 0, 1):
+                    raise ValueError(f"{f.name} must be true or false, got {value!r}")
+                setattr(self, f.name, bool(value))
+            if f.name.startswith("drop_"):
+                value = _number(f.name, value)
+                if not 0.0 <= value < 1.0:
+                    raise ValueError(f"{f.name} must lie in [0, 1), got {value}")
+                setattr(self, f.name, value)
+        if hasattr(self, "stem_stride"):
+            stem_geometry(self.stem_stride)  # validates
+
+    @classmethod
+    def arch_fields(cls) -> tuple[str, ...]:
+        """Names of the architecture fields, in declaration order: what checkpoints store."""
+        return tuple(f.name for f in dataclasses.fields(cls) if f.metadata.get("arch", True))
+
+    def to_dict(self) -> dict[str, Any]:
+        """Every field as plain JSON values (lists, not tuples)."""
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(self).items()}
+
+    def arch_dict(self) -> dict[str, Any]:
+        """The architecture fields only (what a checkpoint or an artifact header stores)."""
+        out = self.to_dict()
+        return {k: out[k] for k in self.arch_fields()}
+
+    def check_layout(self, keys: Iterable[str], source: str) -> None:
+        """Cheap check of a checkpoint's key names against this configuration, before any
+        model is built (families with a block layout override it)."""
+
+
+@dataclass
+class StagedConfig(ArchConfig):
+    """The configuration of a :class:`StagedNet` (BiMLP, Wave-MLP): stages of blocks."""
+
+    depths: tuple[int, ...] = arch((2, 2, 4, 2))  # blocks per stage
+    dims: tuple[int, ...] = arch((64, 128, 320, 512))  # channels per stage
+    # channel-MLP hidden = int(dim * ratio); one number applies to every stage
+    mlp_ratios: tuple[float, ...] | float = arch((4.0, 4.0, 4.0, 4.0))
+    # outer norms (stem, norm1/norm2, downsample, final): BatchNorm | GroupNorm(1, C)
+    norm: str = arch("batch", choices=("batch", "group"))
+    stem_stride: int = arch(4)  # patch-embedding stride (4: 224 -> 56; 2: 32 -> 16), kernel scaled
+    drop_path_rate: float = run_field(0.0)  # stochastic depth, growing linearly over all blocks
+
+    def __post_init__(self) -> None:
+        self.depths = int_tuple("depths", self.depths)
+        self.dims = int_tuple("dims", self.dims)
+        n = len(self.depths)
+        ratios = self.mlp_ratios
+        if isinstance(ratios, (int, float)) and not isinstance(ratios, bool):
+            ratios = (ratios,) * n
+        if isinstance(ratios, (str, bytes)) or not isinstance(ratios, Iterable):
+            raise ValueError(f"mlp_ratios must be a number or a list of numbers, got {ratios!r}")
+        self.mlp_ratios = tuple(_number("mlp_ratios", r) for r in ratios)
+        if n == 0 or len(self.dims) != n or len(self.mlp_ratios) != n:
+            raise ValueError(
+                f"depths, dims and mlp_ratios need one entry per stage, got {self.depths}, "
+                f"{self.dims}, {self.mlp_ratios}"
+            )
+        if n > MAX_STAGES:
+            raise ValueError(f"{n} stages, at most {MAX_STAGES} are supported")
+        if any(not 1 <= d <= MAX_DEPTH for d in self.depths) or sum(self.depths) > MAX_BLOCKS:
+            raise ValueError(
+                f"depths {list(self.depths)}: every stage needs at least one block and at most "
+                f"{MAX_DEPTH}, {MAX_BLOCKS} in all"
+            )
+        check_dims(self.dims)
+        if any(not 0 < r <= MAX_MLP_RATIO for r in self.mlp_ratios) or any(
+            int(d * r) < 1 for d, r in zip(self.dims, self.mlp_ratios, strict=True)
+        ):
+            raise ValueError(
+                f"mlp_ratios {list(self.mlp_ratios)} must lie in (0, {MAX_MLP_RATIO}] and give "
+                "every channel MLP a hidden unit"
+            )
+        super().__post_init__()
+
+    def check_layout(self, keys: Iterable[str], source: str) -> None:
+        check_network_layout(keys, self.depths, source)
+
+
+def check_dims(dims: Sequence[int], name: str = "dims") -> None:
+    if any(not 1 <= d <= MAX_DIM for d in dims):
+        raise ValueError(f"{name} {list(dims)}: every dim must lie in 1 .. {MAX_DIM}")
+
+
+def make_norm(kind: str, channels: int) -> nn.Module:
+    """Outer norm of the network: BatchNorm2d (BiMLP-S, Wave-MLP-T) or GroupNorm(1, C)."""
+    if kind == "group":
+        return nn.GroupNorm(1, channels, eps=1e-5)
+    return BatchNorm2d(channels, eps=1e-5, momentum=0.1)
+
+
+class ConvDownsample(nn.Module):
+    """Wave-MLP's downsampling: full-precision Conv 3x3 stride 2 pad 1 (+bias) -> norm."""
+
+    def __init__(self, cin: int, cout: int, norm: str | None) -> None:
+        super().__init__()
+        self.proj = nn.Conv2d(cin, cout, 3, stride=2, padding=1)
+        self.norm = make_norm(norm, cout) if norm else nn.Identity()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.norm(self.proj(x))
+
+
+_NETWORK_KEY = re.compile(r"network\.(\d+)\.(?:(\d+)\.)?")
+
+
+def check_network_layout(keys: Iterable[str], depths: Sequence[int], source: str) -> None:
+    """The ``network`` entries and blocks named by a state dict's keys are exactly those of
+    :func:`build_network` for ``depths``. Costs one pass over the names, so a file whose
+    configuration claims far more (or fewer) blocks than it holds is refused before any model,
+    even on the ``meta`` device, is built."""
+    stages = {2 * i: set(range(d)) for i, d in enumerate(depths)}
+    transitions = set(range(1, 2 * len(depths) - 1, 2))
+    extra: set[str] = set()
+    found: dict[int, set[int]] = {i: set() for i in stages}
+    for key in keys:
+        m = _NETWORK_KEY.match(key)
+        if m is None:
+            continue
+        i = int(m.group(1))
+        if i in stages and m.group(2) is not None:
+            j = int(m.group(2))
+            found[i].add(j)
+            if j not in stages[i]:
+                extra.add(f"network.{i}.{j}.*")
+        elif i not in stages and i not in transitions:
+            extra.add(f"network.{i}.*")
+    missing = [f"network.{i}.{j}.*" for i in stages for j in sorted(stages[i] - found[i])]
+    if extra or missing:
+        parts = []
+        if extra:
+            parts.append("unexpected: " + ", ".join(sorted(extra)[:12]))
+        if missing:
+            parts.append("missing: " + ", ".join(missing[:12]))
+        raise CheckpointError(
+            f"{source}: tensors do not fit the model (depths {list(depths)}) -- " + "; ".join(parts)
+        )
 
 
 def drop_path_rates(depths: Sequence[int], rate: float) -> list[float]:
@@ -71,7 +286,7 @@ class StagedNet(nn.Module):
         self.head = nn.Linear(self.num_features, num_classes) if num_classes > 0 else nn.Identity()
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.patch_embed(x)  # (B, C0, H/s, W/s), s = stem stride
+        x = self.patch_embed(x)  # (B, C0, H/4, W/4)
         for layer in self.network:
             x = layer(x)
         return self.norm(x)  # (B, C_last, H', W')

@@ -1,29 +1,91 @@
-"""The model registry: our names, registered with timm too, and the one builder.
+"""The model registry: entry points (registered with timm too) and the families they belong to.
 
 Every model exists only through a registered entry point (a few lines calling the family's
 builder). ``import bimlp`` registers them all with timm, so ``timm.create_model("bimlp_s")``
-works; :func:`create_model` adds our extras (numerical mode, checkpoint files).
+works. A family registers, with its entry points, what the builder (:mod:`._builder`) needs to
+read checkpoints for it: its configuration class (the one list of architecture fields), how to
+infer that configuration from a state dict that carries none, and how to remap a checkpoint's
+keys onto the model (timm's ``checkpoint_filter_fn``).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from pathlib import Path
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
+import torch
 from timm.models import build_model_with_cfg
 from timm.models import register_model as _timm_register_model
 from torch import nn
 
-__all__ = ["create_model", "list_models", "register_model", "is_model"]
+from ._base import ArchConfig
+
+__all__ = [
+    "Family", "build_variant", "config_fields", "family_of", "get_entrypoint", "is_model",
+    "list_models", "register_family", "register_model",
+]
 
 _ENTRYPOINTS: dict[str, Callable[..., nn.Module]] = {}
+_FAMILIES: dict[str, Family] = {}
+_MODEL_FAMILY: dict[str, str] = {}
+
+StateDict = dict[str, torch.Tensor]
+
+
+@dataclass(frozen=True)
+class Family:
+    """A model family and its checkpoint hooks.
+
+    Attributes:
+        name: ``bimlp``, ``wavemlp``; stored in our checkpoints.
+        config_cls: the family's configuration dataclass.
+        variants: entry-point name -> the configuration fields it sets.
+        infer_config: ``(state, source) -> architecture fields`` for files that store none
+            (works on shapes only: it may be given ``meta`` tensors).
+        checkpoint_filter_fn: ``(state, model) -> state`` remapping a checkpoint onto the
+            model's names and shapes (``model`` may live on the ``meta`` device).
+    """
+
+    name: str
+    config_cls: type[ArchConfig]
+    variants: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    infer_config: Callable[[Mapping[str, torch.Tensor], str], dict[str, Any]] | None = None
+    checkpoint_filter_fn: Callable[[StateDict, nn.Module], StateDict] | None = None
 
 
 def register_model(fn: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
     """Register ``fn`` under its function name, with us and with timm."""
     _ENTRYPOINTS[fn.__name__] = fn
     return _timm_register_model(fn)
+
+
+def register_family(family: Family) -> Family:
+    """Register a family; its ``variants`` must already be registered entry points."""
+    for name in family.variants:
+        if name not in _ENTRYPOINTS:
+            raise ValueError(f"family {family.name!r}: {name!r} is not a registered model")
+        _MODEL_FAMILY[name] = family.name
+    _FAMILIES[family.name] = family
+    return family
+
+
+def family_of(name_or_model: str | nn.Module) -> Family | None:
+    """The family of a model name, a family name, or a built model (``None``: not ours)."""
+    if isinstance(name_or_model, nn.Module):
+        return _FAMILIES.get(getattr(name_or_model, "family", ""))
+    if name_or_model in _FAMILIES:
+        return _FAMILIES[name_or_model]
+    return _FAMILIES.get(_MODEL_FAMILY.get(name_or_model, ""))
+
+
+def config_fields(family: str) -> tuple[str, ...]:
+    """The architecture fields of a family, from its configuration dataclass (what checkpoint
+    metadata, packed artifacts and training configs carry)."""
+    found = family_of(family)
+    if found is None:
+        raise ValueError(f"unknown model family {family!r}; registered: {', '.join(_FAMILIES)}")
+    return found.config_cls.arch_fields()
 
 
 def build_variant(
@@ -51,34 +113,7 @@ def is_model(name: str) -> bool:
     return name in _ENTRYPOINTS
 
 
-def create_model(
-    name: str,
-    *,
-    checkpoint: str | Path | None = None,
-    **kwargs: Any,
-) -> nn.Module:
-    """Build a registered model, optionally loading a checkpoint strictly.
-
-    Args:
-        name: a name from :func:`list_models` (e.g. ``bimlp_s``, ``wavemlp_t``).
-        checkpoint: weights to load: our safetensors files (``bimlp convert``, training
-            output), official MindSpore ``.ckpt`` files, or released Wave-MLP ``.pth.tar``
-            files. Architecture fields stored with the checkpoint (depths, dims, classes, ...)
-            override the named model's defaults; ``kwargs`` override both.
-        **kwargs: configuration fields of the model family, e.g. ``mode="official"``,
-            ``num_classes=10``, ``binary_weights=False``, ``uni_shortcut=False``.
-
-    Raises:
-        ValueError: unknown name.
-        bimlp.checkpoint.CheckpointError: the checkpoint cannot be read or does not fit.
-    """
+def get_entrypoint(name: str) -> Callable[..., nn.Module]:
     if name not in _ENTRYPOINTS:
         raise ValueError(f"unknown model {name!r}; registered: {', '.join(list_models())}")
-    if checkpoint is None:
-        return _ENTRYPOINTS[name](**kwargs)
-    from ..checkpoint import load_state_dict_strict, read_checkpoint
-
-    state, arch = read_checkpoint(checkpoint, family=getattr(_ENTRYPOINTS[name], "family", None))
-    model = _ENTRYPOINTS[name](**{**arch, **kwargs})
-    load_state_dict_strict(model, state, source=str(checkpoint))
-    return model
+    return _ENTRYPOINTS[name]

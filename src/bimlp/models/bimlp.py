@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -24,7 +25,9 @@ from timm.layers import DropPath
 from timm.models import generate_default_cfgs
 from torch import nn
 
+from ..checkpoint import save_weights
 from ..layers import (
+    MODES,
     BatchNorm2d,
     BinaryConv2d,
     LearnableBias,
@@ -33,66 +36,42 @@ from ..layers import (
     quantizer_names,
     same_max_pool,
 )
-from ._base import StagedNet, build_network, stem_geometry
-from ._registry import build_variant, register_model
+from ._base import (
+    ConvDownsample,
+    StagedConfig,
+    StagedNet,
+    arch,
+    build_network,
+    make_norm,
+    stem_geometry,
+)
+from ._builder import model_from_checkpoint
+from ._registry import Family, build_variant, register_family, register_model
 
-__all__ = ["BiMLP", "BiMLPConfig", "BinaryMlp", "BinaryPATM", "BiMLPBlock", "make_norm"]
+__all__ = [
+    "BiMLP", "BiMLPConfig", "BinaryMlp", "BinaryPATM", "BiMLPBlock", "checkpoint_filter_fn",
+    "convert_official", "load_official", "make_norm",
+]
 
 
 @dataclass
-class BiMLPConfig:
-    """Everything that defines a BiMLP network. Defaults are BiMLP-S."""
+class BiMLPConfig(StagedConfig):
+    """Everything that defines a BiMLP network. Defaults are BiMLP-S; depths, dims, MLP ratios,
+    outer norm, stem stride, classes, input channels and dropout rates are
+    :class:`~bimlp.models._base.StagedConfig`'s."""
 
-    depths: tuple[int, ...] = (2, 2, 4, 2)  # blocks per stage
-    dims: tuple[int, ...] = (64, 128, 320, 512)  # channels per stage, each divisible by 4
-    mlp_ratios: tuple[float, ...] = (4, 4, 4, 4)  # channel-MLP hidden = int(dim * ratio)
-    num_classes: int = 1000
-    in_chans: int = 3
-    norm: str = "batch"  # outer norms (stem, norm1/norm2, downsample, final): batch | group
-    mode: str = "paper"  # paper (true 1-bit) | official (released numerics, ternary activations)
-    binary_weights: bool = True  # False: real-valued weights, binary activations (recipe step 1)
-    uni_shortcut: bool = True  # False: shortcuts only where shapes already match (ablation)
-    multi_branch: bool = True  # False: MBB block 2 is the channel MLP alone (ablation)
-    downsample: str = "bimlp"  # bimlp: fp 1x1 conv + SAME max-pool mix | wavemlp: fp 3x3/2 conv
-    drop_rate: float = 0.0  # dropout before the classifier
-    drop_path_rate: float = 0.0  # stochastic depth, growing linearly to this over all blocks
-    stem_stride: int = 4  # patch-embedding stride (4: 224 -> 56; 2: 32 -> 16), kernel scaled
+    # paper (true 1-bit) | official (released numerics, ternary activations)
+    mode: str = arch("paper", choices=MODES)
+    binary_weights: bool = arch(True)  # False: real-valued weights, binary activations (step 1)
+    uni_shortcut: bool = arch(True)  # False: shortcuts only where shapes already match (ablation)
+    multi_branch: bool = arch(True)  # False: MBB block 2 is the channel MLP alone (ablation)
+    # bimlp: fp 1x1 conv + SAME max-pool mix | wavemlp: fp 3x3/2 conv
+    downsample: str = arch("bimlp", choices=("bimlp", "wavemlp"))
 
     def __post_init__(self) -> None:
-        stem_geometry(self.stem_stride)  # validates
-        self.depths = tuple(int(d) for d in self.depths)
-        self.dims = tuple(int(d) for d in self.dims)
-        ratios = self.mlp_ratios
-        if isinstance(ratios, (int, float)):
-            ratios = (ratios,) * len(self.depths)
-        self.mlp_ratios = tuple(float(r) for r in ratios)
-        n = len(self.depths)
-        if n == 0 or len(self.dims) != n or len(self.mlp_ratios) != n:
-            raise ValueError(
-                f"depths, dims and mlp_ratios need one entry per stage, got {self.depths}, "
-                f"{self.dims}, {self.mlp_ratios}"
-            )
+        super().__post_init__()
         if any(d % 4 for d in self.dims):
             raise ValueError(f"every dim must be divisible by 4 (PATM re-weighting), got {self.dims}")
-        if any(d < 1 for d in self.depths):
-            raise ValueError(f"every stage needs at least one block, got depths {self.depths}")
-        for name, value, allowed in (
-            ("norm", self.norm, ("batch", "group")),
-            ("mode", self.mode, ("paper", "official")),
-            ("downsample", self.downsample, ("bimlp", "wavemlp")),
-        ):
-            if value not in allowed:
-                raise ValueError(f"{name} must be one of {allowed}, got {value!r}")
-
-    def to_dict(self) -> dict[str, Any]:
-        return {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(self).items()}
-
-
-def make_norm(kind: str, channels: int) -> nn.Module:
-    """Outer norm of the network: BatchNorm2d (BiMLP-S) or GroupNorm(1, C) (BiMLP-M)."""
-    if kind == "group":
-        return nn.GroupNorm(1, channels, eps=1e-5)
-    return BatchNorm2d(channels, eps=1e-5, momentum=0.1)
 
 
 @dataclass
@@ -278,18 +257,6 @@ class PoolDownsample(nn.Module):
         return sum(same_max_pool(x, k, 2) for k in self.kernels) / len(self.kernels)
 
 
-class ConvDownsample(nn.Module):
-    """Wave-MLP's downsampling: full-precision Conv 3x3 stride 2 pad 1 (+bias) -> norm."""
-
-    def __init__(self, cin: int, cout: int, norm: str | None) -> None:
-        super().__init__()
-        self.proj = nn.Conv2d(cin, cout, 3, stride=2, padding=1)
-        self.norm = make_norm(norm, cout) if norm else nn.Identity()
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.norm(self.proj(x))
-
-
 class BiMLP(StagedNet):
     """The configurable BiMLP network (see :class:`BiMLPConfig`).
 
@@ -301,8 +268,7 @@ class BiMLP(StagedNet):
     def __init__(self, config: BiMLPConfig | None = None, **overrides: Any) -> None:
         super().__init__()
         overrides.pop("pretrained_cfg", None)
-        cfg = dataclasses.replace(config or BiMLPConfig(), **overrides)
-        cfg.__post_init__()
+        cfg = dataclasses.replace(config or BiMLPConfig(), **overrides)  # validates
         self.config = cfg
         self.num_classes = cfg.num_classes
         self.num_features = cfg.dims[-1]
@@ -375,4 +341,33 @@ def bimlp_xs(pretrained: bool = False, **kwargs: Any) -> BiMLP:
     return _create_bimlp("bimlp_xs", pretrained, **kwargs)
 
 
-bimlp_s.family = bimlp_m.family = bimlp_xs.family = "bimlp"  # type: ignore[attr-defined]
+# checkpoints ----------------------------------------------------------------------------------
+def checkpoint_filter_fn(state: dict[str, torch.Tensor], model: nn.Module) -> dict[str, torch.Tensor]:
+    """Remap a checkpoint onto this module tree. The release's module names are ours (the
+    MindSpore reader already speaks PyTorch's parameter names), so what is left is BatchNorm's
+    ``num_batches_tracked``: MindSpore has no such counter, and it starts at 0."""
+    out = dict(state)
+    device = next(iter(state.values())).device if state else torch.device("cpu")
+    for key, value in model.state_dict().items():
+        if key.endswith(".num_batches_tracked") and key not in out:
+            out[key] = torch.zeros(value.shape, dtype=value.dtype, device=device)
+    return out
+
+
+register_family(Family("bimlp", BiMLPConfig, _VARIANTS, checkpoint_filter_fn=checkpoint_filter_fn))
+
+
+def load_official(path: str | Path, mode: str = "official") -> BiMLP:
+    """The BiMLP an official ``.ckpt`` describes (``bimlp_s`` or ``bimlp_m``, or any other
+    configuration its tags and shapes show), every tensor loaded strictly, in eval mode.
+    ``mode="official"`` reproduces the release's numerics (ternary activations)."""
+    return model_from_checkpoint(path, family="bimlp", mode=mode)
+
+
+def convert_official(src: str | Path, dst: str | Path) -> Path:
+    """Convert an official ``.ckpt`` to our safetensors file (weights + configuration, with
+    ``mode="official"`` as the stored default; pass ``mode="paper"`` to ``create_model`` to
+    override). The tensors are loaded into the model first, so a checkpoint that does not fit
+    is never written out."""
+    model = load_official(src)
+    return save_weights(model, dst, config=model.config.to_dict(), family="bimlp")

@@ -30,8 +30,8 @@ from timm.models import generate_default_cfgs
 from torch import nn
 
 from ..layers import BinaryConv2d, LearnableBias, RPReLU, quantizer_names
-from ._base import StagedNet, stem_geometry
-from ._registry import build_variant, register_model
+from ._base import MAX_BLOCKS, ArchConfig, StagedNet, arch, check_dims, int_tuple, stem_geometry
+from ._registry import Family, build_variant, register_family, register_model
 
 __all__ = ["ReActNet", "ReActNetConfig", "ReActBlock", "block_strides"]
 
@@ -48,25 +48,27 @@ def block_strides(stem_dim: int, dims: tuple[int, ...]) -> tuple[int, ...]:
 
 
 @dataclass
-class ReActNetConfig:
-    """Everything that defines a ReActNet network. Defaults are ReActNet-A at 224x224."""
+class ReActNetConfig(ArchConfig):
+    """Everything that defines a ReActNet network. Defaults are ReActNet-A at 224x224; classes,
+    input channels and dropout are :class:`~bimlp.models._base.ArchConfig`'s."""
 
-    stem_dim: int = 32  # channels of the full-precision stem
-    dims: tuple[int, ...] = REACTNET_A_DIMS  # output channels of every block: = or 2x its input
-    strides: tuple[int, ...] | None = None  # per block, 1 or 2; None: :func:`block_strides`
-    num_classes: int = 1000
-    in_chans: int = 3
-    mode: str = "paper"  # the quantizers: sign / ApproxSign activations, scaled sign weights
-    binary_weights: bool = True  # False: real-valued weights, binary activations (step 1)
-    stem_stride: int = 2  # 2: 224 -> 112 (ReActNet-A); 1 for 32 px inputs
-    drop_rate: float = 0.0  # dropout before the classifier
+    stem_dim: int = arch(32)  # channels of the full-precision stem
+    dims: tuple[int, ...] = arch(REACTNET_A_DIMS)  # output channels of every block: = or 2x input
+    strides: tuple[int, ...] | None = arch(None)  # per block, 1 or 2; None: :func:`block_strides`
+    # the quantizers: sign / ApproxSign activations, scaled sign weights
+    mode: str = arch("paper", choices=("paper",))
+    binary_weights: bool = arch(True)  # False: real-valued weights, binary activations (step 1)
+    stem_stride: int = arch(2)  # 2: 224 -> 112 (ReActNet-A); 1 for 32 px inputs
 
     def __post_init__(self) -> None:
-        stem_geometry(self.stem_stride)  # validates
-        self.dims = tuple(int(d) for d in self.dims)
-        self.stem_dim = int(self.stem_dim)
-        if not self.dims or self.stem_dim < 1 or any(d < 1 for d in self.dims):
-            raise ValueError(f"stem_dim and dims must be positive, got {self.stem_dim}, {self.dims}")
+        super().__post_init__()
+        self.dims = int_tuple("dims", self.dims)
+        if isinstance(self.stem_dim, bool) or not isinstance(self.stem_dim, int):
+            raise ValueError(f"stem_dim must be an integer, got {self.stem_dim!r}")
+        check_dims((self.stem_dim,), "stem_dim")
+        check_dims(self.dims)
+        if not self.dims or len(self.dims) > MAX_BLOCKS:
+            raise ValueError(f"dims needs 1 to {MAX_BLOCKS} blocks, got {len(self.dims)}")
         ins = (self.stem_dim, *self.dims[:-1])
         bad = [i for i, (a, b) in enumerate(zip(ins, self.dims)) if b not in (a, 2 * a)]
         if bad:
@@ -75,21 +77,14 @@ class ReActNetConfig:
                 f"block {bad[0]} goes {ins[bad[0]]} -> {self.dims[bad[0]]}"
             )
         if self.strides is not None:
-            self.strides = tuple(int(s) for s in self.strides)
+            self.strides = int_tuple("strides", self.strides)
             if len(self.strides) != len(self.dims) or any(s not in (1, 2) for s in self.strides):
                 raise ValueError(f"strides needs one entry (1 or 2) per block "
                                  f"({len(self.dims)}), got {self.strides}")
-        if self.mode != "paper":
-            raise ValueError(f"mode must be one of ('paper',), got {self.mode!r}")
-        self.binary_weights = bool(self.binary_weights)
 
     def block_strides(self) -> tuple[int, ...]:
         """The stride of every block: ``strides``, or ReActNet-A's rule when that is None."""
         return self.strides or block_strides(self.stem_dim, self.dims)
-
-    def to_dict(self) -> dict[str, Any]:
-        items = dataclasses.asdict(self).items()
-        return {k: list(v) if isinstance(v, tuple) else v for k, v in items}
 
 
 class ReActBlock(nn.Module):
@@ -234,4 +229,4 @@ def reactnet_a_xs(pretrained: bool = False, **kwargs: Any) -> ReActNet:
     return _create_reactnet("reactnet_a_xs", pretrained, **kwargs)
 
 
-reactnet_a.family = reactnet_a_xs.family = "reactnet"  # type: ignore[attr-defined]
+register_family(Family("reactnet", ReActNetConfig, _VARIANTS))

@@ -29,11 +29,20 @@ from timm.layers import DropPath
 from timm.models import generate_default_cfgs
 from torch import nn
 
-from ..checkpoint import CheckpointError, load_state_dict_strict, read_checkpoint
+from ..checkpoint import CheckpointError
 from ..layers import BatchNorm2d
-from ._base import StagedNet, build_network, stem_geometry
-from ._registry import build_variant, register_model
-from .bimlp import ConvDownsample, make_norm
+from ._base import (
+    MAX_DEPTH,
+    ConvDownsample,
+    StagedConfig,
+    StagedNet,
+    arch,
+    build_network,
+    make_norm,
+    stem_geometry,
+)
+from ._builder import model_from_checkpoint
+from ._registry import Family, build_variant, register_family, register_model
 
 __all__ = [
     "WaveMLP", "WaveMLPConfig", "WaveBlock", "PATM", "ConvMlp", "infer_wavemlp_config",
@@ -42,52 +51,19 @@ __all__ = [
 
 
 @dataclass
-class WaveMLPConfig:
-    """Everything that defines a Wave-MLP network. Defaults are Wave-MLP-T."""
+class WaveMLPConfig(StagedConfig):
+    """Everything that defines a Wave-MLP network. Defaults are Wave-MLP-T; depths, dims (the
+    PATM re-weighter has dim // 4 channels), MLP ratios, outer norm, stem stride, classes, input
+    channels and dropout rates are :class:`~bimlp.models._base.StagedConfig`'s."""
 
-    depths: tuple[int, ...] = (2, 2, 4, 2)  # blocks per stage
-    dims: tuple[int, ...] = (64, 128, 320, 512)  # channels per stage (PATM re-weighter: dim // 4)
-    mlp_ratios: tuple[float, ...] = (4, 4, 4, 4)  # channel-MLP hidden = int(dim * ratio)
-    num_classes: int = 1000
-    in_chans: int = 3
-    norm: str = "batch"  # outer norms (stem, norm1/norm2, downsample, final): batch | group
-    downsample_norm: bool = True  # False: no norm after the stem and downsample convs (M, B)
-    mode: str = "fc"  # theta from a 1x1 conv + bias (released T/S/M/B); "depthwise" is not ported
-    drop_rate: float = 0.0  # dropout before the classifier
-    drop_path_rate: float = 0.0  # stochastic depth, growing linearly to this over all blocks
-    stem_stride: int = 4  # patch-embedding stride (4: 224 -> 56; 2: 32 -> 16), kernel scaled
+    downsample_norm: bool = arch(True)  # False: no norm after the stem and downsample convs (M, B)
+    # theta from a 1x1 conv + bias (released T/S/M/B); "depthwise" is not ported
+    mode: str = arch("fc", choices=("fc",))
 
     def __post_init__(self) -> None:
-        stem_geometry(self.stem_stride)  # validates
-        self.depths = tuple(int(d) for d in self.depths)
-        self.dims = tuple(int(d) for d in self.dims)
-        ratios = self.mlp_ratios
-        if isinstance(ratios, (int, float)):
-            ratios = (ratios,) * len(self.depths)
-        self.mlp_ratios = tuple(float(r) for r in ratios)
-        n = len(self.depths)
-        if n == 0 or len(self.dims) != n or len(self.mlp_ratios) != n:
-            raise ValueError(
-                f"depths, dims and mlp_ratios need one entry per stage, got {self.depths}, "
-                f"{self.dims}, {self.mlp_ratios}"
-            )
+        super().__post_init__()
         if any(d < 4 for d in self.dims):
             raise ValueError(f"every dim must be at least 4 (PATM re-weighter), got {self.dims}")
-        if any(d < 1 for d in self.depths):
-            raise ValueError(f"every stage needs at least one block, got depths {self.depths}")
-        if any(int(d * r) < 1 for d, r in zip(self.dims, self.mlp_ratios, strict=True)):
-            raise ValueError(f"mlp_ratios {self.mlp_ratios} give a channel MLP no hidden unit")
-        for name, value, allowed in (
-            ("norm", self.norm, ("batch", "group")),
-            ("mode", self.mode, ("fc",)),
-        ):
-            if value not in allowed:
-                raise ValueError(f"{name} must be one of {allowed}, got {value!r}")
-        self.downsample_norm = bool(self.downsample_norm)
-
-    def to_dict(self) -> dict[str, Any]:
-        items = dataclasses.asdict(self).items()
-        return {k: list(v) if isinstance(v, tuple) else v for k, v in items}
 
 
 class ConvMlp(nn.Module):
@@ -274,7 +250,13 @@ def infer_wavemlp_config(
             raise CheckpointError(
                 f"{source}: the blocks of network.{i} differ in MLP width {sorted(hidden)}"
             )
-        depths.append(blocks[-1] + 1)  # a gap in the blocks shows up as missing keys on loading
+        if blocks[-1] >= MAX_DEPTH:  # refused before any block is built
+            odd = [f"network.{i}.{j}.*" for j in blocks if j >= MAX_DEPTH]
+            raise CheckpointError(
+                f"{source}: unexpected {', '.join(odd[:12])}: a stage has at most {MAX_DEPTH} "
+                "blocks"
+            )
+        depths.append(blocks[-1] + 1)  # a gap in the blocks is reported as missing keys
         dims.append(dim)
         ratios.append(_ratio_for(dim, hidden.pop()))
     for i in entries[1::2]:
@@ -297,18 +279,12 @@ def load_wavemlp(path: str | Path) -> WaveMLP:
     Reads ``WaveMLP_T.pth.tar``-style training checkpoints (their ``state_dict``; optimizer state,
     the EMA copy and the ``args`` Namespace are ignored), bare state dicts and our safetensors
     files; the architecture (depths, dims, MLP ratios, norm kind, downsample norm, classes) comes
-    from the file itself.
+    from the file itself, and the matching variant is built (``wavemlp_s`` for a Wave-MLP-S file).
 
     Raises:
         bimlp.checkpoint.CheckpointError: the file cannot be read safely, or is not a Wave-MLP.
     """
-    state, arch = read_checkpoint(path, family="wavemlp")
-    if not arch:  # a file that carries no configuration: read it off the tensors
-        arch = infer_wavemlp_config(state, source=str(path))
-    fields = {f.name for f in dataclasses.fields(WaveMLPConfig)}
-    model = WaveMLP(WaveMLPConfig(**{k: v for k, v in arch.items() if k in fields}))
-    load_state_dict_strict(model, state, source=str(path))
-    return model.eval()
+    return model_from_checkpoint(path, family="wavemlp")
 
 
 # configs and entry points ---------------------------------------------------------------------
@@ -370,5 +346,4 @@ def wavemlp_xs(pretrained: bool = False, **kwargs: Any) -> WaveMLP:
     return _create_wavemlp("wavemlp_xs", pretrained, **kwargs)
 
 
-wavemlp_t.family = wavemlp_s.family = wavemlp_m.family = "wavemlp"  # type: ignore[attr-defined]
-wavemlp_xs.family = "wavemlp"  # type: ignore[attr-defined]
+register_family(Family("wavemlp", WaveMLPConfig, _VARIANTS, infer_config=infer_wavemlp_config))

@@ -127,6 +127,7 @@ class DistillConfig:
     teacher: str | None = None  # a registered name (wavemlp_t) or any timm model name
     teacher_checkpoint: str | None = None  # required with a teacher: its weights file
     teacher_args: dict[str, Any] = field(default_factory=dict)  # e.g. {num_classes: 10}
+    teacher_ema: bool = False  # the EMA copy of a training checkpoint instead of its weights
     # loss = (1 - w) * KD + w * CE(labels); 0 = pure distillation (ReActNet), 1 = labels only.
     label_weight: float = 0.0
     label_smoothing: float = 0.0

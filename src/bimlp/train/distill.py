@@ -7,27 +7,20 @@ label cross-entropy alone.
 
 A teacher is a registered model (``wavemlp_t``) with its checkpoint, loaded through
 :func:`bimlp.create_model`, or any timm model name with a local weights file (safetensors or a
-PyTorch file read with ``weights_only=True``), loaded strictly.
+PyTorch file read with ``weights_only=True``), loaded strictly by
+:func:`bimlp.models.load_checkpoint` -- the one checkpoint path, whose policy is: a training
+checkpoint's weights, never its EMA copy unless ``distill.teacher_ema`` asks for it.
 """
 
 from __future__ import annotations
-
-import argparse
-from collections.abc import Mapping
-from pathlib import Path
-from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..checkpoint import CheckpointError, load_state_dict_strict, read_weights, sniff_format
 from .config import ConfigError, DistillConfig
 
-__all__ = ["distillation_loss", "Criterion", "load_teacher", "read_state_dict"]
-
-# Where other training scripts keep the weights inside a saved dict, in order of preference.
-_NESTED_KEYS = ("state_dict", "model", "module", "state_dict_ema", "model_ema")
+__all__ = ["distillation_loss", "Criterion", "load_teacher"]
 
 
 def distillation_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor) -> torch.Tensor:
@@ -72,46 +65,6 @@ class Criterion:
         return loss
 
 
-def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
-    """The weights in any file we accept, without unpickling arbitrary objects.
-
-    safetensors; our training checkpoints (``model``); PyTorch files of other trainers read with
-    ``weights_only=True`` (a dict of tensors, possibly under ``state_dict`` / ``model`` / ...,
-    ``module.`` prefixes of DDP removed); official MindSpore ``.ckpt``.
-    """
-    kind = sniff_format(path)
-    if kind == "safetensors":
-        return read_weights(path)[0]
-    if kind == "mindspore":
-        from ..checkpoint import read_checkpoint
-
-        return read_checkpoint(path)[0]
-    try:
-        # argparse.Namespace: the hyper-parameters timm-style trainers store next to the weights
-        with torch.serialization.safe_globals([argparse.Namespace]):
-            obj = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:
-        raise CheckpointError(f"{path}: cannot be read safely with weights_only=True ({e})") from e
-    state = _find_state_dict(obj)
-    if state is None:
-        raise CheckpointError(f"{path}: holds no state dict of tensors")
-    if state and all(k.startswith("module.") for k in state):
-        state = {k[len("module."):]: v for k, v in state.items()}
-    return state
-
-
-def _find_state_dict(obj: Any) -> dict[str, torch.Tensor] | None:
-    if isinstance(obj, Mapping):
-        if obj and all(isinstance(v, torch.Tensor) for v in obj.values()):
-            return dict(obj)
-        for key in _NESTED_KEYS:
-            if key in obj:
-                found = _find_state_dict(obj[key])
-                if found is not None:
-                    return found
-    return None
-
-
 def load_teacher(cfg: DistillConfig, device: torch.device | str = "cpu") -> nn.Module | None:
     """The frozen teacher of a recipe, or ``None`` for teacher-free training."""
     if not cfg.teacher:
@@ -121,10 +74,11 @@ def load_teacher(cfg: DistillConfig, device: torch.device | str = "cpu") -> nn.M
             f"distill.teacher={cfg.teacher} needs distill.teacher_checkpoint (its weights file); "
             "a randomly initialised teacher teaches nothing"
         )
-    from ..models import create_model, is_model
+    from ..models import create_model, is_model, load_checkpoint
 
     if is_model(cfg.teacher):
-        teacher = create_model(cfg.teacher, checkpoint=cfg.teacher_checkpoint, **cfg.teacher_args)
+        teacher = create_model(cfg.teacher, checkpoint=cfg.teacher_checkpoint,
+                               use_ema=cfg.teacher_ema, **cfg.teacher_args)
     else:
         import timm
 
@@ -132,7 +86,6 @@ def load_teacher(cfg: DistillConfig, device: torch.device | str = "cpu") -> nn.M
             teacher = timm.create_model(cfg.teacher, pretrained=False, **cfg.teacher_args)
         except RuntimeError as e:  # timm: "Unknown model"
             raise ConfigError(f"distill.teacher: {e}") from e
-        state = read_state_dict(cfg.teacher_checkpoint)
-        load_state_dict_strict(teacher, state, source=str(cfg.teacher_checkpoint))
+        load_checkpoint(teacher, cfg.teacher_checkpoint, use_ema=cfg.teacher_ema)
     teacher.eval().requires_grad_(False)
     return teacher.to(device)

@@ -29,6 +29,7 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader
 
 from ..checkpoint import load_state_dict_strict, save_weights
+from ..models import load_checkpoint
 from ..data import (
     Batch,
     DataBundle,
@@ -41,7 +42,7 @@ from ..data import (
     collate_skipping,
 )
 from .config import ConfigError, ModelConfig, TrainConfig, config_to_dict, save_config
-from .distill import Criterion, load_teacher, read_state_dict
+from .distill import Criterion, load_teacher
 from .distributed import (
     DistEnv,
     all_reduce_sum,
@@ -229,8 +230,7 @@ class Trainer:
         model = build_student(cfg.model, self.data.num_classes, self.data.in_chans)
         if cfg.model.init_from:
             # Step 2 starts from step 1: same parameter names, so the load is strict.
-            load_state_dict_strict(model, read_state_dict(cfg.model.init_from),
-                                   source=cfg.model.init_from)
+            load_checkpoint(model, cfg.model.init_from)
         model.to(self.device)
         if cfg.model.sync_bn:
             if env.distributed and self.device.type == "cuda":

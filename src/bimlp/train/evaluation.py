@@ -16,10 +16,9 @@ from typing import Any
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
-from ..checkpoint import CheckpointError, load_state_dict_strict, read_weights, sniff_format
 from ..data import DataError, ImageFolderDataset, eval_transform
 from ..data.arrays import IDX_FILES
-from .config import DataConfig, ModelConfig, config_from_dict
+from .config import DataConfig, ModelConfig
 
 __all__ = ["load_trained_model", "eval_dataset", "eval_loader", "detect_dataset"]
 
@@ -44,38 +43,21 @@ def load_trained_model(
             official checkpoint, or a weights file of a timm model.
         **overrides: build arguments that win over stored ones (e.g. ``mode="official"``).
     """
-    from ..models import create_model, is_model
-    from .distill import read_state_dict
-    from .state import load_training_checkpoint
+    from ..convert import open_checkpoint
+    from ..models import create_model, is_model, load_checkpoint
 
-    path = Path(checkpoint)
-    kind = sniff_format(path)
-    stored_name, args, eval_cfg, state = None, None, None, None
-    if kind == "safetensors":
-        state, meta, _ = read_weights(path)
-        if "model_args" in meta:  # written by bimlp train
-            stored_name, args = meta.get("model_name"), meta["model_args"]
-            eval_cfg = meta.get("eval_cfg")
-    elif kind == "torch":
-        try:  # ours? (a foreign file is not, or not readable with weights_only: fall through)
-            ckpt = load_training_checkpoint(path)
-        except CheckpointError:
-            ckpt = None
-        if ckpt is not None:
-            model_cfg = config_from_dict(ckpt["config"]["model"], ModelConfig)
-            stored_name, args = model_cfg.name, model_cfg.model_kwargs()
-            eval_cfg, state = ckpt.get("eval_cfg"), ckpt["model"]
+    ck = open_checkpoint(checkpoint)
+    stored_name, args = ck.config.get("model_name"), ck.config.get("model_args")
+    eval_cfg = ck.config.get("eval_cfg")
     if stored_name is not None and stored_name != name:
-        raise ValueError(f"{path} holds a {stored_name!r} model, not {name!r}")
-    if args is not None:
-        model = _build(name, {**args, **overrides})
-        load_state_dict_strict(model, state, source=str(path))
+        raise ValueError(f"{ck.path} holds a {stored_name!r} model, not {name!r}")
+    if isinstance(args, dict):  # written by bimlp train: rebuild it exactly
+        model = load_checkpoint(_build(name, {**args, **overrides}), ck)
     elif is_model(name):
-        model = create_model(name, checkpoint=path, **overrides)
+        model = create_model(name, checkpoint=ck, **overrides)
     else:
-        model = _build(name, overrides)
-        load_state_dict_strict(model, read_state_dict(path), source=str(path))
-    return model.eval(), eval_cfg
+        model = load_checkpoint(_build(name, overrides), ck)
+    return model.eval(), eval_cfg if isinstance(eval_cfg, dict) else None
 
 
 def detect_dataset(root: str | Path) -> str:

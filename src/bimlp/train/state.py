@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..checkpoint import CheckpointError
+from ..checkpoint import CheckpointError, torch_load
 
 __all__ = [
     "TRAIN_FORMAT",
@@ -67,10 +67,10 @@ def load_training_checkpoint(path: str | Path) -> dict[str, Any]:
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"{path}: no such training checkpoint")
-    try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:  # pickle errors, truncated zip, refused globals
-        raise CheckpointError(f"{path}: not a readable training checkpoint ({e})") from e
+    try:  # refuses pickles that would run code, names truncated files
+        ckpt = torch_load(path)
+    except CheckpointError as e:
+        raise CheckpointError(f"not a readable training checkpoint: {e}") from None
     if not isinstance(ckpt, dict) or ckpt.get("format") != TRAIN_FORMAT:
         raise CheckpointError(f"{path}: not a bimlp training checkpoint ({TRAIN_FORMAT})")
     return ckpt
