@@ -620,7 +620,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--dims", type=_ints, default=d.dims, help="e.g. 32,64,96,128")
     p.add_argument("--mlp-ratio", type=float, default=d.mlp_ratio)
     p.add_argument("--train-limit", type=_opt_int, default=d.train_limit,
-                   help="use only N training images (none: all)")
+                   help="use only N training images, a seeded class-stratified subset "
+                        "(bimlp.data.stratified_subset; none: all)")
     p.add_argument("--val-holdout", type=int, default=0,
                    help="evaluate on N seeded training images held out of training instead of "
                         "the test set (learning-rate checks; idx only)")

@@ -154,16 +154,14 @@ def load_safetensors_bytes(data: bytes, source: str = "data") -> dict[str, torch
 
 
 def write_safetensors(tensors: dict[str, torch.Tensor], path: str | Path, metadata: dict[str, str]) -> Path:
-    """Write atomically: a temporary file beside ``path``, then a rename, so an interrupted
-    write never leaves a half-written file under the final name."""
+    """Write atomically (:func:`bimlp.files.atomic_write_path`: unique temporary file, fsync,
+    rename, folder fsync), so an interrupted write never leaves a half-written file under the
+    final name nor a temporary file behind."""
     from safetensors.torch import save_file
 
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    save_file(tensors, str(tmp), metadata=metadata)
-    tmp.replace(path)
-    return path
+    from .files import atomic_write_path
+
+    return atomic_write_path(path, lambda tmp: save_file(tensors, tmp, metadata=metadata))
 
 
 def save_weights(

@@ -221,3 +221,30 @@ def test_image_folder_dataset_directly(tmp_path):
     assert ds.classes == ["cat", "dog"] and len(ds) == 4
     img, label = ds[3]
     assert img.size == (40, 30) and label == 1
+
+
+def test_limits_take_a_seeded_class_stratified_subset_of_sorted_data(tmp_path):
+    # stored sorted by class, as several packaged sets are: the first 60 would be class 0 only
+    from bimlp.data import dataset_labels, stratified_indices
+
+    labels = np.repeat(np.arange(5), [100, 100, 100, 100, 40]).astype(np.uint8)
+    for split in ("train", "t10k"):
+        _write_idx(tmp_path / f"{split}-images-idx3-ubyte",
+                   np.zeros((len(labels), 8, 8), dtype=np.uint8), False)
+        _write_idx(tmp_path / f"{split}-labels-idx1-ubyte", labels, False)
+    cfg = DataConfig(dataset="idx", root=str(tmp_path), train_limit=60, val_limit=11)
+    bundle = build_datasets(cfg)
+    counts = np.bincount([labels[i] for i in bundle.train.indices], minlength=5)
+    # 60 x (100, 100, 100, 100, 40) / 440 = 13.64 x 4, 5.45: floors 57, the three largest
+    # remainders (ties to the smaller class) get one more
+    assert counts.tolist() == [14, 14, 14, 13, 5]
+    assert np.bincount([labels[i] for i in bundle.val.indices], minlength=5).min() >= 1
+    assert build_datasets(cfg).train.indices == bundle.train.indices  # seeded
+    other = build_datasets(DataConfig(dataset="idx", root=str(tmp_path), train_limit=60,
+                                      subset_seed=1))
+    assert other.train.indices != bundle.train.indices
+    # exactly n, sorted, no repeats; n >= len is everything
+    idx = stratified_indices([0, 1, 2] * 7, 10, seed=3)
+    assert len(idx) == len(set(idx)) == 10 and idx == sorted(idx)
+    assert stratified_indices([0, 1], 5) == [0, 1]
+    assert dataset_labels(bundle.val.dataset)[:3] == [0, 0, 0]

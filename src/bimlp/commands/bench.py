@@ -38,6 +38,14 @@ def run(args: argparse.Namespace) -> int:
     from ..deploy.bench import benchmark, print_report, write_json
 
     try:
+        if args.img_size < 1:
+            raise ValueError(f"--img-size must be >= 1, got {args.img_size}")
+        if any(b < 1 for b in args.batch_size):
+            raise ValueError(f"--batch-size values must be >= 1, got {args.batch_size}")
+        if args.json:
+            from ..files import check_output_file
+
+            check_output_file(args.json, "--json")
         results = benchmark(
             args.model, args.checkpoint, tuple(args.batch_size), args.img_size, tuple(args.threads),
             args.repeats, budget_s=args.budget, use_compile=not args.no_compile, memory=not args.no_memory,

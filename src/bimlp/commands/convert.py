@@ -12,14 +12,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    import sys
+
     from ..checkpoint import CheckpointError, read_weights
+    from ..files import OutputPathError, check_output_file
     from ..models import convert_official, variant_for
 
     try:
+        check_output_file(args.output, "-o/--output")
         out = convert_official(args.checkpoint, args.output)
-    except CheckpointError as e:
-        print(f"bimlp convert: {e}")
-        return 1
+    except (CheckpointError, OutputPathError) as e:
+        print(f"bimlp convert: {e}", file=sys.stderr)
+        return 2
     state, config, _ = read_weights(out)
     arch = ", ".join(f"{k}={config[k]}" for k in ("depths", "dims", "num_classes", "norm"))
     name = variant_for("bimlp", config)

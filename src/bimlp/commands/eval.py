@@ -34,6 +34,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
     parser.add_argument("--amp", default="none", choices=["none", "bf16", "fp16", "auto"])
     parser.add_argument("--json", metavar="PATH", help="also write the results as JSON")
+    parser.add_argument("--allow-class-mismatch", action="store_true",
+                        help="score data with fewer classes than the model (label k against "
+                             "output k) instead of refusing")
     parser.add_argument(
         "overrides", nargs="*", metavar="KEY=VALUE",
         help="model build arguments over the stored ones, read as YAML, e.g. mode=official",
@@ -52,9 +55,21 @@ def run(args: argparse.Namespace) -> int:
     from ..train.config import ConfigError, parse_override
     from ..train.distributed import setup_distributed
     from ..train.engine import SkipLog, amp_dtype, evaluate
-    from ..train.evaluation import eval_dataset, eval_loader, load_trained_model
+    from ..files import check_output_file
+    from ..train.evaluation import (
+        check_class_count,
+        eval_dataset,
+        eval_loader,
+        load_trained_model,
+    )
 
     try:
+        if args.batch_size < 1:
+            raise ConfigError(f"--batch-size must be >= 1, got {args.batch_size}")
+        if args.workers < 0:
+            raise ConfigError(f"--workers must be >= 0, got {args.workers}")
+        if args.json:
+            check_output_file(args.json, "--json")
         overrides = {}
         for item in [*args.legacy_set, *args.overrides]:
             keys, value = parse_override(item)
@@ -65,6 +80,9 @@ def run(args: argparse.Namespace) -> int:
         model.to(device)
         ds, description = eval_dataset(args.data_dir, args.dataset, model, eval_cfg, args.split)
         print(f"{args.model} from {args.checkpoint}; {description}", flush=True)
+        note = check_class_count(model, ds, args.allow_class_mismatch)
+        if note:
+            print(note, flush=True)
         loader = eval_loader(ds, args.batch_size, args.workers, pin=device.type == "cuda")
         skips = SkipLog()
         result = evaluate(model, loader, device, None, amp_dtype(args.amp, device), skips,
@@ -80,6 +98,7 @@ def run(args: argparse.Namespace) -> int:
     if skipped:
         print(f"skipped {len(skipped)} undecodable image(s): {', '.join(skipped[:5])}")
     if args.json:
-        with open(args.json, "w") as f:
-            json.dump(result, f, indent=2)
+        from ..files import atomic_write_text
+
+        atomic_write_text(args.json, json.dumps(result, indent=2))
     return 0

@@ -26,16 +26,23 @@ def run(args: argparse.Namespace) -> int:
     from ..checkpoint import CheckpointError, save_weights
     from ..deploy.artifact import export, size_report
     from ..deploy.pack import pack_weights
+    from ..files import check_output_file
     from ..models import create_model
 
     try:
+        check_output_file(args.output, "-o/--output")
+        if args.onnx is not None:
+            check_output_file(args.onnx, "--onnx")
+            if args.img_size < 1:
+                raise ValueError(f"--img-size must be >= 1, got {args.img_size}")
         model = create_model(args.model, checkpoint=args.checkpoint, mode=args.mode).eval()
         packed = pack_weights(model)
+        source = {"model": args.model,
+                  "checkpoint": Path(args.checkpoint).name if args.checkpoint else None}
+        out = export(packed, args.output, source=source)
     except (ValueError, CheckpointError) as e:
         print(f"bimlp export: {e}", file=sys.stderr)
         return 2
-    source = {"model": args.model, "checkpoint": Path(args.checkpoint).name if args.checkpoint else None}
-    out = export(packed, args.output, source=source)
     sizes = size_report(packed)
     with tempfile.TemporaryDirectory() as tmp:
         float_bytes = save_weights(model, Path(tmp) / "float.safetensors").stat().st_size

@@ -62,6 +62,9 @@ def run(args: argparse.Namespace) -> int:
     from ..profile.summary import profile
 
     kwargs = {"mode": args.mode} if args.mode else {}
+    if args.img_size is not None and args.img_size < 1:
+        print(f"bimlp profile: --img-size must be >= 1, got {args.img_size}", file=sys.stderr)
+        return 2
     try:
         model = create_model(args.model, **kwargs)
     except (ValueError, TypeError) as e:  # unknown name; --mode for a model without modes
@@ -74,9 +77,10 @@ def run(args: argparse.Namespace) -> int:
     result = profile(model, (channels, side, side), name=label)
     print(result.format(all_layers=args.all_layers))
     if args.json is not None:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
+        from ..files import atomic_write_text
+
         data = {**result.to_dict(), "model": args.model, "mode": mode}
-        args.json.write_text(json.dumps(data, indent=1) + "\n")
+        atomic_write_text(args.json, json.dumps(data, indent=1) + "\n")
         print(f"\nwrote {args.json}")
     if args.plot is not None:
         plot_ops(result, args.plot)

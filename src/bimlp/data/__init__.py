@@ -32,6 +32,7 @@ from .loading import (
     ShardedEvalSampler,
     collate_skipping,
 )
+from .subset import dataset_labels, stratified_indices, stratified_subset
 
 if TYPE_CHECKING:
     from ..train.config import DataConfig
@@ -49,10 +50,13 @@ __all__ = [
     "UndecodableImageWarning",
     "build_datasets",
     "collate_skipping",
+    "dataset_labels",
     "eval_transform",
     "folder_train_transform",
     "read_idx",
     "scan_image_folder",
+    "stratified_indices",
+    "stratified_subset",
 ]
 
 DATASETS = ("digits", "idx", "folder")
@@ -122,11 +126,9 @@ def build_datasets(
     else:
         bundle = _arrays(cfg)
     for name, limit in (("train", cfg.train_limit), ("val", cfg.val_limit)):
-        ds = getattr(bundle, name)
-        if limit is not None and limit < len(ds):
-            from torch.utils.data import Subset
-
-            setattr(bundle, name, Subset(ds, range(limit)))
+        if limit is not None:  # seeded and class-stratified, not the first N (sorted sets)
+            setattr(bundle, name, stratified_subset(getattr(bundle, name), limit,
+                                                    cfg.subset_seed))
     return bundle
 
 

@@ -299,6 +299,6 @@ def print_report(results: dict[str, Any], out=sys.stdout) -> None:
 
 
 def write_json(results: dict[str, Any], path: str | Path) -> Path:
-    path = Path(path)
-    path.write_text(json.dumps(results, indent=2, sort_keys=True))
-    return path
+    from ..files import atomic_write_text
+
+    return atomic_write_text(path, json.dumps(results, indent=2, sort_keys=True))

@@ -14,6 +14,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from ..files import atomic_write_path
 from .simulate import simulate
 
 __all__ = ["export_onnx"]
@@ -25,12 +26,14 @@ def export_onnx(model: nn.Module, path: str | Path, image_size: int = 224, opset
     sim = simulate(model)
     chans = getattr(getattr(model, "config", None), "in_chans", 3)
     x = torch.zeros(1, chans, image_size, image_size)
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # tracer notes about the constant pooling pads
-        torch.onnx.export(
-            sim, (x,), str(path), dynamo=False, input_names=["image"], output_names=["logits"],
-            dynamic_axes={"image": {0: "batch"}, "logits": {0: "batch"}}, opset_version=opset,
-        )
-    return path
+
+    def write(tmp: str) -> None:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # tracer notes about the constant pooling pads
+            torch.onnx.export(
+                sim, (x,), tmp, dynamo=False, input_names=["image"], output_names=["logits"],
+                dynamic_axes={"image": {0: "batch"}, "logits": {0: "batch"}},
+                opset_version=opset,
+            )
+
+    return atomic_write_path(path, write)

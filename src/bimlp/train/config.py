@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import math
+import re
 import types
 import typing
 from collections.abc import Mapping, Sequence
@@ -37,6 +39,7 @@ __all__ = [
     "config_from_dict",
     "config_to_dict",
     "save_config",
+    "validate_config",
 ]
 
 
@@ -98,8 +101,11 @@ class DataConfig:
     interpolation: str | None = None  # eval resize; None: model default cfg
     crop_pct: float | None = None  # eval center crop fraction; None: model default cfg
     holdout: float = 0.2  # digits: fraction held out as the test split (fixed, stratified)
-    train_limit: int | None = None  # use only the first N training images (smoke tests)
+    # use only N training / held-out images: a seeded, class-stratified subset (each class keeps
+    # its share), not the first N, which on data stored sorted by class drops whole classes
+    train_limit: int | None = None
     val_limit: int | None = None
+    subset_seed: int = 0  # the draw of those subsets
 
 
 @dataclass
@@ -150,6 +156,9 @@ class RunConfig:
     # torchrun: a collective that waits longer than this (seconds) fails with an error naming
     # the stuck operation instead of hanging (torch's default is 30 minutes)
     dist_timeout: float = 600.0
+    # a new run refuses a folder that already holds one (last.pt, weights, metrics.csv);
+    # true replaces it. Continuing a run is --resume, not this.
+    overwrite: bool = False
 
 
 @dataclass
@@ -189,7 +198,8 @@ def config_from_dict(data: Mapping[str, Any], cls: type = TrainConfig, path: str
             hint = f" (did you mean {close[0]!r}?)" if close else ""
             raise ConfigError(f"unknown config key {where!r}{hint}; known: {', '.join(names)}")
         kwargs[key] = _coerce(value, hints[key], where)
-    return cls(**kwargs)
+    cfg = cls(**kwargs)
+    return validate_config(cfg) if cls is TrainConfig else cfg
 
 
 def _coerce(value: Any, tp: Any, where: str) -> Any:
@@ -245,6 +255,69 @@ def _coerce(value: Any, tp: Any, where: str) -> Any:
     raise ConfigError(f"{where}: unsupported config type {tp}")  # pragma: no cover
 
 
+# --- values that fit the type but cannot work ----------------------------------------------------
+_DEVICE = re.compile(r"(auto|cpu|mps|cuda(:\d+)?)")
+
+
+def _check(ok: bool, key: str, rule: str, value: Any) -> None:
+    if not ok:
+        raise ConfigError(f"{key} must be {rule}, got {value!r}")
+
+
+def _positive_int(key: str, value: int | None, optional: bool = True) -> None:
+    if value is None and optional:
+        return
+    _check(isinstance(value, int) and value >= 1, key, "an integer >= 1", value)
+
+
+def _finite(key: str, value: float | None, low: float, rule: str, strict: bool = False) -> None:
+    if value is None:
+        return
+    ok = math.isfinite(value) and (value > low if strict else value >= low)
+    _check(ok, key, rule, value)
+
+
+def validate_config(cfg: TrainConfig) -> TrainConfig:
+    """Reject values that fit their types but cannot work (``optim.epochs=0``, a NaN learning
+    rate, ``data.workers=-1``, an unknown device...) with a :class:`ConfigError` naming the key
+    and the value; returns ``cfg``."""
+    m, d, o, r = cfg.model, cfg.data, cfg.optim, cfg.run
+    _positive_int("optim.epochs", o.epochs, optional=False)
+    _finite("optim.lr", o.lr, 0.0, "a finite number > 0", strict=True)
+    _positive_int("optim.lr_ref_batch", o.lr_ref_batch)
+    _positive_int("optim.accum_steps", o.accum_steps, optional=False)
+    _finite("optim.weight_decay", o.weight_decay, 0.0, "a finite number >= 0")
+    _finite("optim.warmup_epochs", o.warmup_epochs, 0.0, "a finite number >= 0")
+    _finite("optim.clip_grad", o.clip_grad, 0.0, "a finite number > 0 or null", strict=True)
+    _check(len(o.betas) == 2 and all(0.0 <= b < 1.0 for b in o.betas), "optim.betas",
+           "two numbers in [0, 1)", o.betas)
+    _positive_int("data.batch_size", d.batch_size, optional=False)
+    _positive_int("data.eval_batch_size", d.eval_batch_size)
+    _check(d.workers >= 0, "data.workers", "an integer >= 0", d.workers)
+    _positive_int("data.image_size", d.image_size)
+    _positive_int("data.train_limit", d.train_limit)
+    _positive_int("data.val_limit", d.val_limit)
+    _check(d.pad >= 0, "data.pad", "an integer >= 0", d.pad)
+    _check(math.isfinite(d.holdout) and 0.0 < d.holdout < 1.0, "data.holdout",
+           "a fraction in (0, 1)", d.holdout)
+    if d.hflip is not None:
+        _check(0.0 <= d.hflip <= 1.0, "data.hflip", "a probability in [0, 1]", d.hflip)
+    _positive_int("model.num_classes", m.num_classes)
+    _positive_int("model.in_chans", m.in_chans)
+    _check(bool(_DEVICE.fullmatch(r.device)), "run.device", "auto, cpu, mps, cuda or cuda:N",
+           r.device)
+    _positive_int("run.threads", r.threads)
+    _check(r.amp in ("none", "auto", "bf16", "fp16"), "run.amp", "none, auto, bf16 or fp16",
+           r.amp)
+    if r.ema_decay is not None:
+        _check(0.0 < r.ema_decay < 1.0, "run.ema_decay", "a number in (0, 1) or null",
+               r.ema_decay)
+    _finite("run.dist_timeout", r.dist_timeout, 0.0, "a finite number of seconds > 0",
+            strict=True)
+    _check(str(r.out_dir).strip() != "", "run.out_dir", "a folder path", r.out_dir)
+    return cfg
+
+
 # --- files and overrides ---------------------------------------------------------------------
 def parse_override(item: str) -> tuple[list[str], Any]:
     """``"optim.lr=1e-3"`` -> (["optim", "lr"], 1e-3); the value is read as YAML."""
@@ -254,7 +327,11 @@ def parse_override(item: str) -> tuple[list[str], Any]:
     keys = key.strip().split(".")
     if not all(keys):
         raise ConfigError(f"override {item!r}: empty key")
-    return keys, yaml.safe_load(raw) if raw.strip() else None
+    try:
+        return keys, yaml.safe_load(raw) if raw.strip() else None
+    except yaml.YAMLError as e:
+        raise ConfigError(f"override {item!r}: value is not valid YAML ({_yaml_problem(e)})") \
+            from None
 
 
 def apply_overrides(data: dict[str, Any], overrides: Sequence[str]) -> dict[str, Any]:
@@ -272,11 +349,25 @@ def apply_overrides(data: dict[str, Any], overrides: Sequence[str]) -> dict[str,
     return out
 
 
+def _yaml_where(e: yaml.YAMLError) -> str:
+    mark = getattr(e, "problem_mark", None)
+    return f":{mark.line + 1}:{mark.column + 1}" if mark is not None else ""
+
+
+def _yaml_problem(e: yaml.YAMLError) -> str:
+    return str(getattr(e, "problem", None) or e).strip().splitlines()[0]
+
+
 def read_yaml(path: str | Path) -> dict[str, Any]:
     p = Path(path)
     if not p.is_file():
         raise ConfigError(f"{p}: no such config file")
-    data = yaml.safe_load(p.read_text()) or {}
+    try:
+        data = yaml.safe_load(p.read_text()) or {}
+    except yaml.YAMLError as e:
+        raise ConfigError(f"{p}{_yaml_where(e)}: not valid YAML ({_yaml_problem(e)})") from None
+    except (OSError, UnicodeDecodeError) as e:
+        raise ConfigError(f"{p}: cannot read the config file ({e})") from None
     if not isinstance(data, dict):
         raise ConfigError(f"{p}: a recipe is a mapping of sections, got {type(data).__name__}")
     return data
@@ -300,8 +391,6 @@ def load_config(
 
 def save_config(cfg: TrainConfig, path: str | Path) -> Path:
     """Write the resolved configuration as YAML (atomically)."""
-    p = Path(path)
-    tmp = p.with_name(p.name + ".tmp")
-    tmp.write_text(yaml.safe_dump(config_to_dict(cfg), sort_keys=False))
-    tmp.replace(p)
-    return p
+    from ..files import atomic_write_text
+
+    return atomic_write_text(path, yaml.safe_dump(config_to_dict(cfg), sort_keys=False))

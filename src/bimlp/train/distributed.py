@@ -43,13 +43,28 @@ class DistEnv:
 
 
 def _pick_device(name: str, local_rank: int) -> torch.device:
+    from .config import ConfigError
+
     if name == "auto":
         name = "cuda" if torch.cuda.is_available() else "cpu"
-    if name == "cuda":
-        if not torch.cuda.is_available():
-            raise RuntimeError("run.device=cuda but no CUDA device is available")
-        return torch.device("cuda", local_rank)
-    return torch.device(name)
+    try:
+        dev = torch.device(name)
+    except RuntimeError:
+        raise ConfigError(f"run.device must be auto, cpu, mps, cuda or cuda:N, got {name!r}") \
+            from None
+    if dev.type == "cuda":
+        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if count == 0:
+            raise ConfigError(f"run.device={name} but no CUDA device is available")
+        if dev.index is None:
+            return torch.device("cuda", local_rank)
+        if dev.index >= count:
+            raise ConfigError(f"run.device={name} but only {count} CUDA device(s) exist")
+    elif dev.type == "mps" and not torch.backends.mps.is_available():
+        raise ConfigError(f"run.device={name} but MPS is not available")
+    elif dev.type not in ("cpu", "cuda", "mps"):
+        raise ConfigError(f"run.device must be auto, cpu, mps, cuda or cuda:N, got {name!r}")
+    return dev
 
 
 def setup_distributed(device: str = "auto", timeout: float = 600.0) -> DistEnv:

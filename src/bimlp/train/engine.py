@@ -29,6 +29,7 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader
 
 from ..checkpoint import load_state_dict_strict, save_weights
+from ..files import stale_temp_files
 from ..models import load_checkpoint
 from ..data import (
     Batch,
@@ -41,7 +42,14 @@ from ..data import (
     build_datasets,
     collate_skipping,
 )
-from .config import ConfigError, ModelConfig, TrainConfig, config_to_dict, save_config
+from .config import (
+    ConfigError,
+    ModelConfig,
+    TrainConfig,
+    config_to_dict,
+    save_config,
+    validate_config,
+)
 from .distill import Criterion, load_teacher
 from .distributed import (
     DistEnv,
@@ -57,6 +65,7 @@ from .optim import build_optimizer, build_scheduler, scaled_lr
 from .state import (
     TRAIN_FORMAT,
     atomic_torch_save,
+    check_run_folder,
     load_training_checkpoint,
     rng_state,
     set_rng_state,
@@ -424,8 +433,9 @@ class Trainer:
         tb = None
         if env.is_main:
             self.out_dir.mkdir(parents=True, exist_ok=True)
-            for stale in self.out_dir.glob(".last.pt.*.tmp"):  # left by a killed writer
-                stale.unlink()
+            for name in ("last.pt", "metrics.csv", "config.yaml"):  # left by a killed writer
+                for stale in stale_temp_files(self.out_dir, name):
+                    stale.unlink()
             save_config(cfg, self.out_dir / "config.yaml")
             tb = TensorBoardLogger(self.out_dir / "tensorboard", cfg.run.tensorboard)
         self._announce()
@@ -545,6 +555,8 @@ def train(
 
     Under torchrun every process calls this; only rank 0 writes files or prints.
     """
+    validate_config(cfg)
+    check_run_folder(cfg.run.out_dir, resume_from, cfg.run.overwrite)
     owns_group = not dist.is_initialized()
     env = setup_distributed(cfg.run.device, cfg.run.dist_timeout)
     try:

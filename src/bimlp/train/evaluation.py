@@ -20,7 +20,10 @@ from ..data import DataError, ImageFolderDataset, eval_transform
 from ..data.arrays import IDX_FILES
 from .config import DataConfig, ModelConfig
 
-__all__ = ["load_trained_model", "eval_dataset", "eval_loader", "detect_dataset"]
+__all__ = [
+    "load_trained_model", "eval_dataset", "eval_loader", "detect_dataset", "model_classes",
+    "data_classes", "check_class_count",
+]
 
 _CFG_KEYS = ("input_size", "crop_pct", "interpolation", "mean", "std")
 
@@ -119,3 +122,51 @@ def eval_loader(ds: Dataset, batch_size: int, workers: int, pin: bool = False) -
 
     return DataLoader(ds, batch_size=batch_size, shuffle=False, drop_last=False,
                       num_workers=workers, collate_fn=collate_skipping, pin_memory=pin)
+
+
+def model_classes(model: nn.Module) -> int | None:
+    """How many classes the model scores: ``num_classes`` (timm's attribute) or the output
+    width of its last linear layer."""
+    n = getattr(model, "num_classes", None)
+    if isinstance(n, int) and n > 0:
+        return n
+    linears = [m for m in model.modules() if isinstance(m, nn.Linear)]
+    return linears[-1].out_features if linears else None
+
+
+def data_classes(ds: Dataset) -> tuple[int, list[str] | None]:
+    """(class count, class names if known) of an evaluation set."""
+    inner = getattr(ds, "dataset", ds)  # a Subset
+    names = getattr(inner, "classes", None)
+    if names is not None:
+        return len(names), list(names)
+    labels = getattr(inner, "labels", None)
+    if labels is not None and len(labels):
+        return int(labels.max()) + 1, None
+    raise DataError("cannot tell how many classes the evaluation data has")
+
+
+def check_class_count(model: nn.Module, ds: Dataset, allow_mismatch: bool = False) -> str | None:
+    """Refuse to score a model on data with another number of classes (a 10-class checkpoint
+    on a 2-class folder scores 0 % and means nothing). With ``allow_mismatch`` and fewer data
+    classes than model outputs, label ``k`` is scored against output ``k``; the returned line
+    says so. More data classes than outputs can never be scored.
+
+    Raises:
+        DataError: naming both counts (and the folder's classes).
+    """
+    n_model = model_classes(model)
+    n_data, names = data_classes(ds)
+    if n_model is None or n_model == n_data:
+        return None
+    shown = f" ({', '.join(names[:8])}{', ...' if len(names) > 8 else ''})" if names else ""
+    if n_data > n_model:
+        raise DataError(f"the data has {n_data} classes{shown} but the model scores only "
+                        f"{n_model}: labels {n_model}..{n_data - 1} have no output")
+    if not allow_mismatch:
+        raise DataError(
+            f"the model scores {n_model} classes but the data has {n_data}{shown}; pass "
+            f"--allow-class-mismatch to score data label k against model output k"
+        )
+    return (f"class mismatch allowed: the data's {n_data} classes{shown} are scored as the "
+            f"model's outputs 0..{n_data - 1} of {n_model}")

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import csv
+import io
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import torch
+
+from ..files import atomic_write, atomic_write_text
 
 __all__ = ["topk_correct", "write_csv", "plot_curves", "TensorBoardLogger"]
 
@@ -28,14 +31,12 @@ def write_csv(history: list[dict[str, Any]], path: str | Path) -> Path:
     columns: list[str] = []
     for row in history:
         columns += [k for k in row if k not in columns]
-    tmp = path.with_name(path.name + ".tmp")
-    with tmp.open("w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=columns)
-        writer.writeheader()
-        for row in history:
-            writer.writerow({k: _fmt(v) for k, v in row.items()})
-    tmp.replace(path)
-    return path
+    text = io.StringIO(newline="")
+    writer = csv.DictWriter(text, fieldnames=columns)
+    writer.writeheader()
+    for row in history:
+        writer.writerow({k: _fmt(v) for k, v in row.items()})
+    return atomic_write_text(path, text.getvalue())
 
 
 def _fmt(v: Any) -> Any:
@@ -66,8 +67,7 @@ def plot_curves(history: list[dict[str, Any]], path: str | Path) -> Path | None:
         ax.grid(alpha=0.3)
         ax.legend()
     fig.tight_layout()
-    fig.savefig(path)
-    return Path(path)
+    return atomic_write(path, lambda f: fig.savefig(f, format="png"))
 
 
 class TensorBoardLogger:
