@@ -36,6 +36,7 @@ def test_process_killed_while_writing_leaves_previous_checkpoint(tmp_path, sub_e
     path = tmp_path / "last.pt"
     child = textwrap.dedent(f"""
         import os, sys, time, torch
+        from bimlp import files
         from bimlp.train import state
         state.atomic_torch_save({{"format": state.TRAIN_FORMAT, "epoch": 1,
                                   "model": {{"w": torch.ones(3)}}}}, {str(path)!r})
@@ -44,7 +45,7 @@ def test_process_killed_while_writing_leaves_previous_checkpoint(tmp_path, sub_e
             print("writing", flush=True)
             time.sleep(600)
 
-        state.os.fsync = stall
+        files.os.fsync = stall  # the atomic writer of every file
         state.atomic_torch_save({{"format": state.TRAIN_FORMAT, "epoch": 2,
                                   "model": {{"w": torch.zeros(4_000_000)}}}}, {str(path)!r})
     """)
