@@ -56,7 +56,7 @@ BIMLP_API const char* bimlp_step_name(const bimlp_model* model, int index); /* N
 
 BIMLP_API int bimlp_threads(const bimlp_model* model);
 BIMLP_API int bimlp_set_threads(bimlp_model* model, int threads); /* threads <= 0: all hardware threads */
-BIMLP_API const char* bimlp_isa(const bimlp_model* model);        /* "avx512", "avx2" or "portable" */
+BIMLP_API const char* bimlp_isa(const bimlp_model* model);        /* "avx512", "avx2", "neon" or "portable" */
 
 /* The last error of the calling thread ("" when none). */
 BIMLP_API const char* bimlp_last_error(void);

@@ -1,5 +1,5 @@
 /* bimlp_runtime_testing.h -- single kernels of one instruction set, for tests (not a stable API).
- * isa: "portable", "avx2" or "avx512"; each function returns 0 or a BIMLP_E* code (see
+ * isa: "portable", "avx2", "avx512" or "neon"; each function returns 0 or a BIMLP_E* code (see
  * bimlp_last_error()). Inputs are float arrays whose signs (x < 0 -> -1, else +1) are used.
  */
 #ifndef BIMLP_RUNTIME_TESTING_H

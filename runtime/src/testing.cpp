@@ -13,7 +13,7 @@ namespace {
 
 int lookup(const char* isa, const Table** t) {
   if (!isa) return -1;
-  for (int i : {ISA_PORTABLE, ISA_AVX2, ISA_AVX512})
+  for (int i = 0; i < ISA_COUNT; ++i)
     if (std::string(isa) == isa_name(i)) {
       if (!isa_supported(i)) return -2;
       *t = &table_for(i);

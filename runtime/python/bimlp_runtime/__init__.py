@@ -4,7 +4,7 @@
 >>> logits = model.run(images)          # float32 (B, C, H, W) -> (B, classes)
 
 The network runs in one native call (C++ kernels for AVX-512 VPOPCNTDQ, AVX2 or portable C++,
-chosen when the model is loaded; ``BIMLP_ISA=portable|avx2|avx512`` forces one). A loaded model
+chosen when the model is loaded; ``BIMLP_ISA=portable|avx2|avx512|neon`` forces one). A loaded model
 may be run from several Python threads at once; the GIL is released during a call.
 """
 

@@ -9,7 +9,7 @@ import numpy as np
 
 from . import _load_library, _raise
 
-ISAS = ("portable", "avx2", "avx512")
+ISAS = ("portable", "avx2", "avx512", "neon")
 _f32p = ctypes.POINTER(ctypes.c_float)
 
 

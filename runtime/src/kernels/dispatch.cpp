@@ -12,12 +12,16 @@ extern const Table kTable_portable;
 extern const Table kTable_avx2;
 extern const Table kTable_avx512;
 #endif
+#if defined(BIMLP_HAVE_NEON_KERNELS)
+extern const Table kTable_neon;
+#endif
 
 const char* isa_name(int isa) {
   switch (isa) {
     case ISA_PORTABLE: return "portable";
     case ISA_AVX2: return "avx2";
     case ISA_AVX512: return "avx512";
+    case ISA_NEON: return "neon";
   }
   return "unknown";
 }
@@ -32,6 +36,9 @@ bool isa_supported(int isa) {
            __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512dq") &&
            __builtin_cpu_supports("avx512vl");
 #endif
+#if defined(BIMLP_HAVE_NEON_KERNELS)
+  if (isa == ISA_NEON) return true;  // Advanced SIMD is part of every aarch64 CPU
+#endif
   return false;
 }
 
@@ -43,6 +50,9 @@ const Table& table_for(int isa) {
   if (isa == ISA_AVX512) return kTable_avx512;
   if (isa == ISA_AVX2) return kTable_avx2;
 #endif
+#if defined(BIMLP_HAVE_NEON_KERNELS)
+  if (isa == ISA_NEON) return kTable_neon;
+#endif
   return kTable_portable;
 }
 
@@ -51,12 +61,15 @@ const Table& select_table(int* isa_out) {
   const char* env = std::getenv("BIMLP_ISA");
   if (env && *env) {
     const std::string s(env);
-    for (int i : {ISA_PORTABLE, ISA_AVX2, ISA_AVX512})
+    for (int i = 0; i < ISA_COUNT; ++i)
       if (s == isa_name(i)) isa = i;
     if (isa < 0)
-      throw std::runtime_error("BIMLP_ISA=" + s + " is not an instruction set; use portable, avx2 or avx512");
+      throw std::runtime_error("BIMLP_ISA=" + s + " is not an instruction set; use portable, avx2, avx512 or neon");
   } else {
-    isa = isa_supported(ISA_AVX512) ? ISA_AVX512 : isa_supported(ISA_AVX2) ? ISA_AVX2 : ISA_PORTABLE;
+    isa = isa_supported(ISA_AVX512) ? ISA_AVX512
+          : isa_supported(ISA_AVX2) ? ISA_AVX2
+          : isa_supported(ISA_NEON) ? ISA_NEON
+                                    : ISA_PORTABLE;
   }
   const Table& t = table_for(isa);
   if (isa_out) *isa_out = isa;

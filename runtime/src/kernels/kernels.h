@@ -1,5 +1,6 @@
 // The kernel interface of the runtime: data layouts, the shared epilogue description and the one
-// dispatch table per instruction set (portable, AVX2, AVX-512 VPOPCNTDQ), chosen once at load.
+// dispatch table per instruction set (portable, AVX2, AVX-512 VPOPCNTDQ, and NEON on aarch64),
+// chosen once at load.
 //
 // Layouts. Activations are channels-last float32 matrices (M = B*H*W rows, C columns). Packed
 // signs: bit = 1 means -1, bit = 0 means +1 (sign(0) = +1); channel c of a row is bit (c % 64) of
@@ -138,11 +139,12 @@ struct Table {
                     float* scratch);
 };
 
-enum Isa : int { ISA_PORTABLE = 0, ISA_AVX2 = 1, ISA_AVX512 = 2 };
+enum Isa : int { ISA_PORTABLE = 0, ISA_AVX2 = 1, ISA_AVX512 = 2, ISA_NEON = 3 };
+constexpr int ISA_COUNT = 4;
 
 const char* isa_name(int isa);
 bool isa_supported(int isa);
-// The table for BIMLP_ISA (portable | avx2 | avx512) or the best supported one. Throws
+// The table for BIMLP_ISA (portable | avx2 | avx512 | neon) or the best supported one. Throws
 // std::runtime_error for an unknown name or one this CPU does not support.
 const Table& select_table(int* isa_out);
 const Table& table_for(int isa);  // throws when unsupported
