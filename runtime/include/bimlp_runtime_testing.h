@@ -14,6 +14,10 @@ extern "C" {
 /* out (M, N) = sign(x) (M, K) @ sign(w)^T (N, K): packing, XNOR-popcount, plain epilogue. */
 BIMLP_API int bimlp_testing_bgemm(const char* isa, const float* x, int64_t M, int64_t K, const float* w,
                                   int64_t N, float* out);
+/* out (M, N) = t(x) (M, K) @ sign(w)^T (N, K) with ternary activations t(x) = round(clip(x, -1, 1))
+ * in {-1, 0, +1} (|x| <= 0.5 -> 0): sign and nonzero planes, ternary_dots, plain epilogue. */
+BIMLP_API int bimlp_testing_tgemm(const char* isa, const float* x, int64_t M, int64_t K, const float* w,
+                                  int64_t N, float* out);
 /* Token conv of sign planes x (B, H, W, Cs) with taps sign(w) (T, Cs), padding T / 2 along W
  * (axis 0) or H (axis 1), pairs input channels per output: out (B * H * W, Cs / pairs). */
 BIMLP_API int bimlp_testing_token_conv(const char* isa, const float* x, int64_t B, int64_t H, int64_t W,

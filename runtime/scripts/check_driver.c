@@ -114,6 +114,31 @@ static int kernels(unsigned long long seed, int cases, int* isas_seen) {
       free(x), free(w);
       for (int i = 0; i < NISA; ++i) free(outs[i]);
     }
+    /* ternary GEMM: t(x) = round(clip(x, -1, 1)), values spread over [-1.5, 1.5] */
+    {
+      const int M = between(1, 30), K = it % 4 == 1 ? 64 * between(1, 6) : between(1, 1100), N = between(1, 70);
+      float* x = malloc(sizeof(float) * (size_t)(M * K));
+      float* w = malloc(sizeof(float) * (size_t)(N * K));
+      float* outs[NISA];
+      for (int i = 0; i < NISA; ++i) outs[i] = malloc(sizeof(float) * (size_t)(M * N));
+      fill(x, (size_t)(M * K)), fill(w, (size_t)(N * K));
+      for (int i = 0; i < M * K; ++i) x[i] *= 1.5f;
+      ALL_ISAS(bimlp_testing_tgemm(isa, x, M, K, w, N, out), outs, (size_t)(M * N))
+      for (int m = 0; m < M; ++m)
+        for (int n = 0; n < N; ++n) {
+          int ref = 0;
+          for (int k = 0; k < K; ++k) {
+            const float v = x[m * K + k];
+            ref += (v < -0.5f ? -1 : v > 0.5f ? 1 : 0) * sgn(w[n * K + k]);
+          }
+          if (outs[0][m * N + n] != (float)ref) {
+            fprintf(stderr, "MISMATCH tgemm vs integer reference M=%d K=%d N=%d\n", M, K, N);
+            ++bad, m = M, n = N;
+          }
+        }
+      free(x), free(w);
+      for (int i = 0; i < NISA; ++i) free(outs[i]);
+    }
     /* token conv */
     {
       const int B = between(1, 2), H = between(1, 12), W = between(1, 12), pairs = between(1, 2);
@@ -186,7 +211,7 @@ int main(int argc, char** argv) {
     const int cases = atoi(argv[3]);
     const int bad = kernels(strtoull(argv[2], NULL, 10), cases, &seen);
     if (bad < 0) return 1;
-    printf("kernels: %d random cases x 4 kernels, %d instruction sets (", cases, seen);
+    printf("kernels: %d random cases x 5 kernels, %d instruction sets (", cases, seen);
     for (int i = 0, first = 1; i < NISA; ++i)
       if (bimlp_testing_isa_supported(ISAS[i])) printf(first ? "%s" : " %s", ISAS[i]), first = 0;
     printf("): %d mismatches\n", bad);

@@ -54,9 +54,9 @@ build "$work/arm" -DCMAKE_SYSTEM_NAME=Linux -DCMAKE_SYSTEM_PROCESSOR=aarch64 \
   -DCMAKE_C_COMPILER=aarch64-linux-gnu-gcc -DCMAKE_CXX_COMPILER=aarch64-linux-gnu-g++
 wait "$host_pid" || fail "host build"
 cc -O2 -std=c99 -Wall -I"$runtime/include" "$here/check_driver.c" -L"$work/host" -lbimlp_runtime \
-  -Wl,-rpath,"$work/host" -o "$work/host/check_driver" -lm
+  -Wl,-rpath,"$work/host" -o "$work/host/check_driver" -lm || fail "compiling the host driver"
 aarch64-linux-gnu-gcc -O2 -std=c99 -Wall -I"$runtime/include" "$here/check_driver.c" -L"$work/arm" \
-  -lbimlp_runtime -Wl,-rpath,"$work/arm" -o "$work/arm/check_driver" -lm
+  -lbimlp_runtime -Wl,-rpath,"$work/arm" -o "$work/arm/check_driver" -lm || fail "compiling the aarch64 driver"
 file "$work/arm/libbimlp_runtime.so" | grep -q aarch64 || fail "the cross build is not aarch64"
 
 host() { "$work/host/check_driver" "$@"; }

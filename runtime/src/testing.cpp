@@ -91,6 +91,37 @@ int bimlp_testing_bgemm(const char* isa, const float* x, int64_t M, int64_t K, c
   return 0;
 }
 
+int bimlp_testing_tgemm(const char* isa, const float* x, int64_t M, int64_t K, const float* w, int64_t N, float* out) {
+  BIMLP_TESTING_PROLOGUE(M, K, N)
+  if (!x || !w || !out) return fail("null pointer");
+  const std::vector<float> zero(size_t(K), 0.f);
+  const int64_t KW = (K + 63) / 64, P = (N + NR - 1) / NR;
+  // sign plane: x < 0 (also where t = 0: the kernel must ignore S outside Z); nonzero: |x| > 0.5
+  std::vector<uint64_t> S(size_t(M * KW), 0), Z(size_t(M * KW), 0);
+  for (int64_t m = 0; m < M; ++m)
+    for (int64_t k = 0; k < K; ++k) {
+      const float v = x[m * K + k];
+      S[size_t(m * KW + k / 64)] |= uint64_t(v < 0.f) << (k % 64);
+      Z[size_t(m * KW + k / 64)] |= uint64_t(v < -0.5f || v > 0.5f) << (k % 64);
+    }
+  const auto Wb = pack_rows(*t, w, N, K, zero.data());
+  std::vector<uint64_t> panels(size_t(P * KW * NR), 0);
+  for (int64_t n = 0; n < N; ++n)
+    for (int64_t k = 0; k < KW; ++k) panels[size_t(((n / NR) * KW + k) * NR + n % NR)] = Wb[size_t(n * KW + k)];
+  std::vector<float> alpha(size_t(N), 1.f), beta(size_t(N), 0.f), scratch(size_t(2 * N));
+  std::vector<int32_t> dots(size_t(24 * N));
+  Epilogue e;
+  e.alpha = alpha.data(), e.beta = beta.data(), e.N = int(N), e.ld_out = N;
+  for (int64_t m0 = 0; m0 < M; m0 += 24) {  // in row blocks, as the executor
+    const int64_t rows = std::min<int64_t>(24, M - m0);
+    t->ternary_dots(S.data() + m0 * KW, Z.data() + m0 * KW, KW, rows, panels.data(), int(KW), int(N), dots.data(), N);
+    Epilogue eb = e;
+    eb.out = out + m0 * N;
+    t->epilogue_rows(eb, rows, dots.data(), N, scratch.data());
+  }
+  return 0;
+}
+
 int bimlp_testing_token_conv(const char* isa, const float* x, int64_t B, int64_t H, int64_t W, int64_t Cs,
                              const float* w, int64_t T, int axis, int pairs, float* out) {
   BIMLP_TESTING_PROLOGUE(B, H, W, Cs, T)

@@ -18,11 +18,12 @@ def _lib():
     if not getattr(lib, "_testing_ready", False):
         c_int, c_char_p, i64, u64p = ctypes.c_int, ctypes.c_char_p, ctypes.c_int64, ctypes.POINTER(ctypes.c_uint64)
         lib.bimlp_testing_bgemm.argtypes = [c_char_p, _f32p, i64, i64, _f32p, i64, _f32p]
+        lib.bimlp_testing_tgemm.argtypes = [c_char_p, _f32p, i64, i64, _f32p, i64, _f32p]
         lib.bimlp_testing_token_conv.argtypes = [c_char_p, _f32p, i64, i64, i64, i64, _f32p, i64, c_int, c_int, _f32p]
         lib.bimlp_testing_sgemm.argtypes = [c_char_p, _f32p, i64, i64, _f32p, i64, _f32p]
         lib.bimlp_testing_pack.argtypes = [c_char_p, _f32p, i64, i64, _f32p, u64p]
         lib.bimlp_testing_isa_supported.argtypes = [c_char_p]
-        for name in ("bgemm", "token_conv", "sgemm", "pack", "isa_supported"):
+        for name in ("bgemm", "tgemm", "token_conv", "sgemm", "pack", "isa_supported"):
             getattr(lib, "bimlp_testing_" + name).restype = c_int
         lib._testing_ready = True
     return lib
@@ -49,6 +50,16 @@ def bgemm(isa: str, x, w) -> np.ndarray:
         raise ValueError(f"bgemm: shapes {x.shape} and {w.shape}")
     out = np.empty((x.shape[0], w.shape[0]), dtype=np.float32)
     _check(_lib().bimlp_testing_bgemm(isa.encode(), xp, *x.shape, wp, w.shape[0], out.ctypes.data_as(_f32p)))
+    return out
+
+
+def tgemm(isa: str, x, w) -> np.ndarray:
+    """round(clip(x, -1, 1)) (M, K) @ sign(w)^T (N, K) as float32 (ternary activations)."""
+    (x, xp), (w, wp) = _f(x), _f(w)
+    if x.ndim != 2 or w.ndim != 2 or x.shape[1] != w.shape[1]:
+        raise ValueError(f"tgemm: shapes {x.shape} and {w.shape}")
+    out = np.empty((x.shape[0], w.shape[0]), dtype=np.float32)
+    _check(_lib().bimlp_testing_tgemm(isa.encode(), xp, *x.shape, wp, w.shape[0], out.ctypes.data_as(_f32p)))
     return out
 
 

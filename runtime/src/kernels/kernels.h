@@ -137,6 +137,12 @@ struct Table {
   // q = b * Ho + i in [q0, q1); x (B, H, W, C) -> out (B, Ho, Wo, C). scratch: 2 * C floats.
   void (*pool_rows)(const float* x, int64_t H, int64_t W, int C, float* out, int64_t q0, int64_t q1,
                     float* scratch);
+  // Ternary activations t in {-1, 0, +1} against +-1 weights (official mode's 1x1 layers):
+  // dots[r * ldd + n] = sum_k t[r, k] * w[n, k] = popcount(Z) - 2 * popcount(Z & (S ^ W)), where
+  // S (bit 1: t = -1) and Z (bit 1: t != 0) are two planes of lda words per row, bits past K zero
+  // in both (so S may hold anything where Z is 0), and W the binary panels of xnor_dots.
+  void (*ternary_dots)(const uint64_t* S, const uint64_t* Z, int64_t lda, int64_t rows, const uint64_t* panels,
+                       int KW, int N, int32_t* dots, int64_t ldd);
 };
 
 enum Isa : int { ISA_PORTABLE = 0, ISA_AVX2 = 1, ISA_AVX512 = 2, ISA_NEON = 3 };

@@ -14,6 +14,8 @@ constexpr int SGEMM_MR = 3;  // float GEMM accumulator rows that fit in this ISA
 
 void xnor_dots(const uint64_t* A, int64_t lda, int64_t rows, const uint64_t* panels, int KW, int N,
                int K, int32_t* dots, int64_t ldd);  // bgemm/xnor_avx2.cpp
+void ternary_dots(const uint64_t* S, const uint64_t* Z, int64_t lda, int64_t rows, const uint64_t* panels,
+                  int KW, int N, int32_t* dots, int64_t ldd);  // bgemm/ternary_avx2.cpp
 
 }  // namespace bimlp::kernels::avx2
 
@@ -23,7 +25,7 @@ extern const Table kTable_avx2;
 const Table kTable_avx2 = {
     "avx2",       avx2::xnor_dots, avx2::epilogue_rows, avx2::tail_rows, avx2::token_conv,
     avx2::sgemm,  avx2::rprelu_rows, avx2::wave_rows, avx2::mix_rows, avx2::sum4_rows,
-    avx2::pool_rows,
+    avx2::pool_rows, avx2::ternary_dots,
 };
 
 }  // namespace bimlp::kernels

@@ -14,6 +14,8 @@ constexpr int SGEMM_MR = 6;  // float GEMM accumulator rows that fit in this ISA
 
 void xnor_dots(const uint64_t* A, int64_t lda, int64_t rows, const uint64_t* panels, int KW, int N,
                int K, int32_t* dots, int64_t ldd);  // bgemm/xnor_avx512.cpp
+void ternary_dots(const uint64_t* S, const uint64_t* Z, int64_t lda, int64_t rows, const uint64_t* panels,
+                  int KW, int N, int32_t* dots, int64_t ldd);  // bgemm/ternary_avx512.cpp
 
 }  // namespace bimlp::kernels::avx512
 
@@ -23,7 +25,7 @@ extern const Table kTable_avx512;
 const Table kTable_avx512 = {
     "avx512",       avx512::xnor_dots, avx512::epilogue_rows, avx512::tail_rows, avx512::token_conv,
     avx512::sgemm,  avx512::rprelu_rows, avx512::wave_rows, avx512::mix_rows, avx512::sum4_rows,
-    avx512::pool_rows,
+    avx512::pool_rows, avx512::ternary_dots,
 };
 
 }  // namespace bimlp::kernels

@@ -16,6 +16,8 @@ constexpr int SGEMM_MR = 3;  // float GEMM accumulator rows that fit in this ISA
 
 void xnor_dots(const uint64_t* A, int64_t lda, int64_t rows, const uint64_t* panels, int KW, int N,
                int K, int32_t* dots, int64_t ldd);  // bgemm/xnor_neon.cpp
+void ternary_dots(const uint64_t* S, const uint64_t* Z, int64_t lda, int64_t rows, const uint64_t* panels,
+                  int KW, int N, int32_t* dots, int64_t ldd);  // bgemm/ternary_neon.cpp
 
 }  // namespace bimlp::kernels::neon
 
@@ -25,7 +27,7 @@ extern const Table kTable_neon;
 const Table kTable_neon = {
     "neon",       neon::xnor_dots, neon::epilogue_rows, neon::tail_rows, neon::token_conv,
     neon::sgemm,  neon::rprelu_rows, neon::wave_rows, neon::mix_rows, neon::sum4_rows,
-    neon::pool_rows,
+    neon::pool_rows, neon::ternary_dots,
 };
 
 }  // namespace bimlp::kernels

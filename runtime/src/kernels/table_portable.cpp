@@ -14,6 +14,8 @@ constexpr int SGEMM_MR = 1;  // float GEMM accumulator rows that fit in this ISA
 
 void xnor_dots(const uint64_t* A, int64_t lda, int64_t rows, const uint64_t* panels, int KW, int N,
                int K, int32_t* dots, int64_t ldd);  // bgemm/xnor_portable.cpp
+void ternary_dots(const uint64_t* S, const uint64_t* Z, int64_t lda, int64_t rows, const uint64_t* panels,
+                  int KW, int N, int32_t* dots, int64_t ldd);  // bgemm/ternary_portable.cpp
 
 }  // namespace bimlp::kernels::portable
 
@@ -23,7 +25,7 @@ extern const Table kTable_portable;
 const Table kTable_portable = {
     "portable",       portable::xnor_dots, portable::epilogue_rows, portable::tail_rows, portable::token_conv,
     portable::sgemm,  portable::rprelu_rows, portable::wave_rows, portable::mix_rows, portable::sum4_rows,
-    portable::pool_rows,
+    portable::pool_rows, portable::ternary_dots,
 };
 
 }  // namespace bimlp::kernels
