@@ -1,10 +1,45 @@
 // The per-call workspace of the executor (see forward.cpp).
 #pragma once
 
+#include <atomic>
 #include <cstdint>
+#include <thread>
 #include <vector>
 
+#if defined(__x86_64__) || defined(_M_X64)
+#include <immintrin.h>
+#endif
+
 namespace bimlp {
+
+// The barrier between the passes of one call: a short spin, then yielding the CPU, so that on a
+// machine with more runnable threads than cores a waiting thread gives its core to the one that
+// is still working (OpenMP's default barrier spins for a long time and can stall a 2-thread call
+// by a scheduler time slice per pass). Release/acquire ordering makes every write before wait()
+// visible to every thread after it.
+struct Barrier {
+  std::atomic<int> count{0};
+  std::atomic<int> generation{0};
+  int n = 1;
+  void wait() {
+    if (n <= 1) return;
+    const int g = generation.load(std::memory_order_acquire);
+    if (count.fetch_add(1, std::memory_order_acq_rel) == n - 1) {
+      count.store(0, std::memory_order_relaxed);
+      generation.fetch_add(1, std::memory_order_release);
+      return;
+    }
+    for (int i = 0; generation.load(std::memory_order_acquire) == g; ++i) {
+      if (i < 4000) {
+#if defined(__x86_64__) || defined(_M_X64)
+        _mm_pause();
+#endif
+      } else {
+        std::this_thread::yield();
+      }
+    }
+  }
+};
 
 struct StageShape {
   int64_t H, W, M, C;
@@ -15,6 +50,7 @@ struct Arena {
   int T = 0;
   std::vector<StageShape> shapes;
   std::vector<uint8_t> mem;
+  Barrier barrier;
   float *x = nullptr, *x2 = nullptr, *ds = nullptr, *z = nullptr, *pm_h = nullptr, *pm_w = nullptr,
         *cc = nullptr, *hh = nullptr, *ww = nullptr, *g = nullptr, *rwh = nullptr, *rwo = nullptr,
         *a3 = nullptr, *gn_ss = nullptr, *pooled = nullptr;

@@ -159,11 +159,7 @@ struct Exec {
   float* X = nullptr;   // the stage activation (this thread's view; swapped by downsampling)
   float* X2 = nullptr;
 
-  void barrier() {
-#if defined(_OPENMP)
-#pragma omp barrier
-#endif
-  }
+  void barrier() { a.barrier.wait(); }
   void mark() {  // after a pass (and its barrier): thread 0 books the time since the last mark
     if (times && tid == 0) {
       const auto now = std::chrono::steady_clock::now();
@@ -571,10 +567,19 @@ void Model::run(const float* x, int64_t B, int64_t H, int64_t W, float* out, dou
   std::unique_ptr<Arena> arena = acquire(B, H, W);
   const int T = arena->T;
 #if defined(_OPENMP)
+  arena->barrier.n = T;
 #pragma omp parallel num_threads(T)
   {
-    Exec ex{*this, *table_, *arena, omp_get_thread_num(), omp_get_num_threads(), times, 0, {}, nullptr, nullptr};
-    ex.forward(x, out);
+    // the passes split work by omp_get_num_threads(); the barrier counts T (equal unless the
+    // OpenMP runtime gave fewer threads, e.g. inside another parallel region: then run serially)
+    if (omp_get_num_threads() == T) {
+      Exec ex{*this, *table_, *arena, omp_get_thread_num(), T, times, 0, {}, nullptr, nullptr};
+      ex.forward(x, out);
+    } else if (omp_get_thread_num() == 0) {
+      Exec ex{*this, *table_, *arena, 0, 1, times, 0, {}, nullptr, nullptr};
+      arena->barrier.n = 1;
+      ex.forward(x, out);
+    }
   }
 #else
   Exec ex{*this, *table_, *arena, 0, 1, times, 0, {}, nullptr, nullptr};
