@@ -240,7 +240,7 @@ def run_one(study: Study, name: str, seed: int, work: Path, results: Path, root:
 
     torch.set_num_threads(threads)
     variant, run_dir = VARIANTS[name], work / "runs" / name / f"seed{seed}"
-    run_dir.mkdir(parents=True, exist_ok=True)
+    _claim_run_dir(run_dir, study)
     log = run_dir / "train.log"
 
     def echo(message: str) -> None:
@@ -275,6 +275,25 @@ def run_one(study: Study, name: str, seed: int, work: Path, results: Path, root:
         _git_commit(path, f"Fashion-MNIST study: {name} seed {seed} finished "
                           f"({100 * result['top1']:.2f} % top-1)")
     return result
+
+
+def _claim_run_dir(run_dir: Path, study: Study) -> None:
+    """A work folder's finished steps and checkpoints are reused only by the same study:
+    ``study.json`` records its settings, and other settings are an error naming it."""
+    marker, mine = run_dir / "study.json", dataclasses.asdict(study)
+    if marker.is_file():
+        old = json.loads(marker.read_text())
+        diff = [k for k in sorted(set(old) | set(mine)) if old.get(k) != mine.get(k)]
+        if diff:
+            what = ", ".join(f"{k}: {old.get(k)!r} there, {mine.get(k)!r} here" for k in diff)
+            raise SystemExit(f"{marker}: this work folder holds a run with other settings "
+                             f"({what}); use another --work")
+        return
+    if run_dir.is_dir() and any(run_dir.glob("step*")):
+        raise SystemExit(f"{run_dir} holds training steps but no study.json, so their settings "
+                         "are unknown; delete it or use another --work")
+    run_dir.mkdir(parents=True, exist_ok=True)
+    _write_json(marker, mine)
 
 
 def _git_commit(path: Path, message: str) -> None:
@@ -496,7 +515,7 @@ def markdown_table(agg: dict[str, Any]) -> str:
             acc += " (incomplete)" if v["top1"] else ""
             seeds += f" (missing seeds {', '.join(map(str, v['missing_seeds']))})"
         ds = v["downsample"] or ("conv 3x3/2 (fp)" if v["model"].startswith("wavemlp")
-                                 else "avg-pool shortcut")
+                                 else "binary 3x3/2 + avg-pool shortcut")
         lines.append(
             f"| {name}: {v['label']} | {yes(v['multi_branch'])} | {yes(v['uni_shortcut'])} | "
             f"{ds} | {acc} | {seeds.strip()} | {_si(v['params'])} | {_si(v['bops'])} | "

@@ -92,6 +92,12 @@ def test_study_end_to_end(tmp_path: Path) -> None:
     for png in ("fashion_mnist_accuracy_vs_ops.png", "fashion_mnist_curves.png"):
         assert (results / png).stat().st_size > 0
 
+    # a work folder's finished steps are reused only by the same settings, even when the result
+    # files are elsewhere
+    other = run_script(tmp_path, root, "--lr", "0.5", "--results", str(tmp_path / "r2"),
+                       check=False)
+    assert other.returncode != 0 and "this work folder holds a run with other settings" in other.stderr
+
     # resumable from the result files alone (a fresh clone: no work folder, no weights)
     import shutil
 

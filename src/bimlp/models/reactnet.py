@@ -29,7 +29,7 @@ from timm.data import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
 from timm.models import generate_default_cfgs
 from torch import nn
 
-from ..layers import BinaryConv2d, LearnableBias, RPReLU, quantizer_names
+from ..layers import BatchNorm2d, BinaryConv2d, LearnableBias, RPReLU, quantizer_names
 from ._base import MAX_BLOCKS, ArchConfig, StagedNet, arch, check_dims, int_tuple, stem_geometry
 from ._registry import Family, build_variant, register_family, register_model
 
@@ -102,21 +102,21 @@ class ReActBlock(nn.Module):
         self.move11 = LearnableBias(cin)
         self.binary_3x3 = BinaryConv2d(cin, cin, 3, stride=stride, padding=1,
                                        input_quantizer=qa, weight_quantizer=qw)
-        self.bn1 = nn.BatchNorm2d(cin)
+        self.bn1 = BatchNorm2d(cin)
         # ceil_mode: the same size as the stride-2 conv's output for odd inputs too
         self.pool = nn.AvgPool2d(2, 2, ceil_mode=True) if stride == 2 else nn.Identity()
         self.act1 = RPReLU(cin)
         self.move21 = LearnableBias(cin)
         if cout == cin:
             self.binary_pw = BinaryConv2d(cin, cout, 1, input_quantizer=qa, weight_quantizer=qw)
-            self.bn2 = nn.BatchNorm2d(cout)
+            self.bn2 = BatchNorm2d(cout)
         else:
             self.binary_pw_down1 = BinaryConv2d(cin, cin, 1, input_quantizer=qa,
                                                 weight_quantizer=qw)
             self.binary_pw_down2 = BinaryConv2d(cin, cin, 1, input_quantizer=qa,
                                                 weight_quantizer=qw)
-            self.bn2_1 = nn.BatchNorm2d(cin)
-            self.bn2_2 = nn.BatchNorm2d(cin)
+            self.bn2_1 = BatchNorm2d(cin)
+            self.bn2_2 = BatchNorm2d(cin)
         self.act2 = RPReLU(cout)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -140,7 +140,7 @@ class Stem(nn.Module):
         super().__init__()
         kernel, padding = stem_geometry(stride)
         self.proj = nn.Conv2d(in_chans, dim, kernel, stride=stride, padding=padding, bias=False)
-        self.norm = nn.BatchNorm2d(dim)
+        self.norm = BatchNorm2d(dim)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.norm(self.proj(x))
