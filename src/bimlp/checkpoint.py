@@ -30,6 +30,7 @@ from torch import nn
 
 __all__ = [
     "CheckpointError",
+    "check_rank",
     "SAFE_GLOBALS",
     "check_fits",
     "load_safetensors_bytes",
@@ -236,11 +237,25 @@ def torch_load(path: str | Path) -> Any:
             f"executed. Allowed beyond tensors and plain values: "
             f"{', '.join(f'{t.__module__}.{t.__qualname__}' for t in SAFE_GLOBALS)}."
         ) from None
-    except (RuntimeError, EOFError, OSError, ValueError, TypeError, AttributeError) as e:
+    except Exception as e:  # noqa: BLE001 -- untrusted input: whatever torch.load (or the
+        # safetensors reader it hands .safetensors files to: SafetensorError) raises on a
+        # corrupt file is this one error naming the file
         raise CheckpointError(
             f"{path}: not a readable PyTorch checkpoint, truncated or corrupt ({type(e).__name__}: "
             f"{str(e).splitlines()[0] if str(e) else 'no detail'})"
         ) from e
+
+
+def check_rank(tensor: Any, tag: str, ndim: int, source: str | Path) -> Any:
+    """``tensor`` if it has ``ndim`` axes, none of them empty; else a :class:`CheckpointError`
+    naming the file, the tag and the shape (configuration inference reads sizes off axes)."""
+    shape = tuple(getattr(tensor, "shape", ()))
+    if len(shape) != ndim or 0 in shape:
+        raise CheckpointError(
+            f"{source}: tag {tag!r} has shape {shape}, expected a {ndim}-D tensor with no "
+            "empty axis"
+        )
+    return tensor
 
 
 # --- fitting a state dict to a model -----------------------------------------------------------

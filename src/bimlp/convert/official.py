@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..checkpoint import CheckpointError
+from ..checkpoint import CheckpointError, check_rank
 from .mindspore import read_mindspore_ckpt
 
 __all__ = ["official_to_state_dict", "infer_official_config", "read_official"]
@@ -46,10 +46,10 @@ def official_to_state_dict(tensors: dict[str, np.ndarray]) -> dict[str, torch.Te
     return state
 
 
-def _require(tensors: dict[str, np.ndarray], tag: str, source: str) -> np.ndarray:
+def _require(tensors: dict[str, np.ndarray], tag: str, source: str, ndim: int) -> np.ndarray:
     if tag not in tensors:
         raise CheckpointError(f"{source}: tag {tag!r} missing, cannot infer the BiMLP configuration")
-    return tensors[tag]
+    return check_rank(tensors[tag], tag, ndim, source)
 
 
 def infer_official_config(tensors: dict[str, np.ndarray], source: str = "checkpoint") -> dict[str, Any]:
@@ -73,12 +73,18 @@ def infer_official_config(tensors: dict[str, np.ndarray], source: str = "checkpo
         if js != list(range(len(js))):
             raise CheckpointError(f"{source}: stage network.{i} has blocks {js}, expected 0..{len(js) - 1}")
         depths.append(len(js))
-        dim = int(_require(tensors, f"network.{i}.0.norm1.gamma", source).shape[0])
-        hidden = int(_require(tensors, f"network.{i}.0.mlp.fc1.weight", source).shape[0])
+        dim = int(_require(tensors, f"network.{i}.0.norm1.gamma", source, 1).shape[0])
+        fc1 = f"network.{i}.0.mlp.fc1.weight"
+        hidden = int(_require(tensors, fc1, source, 4).shape[0])
+        if hidden % dim and dim % hidden:  # the Uni-shortcut of the channel MLP needs this
+            raise CheckpointError(
+                f"{source}: tag {fc1!r} has {hidden} rows for {dim} channels: a BiMLP's MLP "
+                f"width is a multiple or a divisor of its channel count"
+            )
         dims.append(dim)
         ratios.append(hidden / dim)
-    head = _require(tensors, "head.weight", source)
-    stem = _require(tensors, "patch_embed.proj.weight", source)
+    head = _require(tensors, "head.weight", source, 2)
+    stem = _require(tensors, "patch_embed.proj.weight", source, 4)
     return {
         "depths": depths,
         "dims": dims,

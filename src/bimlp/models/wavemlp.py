@@ -29,7 +29,7 @@ from timm.layers import DropPath
 from timm.models import generate_default_cfgs
 from torch import nn
 
-from ..checkpoint import CheckpointError
+from ..checkpoint import CheckpointError, check_rank
 from ..layers import BatchNorm2d
 from ._base import (
     MAX_DEPTH,
@@ -185,10 +185,12 @@ class WaveMLP(StagedNet):
 
 
 # checkpoints ----------------------------------------------------------------------------------
-def _require(state: Mapping[str, torch.Tensor], key: str, source: str) -> torch.Tensor:
+def _require(
+    state: Mapping[str, torch.Tensor], key: str, source: str, ndim: int | None = None
+) -> torch.Tensor:
     if key not in state:
         raise CheckpointError(f"{source}: not a Wave-MLP state dict (no {key!r})")
-    return state[key]
+    return state[key] if ndim is None else check_rank(state[key], key, ndim, source)
 
 
 def _indices(state: Mapping[str, Any], prefix: str) -> list[int]:
@@ -223,7 +225,7 @@ def infer_wavemlp_config(
     Raises:
         CheckpointError: the tensors are not those of a Wave-MLP this module can build.
     """
-    stem = _require(state, "patch_embed.proj.weight", source)  # (C0, in_chans, 7, 7)
+    stem = _require(state, "patch_embed.proj.weight", source, 4)  # (C0, in_chans, 7, 7)
     _require(state, "norm.weight", source)
     entries = _indices(state, "network.")
     if not entries or entries != list(range(len(entries))) or len(entries) % 2 == 0:
@@ -237,14 +239,15 @@ def infer_wavemlp_config(
         if not blocks:
             raise CheckpointError(f"{source}: network.{i} should be a stage of blocks, has none")
         first = f"network.{i}.{blocks[0]}.attn"
-        dim = _require(state, f"{first}.fc_c.weight", source).shape[0]
-        theta = _require(state, f"{first}.theta_h_conv.0.weight", source)
+        dim = _require(state, f"{first}.fc_c.weight", source, 4).shape[0]
+        theta = _require(state, f"{first}.theta_h_conv.0.weight", source, 4)
         if theta.shape[1] != dim:
             raise CheckpointError(
                 f"{source}: depthwise theta convs (the release's WaveMLP_*_dw) are not supported"
             )
         hidden = {
-            _require(state, f"network.{i}.{j}.mlp.fc1.weight", source).shape[0] for j in blocks
+            _require(state, f"network.{i}.{j}.mlp.fc1.weight", source, 4).shape[0]
+            for j in blocks
         }
         if len(hidden) != 1:
             raise CheckpointError(
@@ -262,6 +265,8 @@ def infer_wavemlp_config(
     for i in entries[1::2]:
         _require(state, f"network.{i}.proj.weight", source)
     head = state.get("head.weight")
+    if head is not None:
+        check_rank(head, "head.weight", 2, source)
     return {
         "depths": depths,
         "dims": dims,
