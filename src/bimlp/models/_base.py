@@ -11,6 +11,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import torch
+import torch.utils.checkpoint
+from timm.layers import SelectAdaptivePool2d
 from torch import nn
 
 from ..checkpoint import CheckpointError
@@ -18,7 +20,8 @@ from ..layers import BatchNorm2d
 
 __all__ = [
     "ArchConfig", "ConvDownsample", "StagedConfig", "StagedNet", "build_network",
-    "check_network_layout", "drop_path_rates", "make_norm", "stem_geometry",
+    "check_network_layout", "checkpoint_keeping_stats", "drop_path_rates", "make_norm",
+    "stem_geometry",
 ]
 
 # Sane bounds on what a configuration may ask for. A configuration can come from an untrusted
@@ -267,36 +270,204 @@ def build_network(
 
 
 class StagedNet(nn.Module):
-    """Stem -> ``network`` -> final norm -> global average pool -> classifier, with timm's
-    methods. Subclasses set ``patch_embed``, ``network``, ``norm``, ``head_drop``,
-    ``num_features`` and ``config`` (which has ``num_classes``), then call ``reset_classifier``."""
+    """Stem -> ``network`` -> final norm -> global pool -> classifier, with timm's methods.
+
+    Subclasses set ``patch_embed``, ``network``, ``norm``, ``head_drop``, ``num_features`` and
+    ``config`` (which has ``num_classes``), then call ``reset_classifier``. ``network`` is the
+    flat list stage 0, downsample 0, stage 1, ..., last stage (each stage an ``nn.Sequential``
+    of blocks, possibly empty): stage ``i`` is ``network[2 * i]``, and feature map ``i`` is its
+    output, what timm's ``features_only=True`` and ``forward_intermediates`` return.
+    """
 
     patch_embed: nn.Module
     network: nn.ModuleList
     norm: nn.Module
     head_drop: nn.Module
     num_features: int
+    grad_checkpointing: bool = False
+    global_pool_type: str = "avg"  # timm's pool names: avg, max, avgmax, catavgmax, '' (none)
 
+    def pop_timm_args(self, overrides: dict[str, Any]) -> None:
+        """Take the constructor keywords that belong to this base, not to a family's config:
+        timm's ``pretrained_cfg`` (attached by the builder afterwards) and ``global_pool``."""
+        overrides.pop("pretrained_cfg", None)
+        self.global_pool_type = overrides.pop("global_pool", "avg")
+
+    # --- classifier ------------------------------------------------------------------------
     def get_classifier(self) -> nn.Module:
         return self.head
 
     def reset_classifier(self, num_classes: int, global_pool: str | None = None) -> None:
+        if global_pool is not None:
+            self.global_pool_type = global_pool
+        # no pooling ('') keeps the map (B, C, H, W), as in timm
+        pool = self.global_pool_type
+        self.global_pool = SelectAdaptivePool2d(pool_type=pool, flatten=bool(pool))
         self.num_classes = num_classes
         self.config.num_classes = num_classes
-        self.head = nn.Linear(self.num_features, num_classes) if num_classes > 0 else nn.Identity()
+        width = self.head_hidden_size
+        self.head = nn.Linear(width, num_classes) if num_classes > 0 else nn.Identity()
 
+    @property
+    def head_hidden_size(self) -> int:
+        """Width of ``forward_head(x, pre_logits=True)`` (``catavgmax`` doubles it)."""
+        pool = getattr(self, "global_pool", None)
+        return self.num_features * (pool.feat_mult() if pool is not None else 1)
+
+    # --- forward ---------------------------------------------------------------------------
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.patch_embed(x)  # (B, C0, H/4, W/4)
-        for layer in self.network:
-            x = layer(x)
+        x = self.patch_embed(x)  # (B, C0, H/s, W/s), s = stem stride
+        for i in range(self.num_stages):
+            x = self._stage(i, x)
         return self.norm(x)  # (B, C_last, H', W')
 
     def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
-        x = self.head_drop(x.mean(dim=(2, 3)))  # (B, C_last)
+        x = self.head_drop(self.global_pool(x))  # (B, head_hidden_size); unpooled with ''
         return x if pre_logits else self.head(x)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.forward_head(self.forward_features(x))
+
+    @property
+    def num_stages(self) -> int:
+        return (len(self.network) + 1) // 2
+
+    def _stage(self, i: int, x: torch.Tensor) -> torch.Tensor:
+        """Downsample ``i - 1`` (none before stage 0), then stage ``i``'s blocks."""
+        if i > 0:
+            x = self._run(self.network[2 * i - 1], x)
+        for block in self.network[2 * i]:
+            x = self._run(block, x)
+        return x
+
+    def _run(self, module: nn.Module, x: torch.Tensor) -> torch.Tensor:
+        if self.grad_checkpointing and torch.is_grad_enabled():
+            return checkpoint_keeping_stats(module, x)
+        return module(x)
+
+    # --- timm: intermediates and feature maps ----------------------------------------------
+    def forward_intermediates(
+        self,
+        x: torch.Tensor,
+        indices: int | list[int] | None = None,
+        norm: bool = False,
+        stop_early: bool = False,
+        output_fmt: str = "NCHW",
+        intermediates_only: bool = False,
+    ) -> list[torch.Tensor] | tuple[torch.Tensor, list[torch.Tensor]]:
+        """Feature maps of the stages in ``indices`` (timm's signature and meaning).
+
+        Args:
+            x: input images (B, C, H, W).
+            indices: the last n stages if an int, these stages if a list (negative from the
+                end), every stage if None.
+            norm: apply the final norm to the last stage's map (the only one it is sized for).
+            stop_early: stop after the last stage asked for.
+            output_fmt: only ``NCHW``.
+            intermediates_only: return the maps alone, not ``(final features, maps)``.
+        """
+        if output_fmt != "NCHW":
+            raise ValueError(f"output_fmt must be 'NCHW', got {output_fmt!r}")
+        take, max_index = take_indices(self.num_stages, indices)
+        last = self.num_stages - 1
+        x = self.patch_embed(x)
+        maps = []
+        for i in range(max_index + 1 if stop_early else self.num_stages):
+            x = self._stage(i, x)
+            if i in take:
+                maps.append(self.norm(x) if norm and i == last else x)  # (B, C_i, H/r_i, W/r_i)
+        if intermediates_only:
+            return maps
+        return (self.norm(x) if i == last else x), maps
+
+    def prune_intermediate_layers(
+        self, indices: int | list[int] = 1, prune_norm: bool = False, prune_head: bool = True
+    ) -> list[int]:
+        """Drop the stages after the last one in ``indices`` (and the head, and the final norm
+        when asked or when the last stage goes); returns the kept indices."""
+        info = self.feature_info  # measured before anything is dropped
+        take, max_index = take_indices(self.num_stages, indices)
+        if max_index < self.num_stages - 1:
+            self.network = self.network[: 2 * max_index + 1]
+            self.num_features = info[max_index]["num_chs"]
+            prune_norm = True
+        if prune_norm:
+            self.norm = nn.Identity()
+        if prune_head:
+            self.reset_classifier(0, "")
+        return take
+
+    @property
+    def feature_info(self) -> list[dict[str, Any]]:
+        """timm's description of the feature maps: channels, reduction (input pixels per map
+        pixel) and module name of each stage. Measured once with a small probe pass, so every
+        family (and any stem stride or layout) describes itself correctly."""
+        cached = self.__dict__.get("_feature_info")
+        if cached is None or len(cached) < self.num_stages:
+            cached = self._probe_feature_info()
+            self.__dict__["_feature_info"] = cached
+        return cached[: self.num_stages]
+
+    @torch.no_grad()
+    def _probe_feature_info(self) -> list[dict[str, Any]]:
+        side = max(64, 2 ** (self.num_stages + 2))
+        param = next(self.parameters())
+        probe = torch.zeros(1, self.config.in_chans, side, side, device=param.device,
+                            dtype=param.dtype)
+        was_training, checkpointing = self.training, self.grad_checkpointing
+        self.eval()
+        try:
+            maps = self.forward_intermediates(probe, intermediates_only=True)
+        finally:
+            self.train(was_training)
+            self.grad_checkpointing = checkpointing
+        return [
+            {"num_chs": int(m.shape[1]), "reduction": side // int(m.shape[-1]),
+             "module": f"network.{2 * i}", "stage": i}
+            for i, m in enumerate(maps)
+        ]
+
+    # --- timm: training helpers ------------------------------------------------------------
+    @torch.jit.ignore
+    def set_grad_checkpointing(self, enable: bool = True) -> None:
+        """Recompute every block (and downsample) in the backward pass instead of keeping its
+        activations; BatchNorm running statistics are updated once, as without it."""
+        self.grad_checkpointing = enable
+
+    @torch.jit.ignore
+    def group_matcher(self, coarse: bool = False) -> dict[str, Any]:
+        """Parameter groups in network order for timm's layer-wise LR decay: the stem, then
+        every block (coarse: every stage) and downsample, then the final norm."""
+        return {
+            "stem": r"^patch_embed",
+            "blocks": r"^network\.(\d+)" if coarse else [
+                (r"^network\.(\d+)\.(\d+)\.", None),  # block j of stage network[i]
+                (r"^network\.(\d+)\.", None),  # a downsample
+                (r"^norm\.", (99999,)),
+            ],
+        }
+
+    @torch.jit.ignore
+    def no_weight_decay(self) -> set[str]:
+        """Parameters this project never decays: everything but conv and linear weights
+        (norms, biases, LearnableBias, RPReLU slopes; the rule of ``bimlp.train.optim``)."""
+        decayed = {
+            f"{prefix}.weight" if prefix else "weight"
+            for prefix, m in self.named_modules()
+            if isinstance(m, (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.Linear))
+        }
+        return {name for name, _ in self.named_parameters() if name not in decayed}
+
+    def __prepare_scriptable__(self) -> nn.Module:
+        """Refuse ``torch.jit.script`` up front, with the reason, instead of a compiler error
+        deep inside a block."""
+        raise TypeError(
+            f"{type(self).__name__} does not support torch.jit.script: bimlp models are written "
+            "for eager mode and torch.compile (postponed annotations, and in the binary families "
+            "quantizers that are torch.autograd.Function subclasses, which TorchScript cannot "
+            "compile), and TorchScript is deprecated in PyTorch. Use torch.compile, "
+            "torch.export or ONNX (bimlp export --onnx) instead."
+        )
 
     def init_weights(self) -> None:
         """Truncated-normal classifier (std 0.02, zero bias); PyTorch defaults elsewhere."""
@@ -305,3 +476,42 @@ class StagedNet(nn.Module):
                 nn.init.trunc_normal_(m.weight, std=0.02)
                 if m.bias is not None:
                     nn.init.zeros_(m.bias)
+
+
+def take_indices(n: int, indices: int | Sequence[int] | None) -> tuple[list[int], int]:
+    """timm's index rule: None = all ``n``, an int = the last that many, a list = those (negative
+    from the end). Returns the absolute indices and the largest."""
+    if indices is None:
+        indices = n
+    if isinstance(indices, int):
+        if not 0 < indices <= n:
+            raise ValueError(f"asked for the last {indices} of {n} feature maps")
+        take = list(range(n - indices, n))
+    else:
+        take = [i + n if i < 0 else i for i in indices]
+        bad = [i for i, t in zip(indices, take, strict=True) if not 0 <= t < n]
+        if bad or not take:
+            raise ValueError(f"feature indices {list(indices)} do not fit {n} stages (0 .. {n - 1})")
+    return take, max(take)
+
+
+def checkpoint_keeping_stats(module: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """``module(x)`` under activation checkpointing (non-reentrant, RNG state preserved, so
+    drop-path masks repeat). The recomputation in the backward pass would update BatchNorm
+    running statistics a second time; they are put back, so training matches the plain run."""
+    calls = 0
+
+    def run(t: torch.Tensor) -> torch.Tensor:
+        nonlocal calls
+        calls += 1
+        if calls == 1:
+            return module(t)
+        stats = [(b, b.clone()) for m in module.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)
+                 for b in m.buffers(recurse=False)]
+        try:
+            return module(t)
+        finally:
+            for buffer, saved in stats:
+                buffer.copy_(saved)
+
+    return torch.utils.checkpoint.checkpoint(run, x, use_reentrant=False)

@@ -101,7 +101,11 @@ def build_variant(
     so ``pretrained=True`` is an error that says where weights come from instead."""
     if pretrained:
         raise ValueError(f"no hosted {variant} weights; {no_weights_hint}")
-    return build_model_with_cfg(model_cls, variant, pretrained=False, **{**defaults, **kwargs})
+    # features_only=True: timm's FeatureGetterNet over forward_intermediates, every stage by
+    # default (out_indices=... picks some)
+    features = {"feature_cls": "getter", "out_indices": None}
+    return build_model_with_cfg(model_cls, variant, pretrained=False, feature_cfg=features,
+                                **{**defaults, **kwargs})
 
 
 def list_models() -> list[str]:

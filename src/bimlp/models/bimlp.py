@@ -267,7 +267,7 @@ class BiMLP(StagedNet):
 
     def __init__(self, config: BiMLPConfig | None = None, **overrides: Any) -> None:
         super().__init__()
-        overrides.pop("pretrained_cfg", None)
+        self.pop_timm_args(overrides)
         cfg = dataclasses.replace(config or BiMLPConfig(), **overrides)  # validates
         self.config = cfg
         self.num_classes = cfg.num_classes

@@ -159,7 +159,7 @@ class ReActNet(StagedNet):
 
     def __init__(self, config: ReActNetConfig | None = None, **overrides: Any) -> None:
         super().__init__()
-        overrides.pop("pretrained_cfg", None)
+        self.pop_timm_args(overrides)
         cfg = dataclasses.replace(config or ReActNetConfig(), **overrides)
         self.config = cfg
         self.num_classes = cfg.num_classes

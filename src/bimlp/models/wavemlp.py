@@ -165,7 +165,7 @@ class WaveMLP(StagedNet):
 
     def __init__(self, config: WaveMLPConfig | None = None, **overrides: Any) -> None:
         super().__init__()
-        overrides.pop("pretrained_cfg", None)
+        self.pop_timm_args(overrides)
         cfg = dataclasses.replace(config or WaveMLPConfig(), **overrides)
         self.config = cfg
         self.num_classes = cfg.num_classes
