@@ -83,7 +83,11 @@ def run(args: argparse.Namespace) -> int:
         atomic_write_text(args.json, json.dumps(data, indent=1) + "\n")
         print(f"\nwrote {args.json}")
     if args.plot is not None:
-        plot_ops(result, args.plot)
+        try:
+            plot_ops(result, args.plot)
+        except ImportError as e:
+            print(f"bimlp profile: {e}", file=sys.stderr)
+            return 2
         print(f"wrote {args.plot}")
     return 0
 

@@ -1,7 +1,7 @@
 """Data sets for training and evaluation.
 
 ``build_datasets(cfg, model_cfg)`` turns a :class:`bimlp.train.config.DataConfig` into train and
-evaluation data sets: the built-in digits (offline, ships with scikit-learn), MNIST-format idx
+evaluation data sets: the built-in digits (offline, shipped in this package), MNIST-format idx
 folders, or ImageNet-style image folders (through torchvision / timm transforms, with the eval
 resize and center crop taken from the model's default configuration).
 """
@@ -135,7 +135,7 @@ def build_datasets(
 def _arrays(cfg: DataConfig) -> DataBundle:
     if cfg.dataset == "digits":
         (xt, yt), (xv, yv) = load_digits_split(cfg.image_size or 32, cfg.holdout)
-        where = "built-in digits (scikit-learn, 8x8 scans upscaled)"
+        where = "built-in digits (UCI optdigits, 8x8 scans upscaled)"
     else:
         if not cfg.root:
             raise DataError("data.dataset=idx needs data.root: a folder with the four idx files")

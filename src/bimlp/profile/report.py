@@ -156,7 +156,11 @@ def plot_ops(result: ProfileResult, path: str | Path) -> Path:
     """Horizontal stacked bars per stage: its OPs split into full-precision FLOPs, FLOPs with a
     low-bit operand (shown only when there are any) and BOPs / 64."""
     # A bare Figure renders PNG with Agg and touches no pyplot or global backend state.
-    from matplotlib.figure import Figure
+    try:
+        from matplotlib.figure import Figure
+    except ImportError:
+        raise ImportError(
+            "drawing the OPs chart needs matplotlib: pip install 'bimlp[plot]'") from None
 
     stages = result.stages
     parts = _stage_split(result)

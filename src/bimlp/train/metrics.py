@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
+import logging
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -44,11 +45,20 @@ def _fmt(v: Any) -> Any:
 
 
 def plot_curves(history: list[dict[str, Any]], path: str | Path) -> Path | None:
-    """Loss and accuracy per epoch as a PNG (matplotlib's Agg canvas; no global backend)."""
+    """Loss and accuracy per epoch as a PNG (matplotlib's Agg canvas; no global backend).
+
+    matplotlib is optional (``pip install "bimlp[plot]"``): without it no chart is drawn, the
+    log says so, and ``metrics.csv`` holds the same numbers.
+    """
     if not history:
         return None
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
+    try:
+        from matplotlib.backends.backend_agg import FigureCanvasAgg
+        from matplotlib.figure import Figure
+    except ImportError:
+        logging.getLogger(__name__).info(
+            "no %s: matplotlib is not installed (pip install 'bimlp[plot]')", Path(path).name)
+        return None
 
     epochs = [row["epoch"] for row in history]
     fig = Figure(figsize=(10, 4), dpi=100)
