@@ -4,11 +4,14 @@ The exported graph is :func:`bimlp.deploy.simulate` of a paper-mode model: float
 binarized weights as constants and ``Where(x >= 0, 1, -1)`` for the activations, so any ONNX
 runtime computes the same outputs. The batch dimension is dynamic; the spatial size is fixed at
 export time (the SAME max-pool paddings depend on it).
+
+It uses PyTorch's current exporter (``torch.onnx.export(..., dynamo=True)``: ``torch.export``
+then onnxscript), which needs the ``onnx`` and ``onnxscript`` packages
+(``pip install "bimlp[onnx]"``). Its warnings are left visible.
 """
 
 from __future__ import annotations
 
-import warnings
 from pathlib import Path
 
 import torch
@@ -20,20 +23,24 @@ from .simulate import simulate
 __all__ = ["export_onnx"]
 
 
-def export_onnx(model: nn.Module, path: str | Path, image_size: int = 224, opset: int = 17) -> Path:
+def export_onnx(model: nn.Module, path: str | Path, image_size: int = 224, opset: int = 18) -> Path:
     """Write ``model`` (a paper-mode BiMLP) as ONNX with input ``image`` (B, C, S, S) and output
-    ``logits``. Requires the ``onnx`` package."""
+    ``logits``; B is dynamic.
+
+    Raises:
+        ImportError: ``onnx`` or ``onnxscript`` is not installed.
+    """
+    for needed in ("onnx", "onnxscript"):
+        try:
+            __import__(needed)
+        except ImportError:
+            raise ImportError(
+                f"ONNX export needs {needed}: pip install 'bimlp[onnx]'") from None
     sim = simulate(model)
     chans = getattr(getattr(model, "config", None), "in_chans", 3)
-    x = torch.zeros(1, chans, image_size, image_size)
-
-    def write(tmp: str) -> None:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # tracer notes about the constant pooling pads
-            torch.onnx.export(
-                sim, (x,), tmp, dynamo=False, input_names=["image"], output_names=["logits"],
-                dynamic_axes={"image": {0: "batch"}, "logits": {0: "batch"}},
-                opset_version=opset,
-            )
-
-    return atomic_write_path(path, write)
+    x = torch.zeros(2, chans, image_size, image_size)  # batch 2: 1 would be specialised away
+    program = torch.onnx.export(
+        sim, (x,), dynamo=True, input_names=["image"], output_names=["logits"],
+        dynamic_shapes=({0: torch.export.Dim("batch")},), opset_version=opset, verbose=False,
+    )
+    return atomic_write_path(path, lambda tmp: program.save(tmp))
