@@ -55,6 +55,29 @@ def test_both_steps_learn_and_step2_loads_step1_strictly(tmp_path, recipe, capsy
     assert "(360 images scored" in out
 
 
+def test_best_checkpoint_and_log_file(tmp_path, recipe, capsys):
+    # a rate that wanders: top-1 does not only rise, so the best epoch is not always the last
+    result = train(config_from_dict(recipe(tmp_path, 1, optim={"epochs": 4, "lr": 0.3,
+                                                               "schedule": "constant"})))
+    rows = list(csv.DictReader((tmp_path / "step1" / "metrics.csv").open()))
+    top1 = [float(r["val_top1"]) for r in rows]
+    running = [max(top1[: i + 1]) for i in range(len(top1))]
+    assert [float(r["best_top1"]) for r in rows] == pytest.approx(running, abs=1e-4)
+    best_epoch = int(rows[-1]["best_epoch"])
+    assert top1[best_epoch - 1] == max(top1) and best_epoch == 1 + top1.index(max(top1))
+    assert result.final["best_top1"] == pytest.approx(max(top1), abs=1e-4)
+    # best.safetensors holds that epoch's weights: evaluating it gives the best top-1
+    best = tmp_path / "step1" / "best.safetensors"
+    capsys.readouterr()
+    assert cli(["eval", "--model", "bimlp_s", "--checkpoint", str(best), "--dataset", "digits",
+                "-j", "0", "-b", "64"]) == 0
+    exact = result.history[best_epoch - 1]["val_top1"]  # metrics.csv rounds to 6 digits
+    assert f"top-1 {exact:.3f}%" in capsys.readouterr().out
+    log = (tmp_path / "step1" / "train.log").read_text()
+    assert "INFO model bimlp_s step 1" in log and "test accuracy: top-1" in log
+    assert log.count("\n") >= 4 + 3  # one line per epoch and the summaries
+
+
 def test_step2_refuses_weights_that_do_not_fit(tmp_path, recipe):
     other = bimlp.create_model("bimlp_s", depths=(1, 1), dims=(16, 32), num_classes=10,
                                in_chans=1, multi_branch=False)

@@ -5,12 +5,15 @@ measured. Every epoch it evaluates on the held-out split and writes (rank 0 only
 ``last.pt`` -- everything needed to continue -- plus ``metrics.csv``; at the end it writes the
 weights as ``model.safetensors`` (with the model configuration and the evaluation pipeline in
 the metadata, for ``bimlp eval`` and for step 2's ``model.init_from``) and ``curves.png``.
+``best.safetensors`` (same format) holds the weights of the epoch with the best validation top-1
+so far (``best_top1`` / ``best_epoch`` in ``metrics.csv``); ``train.log`` every message.
 """
 
 from __future__ import annotations
 
 import contextlib
 import dataclasses
+import logging
 import math
 import random
 import sys
@@ -75,6 +78,8 @@ __all__ = [
     "TrainResult", "train", "evaluate", "build_student", "model_default_cfg", "SkipLog",
     "amp_dtype", "weights_metadata",
 ]
+
+log = logging.getLogger("bimlp.train")  # rank 0's messages; train.log in the run folder
 
 
 @dataclass
@@ -451,9 +456,13 @@ class Trainer:
             if self.ema is not None:
                 row["ema_top1"] = evaluate(self.ema.module, self.val_loader, self.device, env,
                                            self.amp_dtype)["top1"]
+            best = self._keep_best(row)
             self.history.append(row)
             self.save_checkpoint(epoch + 1)
             if env.is_main:
+                if best:
+                    meta = weights_metadata(self.model, cfg.model, self.data.eval_cfg)
+                    save_weights(self.model, self.out_dir / "best.safetensors", config=meta)
                 write_csv(self.history, self.out_dir / "metrics.csv")
                 tb.log(row)
             epoch_times.append(time.perf_counter() - t0)
@@ -461,6 +470,17 @@ class Trainer:
             self.echo(_epoch_line(row, cfg.optim.epochs, eta))
             barrier(env)
         return self._finish(tb)
+
+    def _keep_best(self, row: dict[str, Any]) -> bool:
+        """Record the best validation top-1 so far in ``row`` (``best_top1``, ``best_epoch``);
+        True when this epoch is it, so ``best.safetensors`` is rewritten. The earlier rows come
+        from ``last.pt`` after a resume, so the best survives it."""
+        earlier = [r for r in self.history if "val_top1" in r]
+        top = max(earlier, key=lambda r: r["val_top1"], default=None)
+        is_best = top is None or row["val_top1"] > top["val_top1"]
+        row["best_top1"] = row["val_top1"] if is_best else top["val_top1"]
+        row["best_epoch"] = row["epoch"] if is_best else top["epoch"]
+        return is_best
 
     def _announce(self) -> None:
         cfg, env = self.cfg, self.env
@@ -496,6 +516,9 @@ class Trainer:
             self.echo(f"test accuracy: top-1 {final['val_top1']:.2f}%, top-5 "
                       f"{final['val_top5']:.2f}% after {final['epoch']} epochs; weights: "
                       f"{self.out_dir / 'model.safetensors'}")
+            if "best_top1" in final:
+                self.echo(f"best: top-1 {final['best_top1']:.2f}% after epoch "
+                          f"{final['best_epoch']} ({self.out_dir / 'best.safetensors'})")
         return TrainResult(self.out_dir, self.history, final, weights, skipped)
 
 
@@ -538,8 +561,30 @@ def _main_only(env: DistEnv, echo: Callable[[str], None] | None) -> Callable[[st
     def gated(message: str) -> None:
         if env.is_main:
             (echo or _print)(message)
+            log.info(message)
 
     return gated
+
+
+@contextlib.contextmanager
+def _log_file(env: DistEnv, out_dir: Path):
+    """Rank 0 appends every message of the run (and of ``bimlp.train``'s loggers) to
+    ``OUT_DIR/train.log``, beside ``metrics.csv``; a resumed run continues the same file."""
+    if not env.is_main:
+        yield
+        return
+    out_dir.mkdir(parents=True, exist_ok=True)
+    handler = logging.FileHandler(out_dir / "train.log", encoding="utf-8")
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
+    level = log.level
+    log.addHandler(handler)
+    log.setLevel(logging.INFO)
+    try:
+        yield
+    finally:
+        log.removeHandler(handler)
+        log.setLevel(level)
+        handler.close()
 
 
 def _print(message: str) -> None:
@@ -560,7 +605,7 @@ def train(
     owns_group = not dist.is_initialized()
     env = setup_distributed(cfg.run.device, cfg.run.dist_timeout)
     try:
-        with collective_timeouts(env, cfg.run.dist_timeout):
+        with collective_timeouts(env, cfg.run.dist_timeout), _log_file(env, Path(cfg.run.out_dir)):
             trainer = Trainer(cfg, env, _main_only(env, echo))
             if resume_from is not None:
                 trainer.restore(resume_from)
