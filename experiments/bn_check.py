@@ -18,7 +18,7 @@ from torch.utils.data import DataLoader
 import bimlp
 from bimlp.data import build_datasets, collate_skipping
 from bimlp.train.config import DataConfig
-from bimlp.train.engine import evaluate
+from bimlp.train.evaluation import evaluate
 
 
 def main() -> None:

@@ -11,7 +11,7 @@ import bimlp
 from bimlp.layers import BinaryConv2d, get_quantizer
 from bimlp.profile.counting import count_macs, input_precision, weight_precision
 from bimlp.profile.report import _stage_split, plot_ops
-from bimlp.profile.summary import stage_of
+from bimlp.profile.trace import stage_of
 
 
 def binary(cin, cout, kernel=1, **kw) -> BinaryConv2d:

@@ -12,7 +12,7 @@ from bimlp.checkpoint import save_weights
 from bimlp.cli import main as cli
 from bimlp.data import eval_transform
 from bimlp.train.config import ModelConfig
-from bimlp.train.engine import weights_metadata
+from bimlp.train.student import weights_metadata
 
 
 def test_print_config_applies_overrides(capsys):

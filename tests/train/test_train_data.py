@@ -26,7 +26,8 @@ from bimlp.data import (
 )
 from bimlp.data.arrays import load_idx_split
 from bimlp.train.config import DataConfig
-from bimlp.train.engine import SkipLog, model_default_cfg
+from bimlp.train.skips import SkipLog
+from bimlp.train.student import model_default_cfg
 
 FASHION = Path("/usr/share/datasets/fashion-mnist")
 

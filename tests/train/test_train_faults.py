@@ -182,7 +182,7 @@ def test_eval_refuses_a_class_count_mismatch_unless_told(tmp_path, image_folder,
     from bimlp.checkpoint import save_weights
     from bimlp.cli import main as cli
     from bimlp.train.config import ModelConfig
-    from bimlp.train.engine import weights_metadata
+    from bimlp.train.student import weights_metadata
 
     root = image_folder(tmp_path / "two", classes=2, train=1, val=3)
     model = bimlp.create_model("bimlp_s", depths=(1,), dims=(16,), num_classes=10)

@@ -53,15 +53,17 @@ def run(args: argparse.Namespace) -> int:
     from ..checkpoint import CheckpointError
     from ..data import DataError
     from ..train.config import ConfigError, parse_override
-    from ..train.distributed import setup_distributed
-    from ..train.engine import SkipLog, amp_dtype, evaluate
     from ..files import check_output_file
+    from ..train.amp import amp_dtype
+    from ..train.distributed import setup_distributed
     from ..train.evaluation import (
         check_class_count,
         eval_dataset,
         eval_loader,
+        evaluate,
         load_trained_model,
     )
+    from ..train.skips import SkipLog
 
     try:
         if args.batch_size < 1:

@@ -59,7 +59,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from ..models import create_model
     from ..profile.report import plot_ops
-    from ..profile.summary import profile
+    from ..profile.trace import profile
 
     kwargs = {"mode": args.mode} if args.mode else {}
     if args.img_size is not None and args.img_size < 1:

@@ -1,6 +1,6 @@
 """Data sets for training and evaluation.
 
-``build_datasets(cfg, model_cfg)`` turns a :class:`bimlp.train.config.DataConfig` into train and
+``build_datasets(cfg, model_cfg)`` turns a :class:`~bimlp.data.config.DataConfig` into train and
 evaluation data sets: the built-in digits (offline, shipped in this package), MNIST-format idx
 folders, or ImageNet-style image folders (through torchvision / timm transforms, with the eval
 resize and center crop taken from the model's default configuration).
@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from timm.data import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
 from torch.utils.data import Dataset
@@ -32,15 +32,14 @@ from .loading import (
     ShardedEvalSampler,
     collate_skipping,
 )
+from .config import DataConfig
 from .subset import dataset_labels, stratified_indices, stratified_subset
-
-if TYPE_CHECKING:
-    from ..train.config import DataConfig
 
 __all__ = [
     "DATASETS",
     "Batch",
     "DataBundle",
+    "DataConfig",
     "DataError",
     "GlobalBatchSampler",
     "ImageFolderDataset",

@@ -7,8 +7,8 @@ every layer's quantizer precision; ``bimlp profile NAME`` prints the report (``b
 import sys
 import types
 
-from .report import format_report, plot_ops
-from .summary import LayerProfile, ProfileResult, StageProfile, profile
+from .report import LayerProfile, ProfileResult, StageProfile, format_report, plot_ops
+from .trace import profile
 
 __all__ = ["LayerProfile", "ProfileResult", "StageProfile", "format_report", "plot_ops", "profile"]
 

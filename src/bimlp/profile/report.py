@@ -1,16 +1,191 @@
-"""Reading a :class:`ProfileResult`: a text report and a chart of where the OPs go."""
+"""What a profile is and how it reads: the rows and totals of :class:`ProfileResult`, a text
+report and a chart of where the OPs go. (The tracer that fills them is :mod:`.trace`.)"""
 
 from __future__ import annotations
 
+import dataclasses
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import Any
 
-from .counting import FULL_PRECISION
+from .counting import FULL_PRECISION, ceil_bytes, ops
 
-if TYPE_CHECKING:
-    from .summary import LayerProfile, ProfileResult
+__all__ = [
+    "LayerProfile", "ProfileResult", "ROOT_STAGE", "StageProfile", "format_report", "plot_ops",
+    "si",
+]
 
-__all__ = ["format_report", "plot_ops", "si"]
+ROOT_STAGE = "(root)"  # the stage of the root module's own parameters
+
+
+@dataclass
+class LayerProfile:
+    """What one module costs. Precisions are bits per value (1 binary, 2 ternary, 32 float);
+    ``weight_precision`` is None for modules without weights, ``input_precision`` None for
+    modules that do no MACs."""
+
+    name: str
+    kind: str  # class name
+    stage: str
+    detail: str = ""  # e.g. "64->64 1x7 g64" for a conv
+    weight_precision: int | None = None
+    input_precision: int | None = None
+    params: int = 0  # parameters owned by this module (not its children)
+    binary_params: int = 0  # of which 1-bit weights
+    memory_bits: int = 0  # 1 bit per binary weight, 32 per other parameter
+    macs: int = 0
+    bops: int = 0  # MACs with both operands 1-bit
+    flops: int = 0  # all other MACs
+    output_shape: tuple[int, ...] | None = None  # last call's output, batch 1 included
+    calls: int = 0  # forward calls during profiling
+
+    @property
+    def ops(self) -> float:
+        return ops(self.flops, self.bops)
+
+    @property
+    def computes(self) -> bool:
+        """Whether this module is a MAC layer (a conv, a linear layer, ...)."""
+        return self.input_precision is not None
+
+    def to_dict(self) -> dict[str, Any]:
+        return _row_dict(self)
+
+
+def _row_dict(row: Any) -> dict[str, Any]:
+    """JSON-ready dict of a layer or stage row: its fields, the shape as a list, and ``ops``."""
+    d = dataclasses.asdict(row)
+    d["output_shape"] = list(row.output_shape) if row.output_shape is not None else None
+    d["ops"] = row.ops
+    return d
+
+
+@dataclass
+class StageProfile:
+    """The rows of one stage, added up."""
+
+    name: str
+    contents: str  # e.g. "PoolDownsample" or "2 x BiMLPBlock"
+    layers: int = 0
+    params: int = 0
+    binary_params: int = 0
+    memory_bits: int = 0
+    macs: int = 0
+    bops: int = 0
+    flops: int = 0
+    output_shape: tuple[int, ...] | None = None
+
+    @property
+    def ops(self) -> float:
+        return ops(self.flops, self.bops)
+
+    def to_dict(self) -> dict[str, Any]:
+        return _row_dict(self)
+
+
+@dataclass
+class ProfileResult:
+    """Per-layer rows, per-stage sums and totals of one model at one input size."""
+
+    name: str
+    input_size: tuple[int, ...]
+    layers: list[LayerProfile]
+    stages: list[StageProfile]
+    buffers: int = 0  # floating-point buffer values (BN running statistics); not parameters
+    notes: list[str] = field(default_factory=list)
+
+    def _sum(self, attr: str) -> int:
+        return sum(getattr(row, attr) for row in self.layers)
+
+    @property
+    def params(self) -> int:
+        return self._sum("params")
+
+    @property
+    def binary_params(self) -> int:
+        return self._sum("binary_params")
+
+    @property
+    def fp_params(self) -> int:
+        return self.params - self.binary_params
+
+    @property
+    def memory_bits(self) -> int:
+        return self._sum("memory_bits")
+
+    @property
+    def macs(self) -> int:
+        return self._sum("macs")
+
+    @property
+    def bops(self) -> int:
+        return self._sum("bops")
+
+    @property
+    def flops(self) -> int:
+        return self._sum("flops")
+
+    @property
+    def ops(self) -> float:
+        """``FLOPs + BOPs / 64``."""
+        return ops(self.flops, self.bops)
+
+    @property
+    def size_bytes_fp32(self) -> int:
+        """Every parameter as float32."""
+        return self.params * FULL_PRECISION // 8
+
+    @property
+    def size_bytes_packed(self) -> int:
+        """1-bit weights packed 8 per byte, every other parameter float32."""
+        return ceil_bytes(self.memory_bits)
+
+    @property
+    def compression(self) -> float:
+        return self.size_bytes_fp32 / self.size_bytes_packed if self.size_bytes_packed else 1.0
+
+    def precision_breakdown(self) -> dict[tuple[int, int], tuple[int, int]]:
+        """``(weight bits, input bits) -> (MAC layers, MACs)`` over the layers that ran."""
+        out: dict[tuple[int, int], tuple[int, int]] = {}
+        for row in self.layers:
+            if row.computes and row.macs:
+                key = (
+                    row.weight_precision or FULL_PRECISION,
+                    row.input_precision or FULL_PRECISION,
+                )
+                n, macs = out.get(key, (0, 0))
+                out[key] = (n + 1, macs + row.macs)
+        return out
+
+    def to_dict(self) -> dict[str, Any]:
+        """Totals (integers except ``ops`` and ``compression``), stages, layers and notes."""
+        return {
+            "model": self.name,
+            "input_size": list(self.input_size),
+            "params": self.params,
+            "binary_params": self.binary_params,
+            "fp_params": self.fp_params,
+            "buffers": self.buffers,
+            "macs": self.macs,
+            "bops": self.bops,
+            "flops": self.flops,
+            "ops": self.ops,
+            "memory_bits": self.memory_bits,
+            "size_bytes_fp32": self.size_bytes_fp32,
+            "size_bytes_packed": self.size_bytes_packed,
+            "compression": self.compression,
+            "notes": list(self.notes),
+            "stages": [s.to_dict() for s in self.stages],
+            "layers": [row.to_dict() for row in self.layers],
+        }
+
+    def format(self, all_layers: bool = False) -> str:
+        """The readable report (layer table, stage table, totals, notes)."""
+        return format_report(self, all_layers=all_layers)
+
+    def __str__(self) -> str:
+        return self.format()
+
 
 _PREFIXES = ((1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "K"))
 

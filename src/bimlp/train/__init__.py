@@ -6,9 +6,12 @@
     result.final["val_top1"], result.weights  # last epoch's metrics, model.safetensors
 
 Modules: ``config`` (typed recipe), ``recipes`` (the built-in digits recipe), ``engine`` (the
-loop), ``distill`` (loss, teachers), ``optim`` (Adam, schedule), ``state`` (checkpoints),
-``distributed`` (torchrun), ``metrics`` (CSV, TensorBoard, curves), ``evaluation`` (loading saved
-models for ``bimlp eval``). The CLI lives in ``bimlp.commands``.
+loop), ``student`` (building the trained model, the metadata its weights carry), ``distill``
+(loss, teachers), ``optim`` (Adam, schedule), ``state`` (checkpoints), ``distributed``
+(torchrun), ``amp`` (autocast), ``skips`` (undecodable images), ``metrics`` (CSV, TensorBoard,
+curves), ``evaluation`` (scoring a loader, loading saved models for ``bimlp eval``). The data
+configuration lives with the data (:class:`bimlp.data.DataConfig`); the CLI in
+``bimlp.commands``.
 """
 
 from __future__ import annotations
@@ -43,8 +46,9 @@ __all__ = [
 ]
 
 _LAZY = {
-    "train": "engine", "evaluate": "engine", "TrainResult": "engine",
-    "builtin_recipes": "recipes", "load_trained_model": "evaluation",
+    "train": "bimlp.train.engine", "TrainResult": "bimlp.train.engine",
+    "evaluate": "bimlp.train.evaluation", "load_trained_model": "bimlp.train.evaluation",
+    "builtin_recipes": "bimlp.train.recipes",
 }
 
 
@@ -52,5 +56,5 @@ def __getattr__(name: str) -> Any:  # the loop pulls in torch.distributed etc.: 
     if name in _LAZY:
         import importlib
 
-        return getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
+        return getattr(importlib.import_module(_LAZY[name]), name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

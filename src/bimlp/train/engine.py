@@ -18,7 +18,6 @@ import math
 import random
 import sys
 import time
-import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -40,14 +39,12 @@ from ..data import (
     GlobalBatchSampler,
     SeededDataset,
     ShardedEvalSampler,
-    SkippedSample,
-    UndecodableImageWarning,
     build_datasets,
     collate_skipping,
 )
+from .amp import amp_dtype, autocast
 from .config import (
     ConfigError,
-    ModelConfig,
     TrainConfig,
     config_to_dict,
     save_config,
@@ -63,7 +60,8 @@ from .distributed import (
     teardown_distributed,
 )
 from .ema import ModelEma
-from .metrics import TensorBoardLogger, plot_curves, topk_correct, write_csv
+from .evaluation import evaluate
+from .metrics import TensorBoardLogger, plot_curves, write_csv
 from .optim import build_optimizer, build_scheduler, scaled_lr
 from .state import (
     TRAIN_FORMAT,
@@ -73,11 +71,10 @@ from .state import (
     rng_state,
     set_rng_state,
 )
+from .skips import SkipLog
+from .student import build_student, model_default_cfg, weights_metadata
 
-__all__ = [
-    "TrainResult", "train", "evaluate", "build_student", "model_default_cfg", "SkipLog",
-    "amp_dtype", "weights_metadata",
-]
+__all__ = ["TrainResult", "Trainer", "train"]
 
 log = logging.getLogger("bimlp.train")  # rank 0's messages; train.log in the run folder
 
@@ -95,127 +92,6 @@ def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)
-
-
-def model_default_cfg(name: str) -> dict[str, Any]:
-    """The registered default config (input size, crop, mean/std...) of a model name."""
-    from timm.models import get_pretrained_cfg
-
-    cfg = get_pretrained_cfg(name)
-    return cfg.to_dict() if cfg is not None else {}
-
-
-def build_student(cfg: ModelConfig, num_classes: int, in_chans: int) -> nn.Module:
-    """The student: a registered model (bimlp_s, ...) or a timm name, classes from the data."""
-    from ..models import create_model, is_model
-
-    kwargs = cfg.model_kwargs()
-    kwargs.setdefault("num_classes", num_classes)
-    kwargs.setdefault("in_chans", in_chans)
-    if is_model(cfg.name):
-        return create_model(cfg.name, **kwargs)
-    import timm
-
-    try:
-        return timm.create_model(cfg.name, pretrained=False, **kwargs)
-    except RuntimeError as e:
-        raise ConfigError(f"model.name: {e}") from e
-
-
-class SkipLog:
-    """Undecodable images: a warning the first time each is met, a count at the end."""
-
-    def __init__(self, known: list[str] | None = None) -> None:
-        self.paths: dict[str, str] = dict.fromkeys(known or [], "")
-
-    def note(self, skipped: list[SkippedSample]) -> None:
-        for s in skipped:
-            if s.path not in self.paths:
-                self.paths[s.path] = s.reason
-                warnings.warn(
-                    f"skipping undecodable image {s.path} ({s.reason})",
-                    UndecodableImageWarning, stacklevel=2,
-                )
-
-    def gather(self, env: DistEnv) -> list[str]:
-        """Every process's skipped files (sorted, unique)."""
-        mine = sorted(self.paths)
-        if not env.distributed:
-            return mine
-        everyone: list[list[str] | None] = [None] * env.world
-        dist.all_gather_object(everyone, mine)
-        return sorted({p for part in everyone for p in (part or [])})
-
-
-def _autocast(device: torch.device, dtype: torch.dtype | None):
-    if dtype is None:
-        return contextlib.nullcontext()
-    return torch.autocast(device_type=device.type, dtype=dtype)
-
-
-def amp_dtype(amp: str, device: torch.device) -> torch.dtype | None:
-    if amp == "none":
-        return None
-    if amp == "auto":
-        ok = device.type == "cuda" and torch.cuda.is_bf16_supported()
-        return torch.bfloat16 if ok else None
-    if amp == "bf16":
-        return torch.bfloat16
-    if amp == "fp16":
-        if device.type != "cuda":
-            raise ConfigError("run.amp=fp16 needs a GPU; use bf16 on the CPU")
-        return torch.float16
-    raise ConfigError(f"run.amp must be none, auto, bf16 or fp16, got {amp!r}")
-
-
-@torch.no_grad()
-def evaluate(
-    model: nn.Module,
-    loader: DataLoader,
-    device: torch.device,
-    env: DistEnv | None = None,
-    amp_dtype: torch.dtype | None = None,
-    skips: SkipLog | None = None,
-    progress: bool = False,
-) -> dict[str, float]:
-    """Top-1 / top-5 (percent), mean cross-entropy, images scored and images/s.
-
-    Every image of the loader is scored -- batches are never dropped -- and, across processes,
-    each exactly once (:class:`~bimlp.data.ShardedEvalSampler`).
-    """
-    from tqdm.auto import tqdm
-
-    was_training = model.training
-    model.eval()
-    loss_sum, top1, top5, count = 0.0, 0, 0, 0
-    start = time.perf_counter()
-    for batch in tqdm(loader, desc="eval", leave=False, disable=not progress, file=sys.stderr):
-        if skips is not None:
-            skips.note(batch.skipped)
-        if batch.images is None:
-            continue
-        x = batch.images.to(device, non_blocking=True)
-        y = batch.labels.to(device, non_blocking=True)
-        with _autocast(device, amp_dtype):
-            logits = model(x)
-        logits = logits.float()
-        loss_sum += float(nn.functional.cross_entropy(logits, y, reduction="sum"))
-        c1, c5 = topk_correct(logits, y)
-        top1, top5, count = top1 + c1, top5 + c5, count + len(y)
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-    elapsed = time.perf_counter() - start
-    if env is not None and env.distributed:
-        loss_sum, top1, top5, count, elapsed = all_reduce_sum(
-            [loss_sum, top1, top5, count, elapsed], env
-        )
-        elapsed /= env.world
-    model.train(was_training)
-    n = max(count, 1)
-    return {
-        "top1": 100.0 * top1 / n, "top5": 100.0 * top5 / n, "loss": loss_sum / n,
-        "images": int(count), "img_s": count / max(elapsed, 1e-9),
-    }
 
 
 class Trainer:
@@ -372,7 +248,7 @@ class Trainer:
             m.momentum = 0.0  # running = (1 - 0) * running + 0 * batch: unchanged
         try:
             with self.ddp.no_sync() if skip_sync else contextlib.nullcontext():
-                with _autocast(self.device, self.amp_dtype):
+                with autocast(self.device, self.amp_dtype):
                     logits = self.forward_model(x)
                 self.scaler.scale(logits.float().sum() * 0.0).backward()
         finally:
@@ -411,7 +287,7 @@ class Trainer:
                 # gradients are all-reduced only on the micro-batch that ends an optimizer step
                 skip_sync = self.ddp is not None and not last
                 with self.ddp.no_sync() if skip_sync else contextlib.nullcontext():
-                    with _autocast(self.device, self.amp_dtype):
+                    with autocast(self.device, self.amp_dtype):
                         logits = self.forward_model(x)
                         loss = self.criterion(x, logits, y)
                     self.scaler.scale(loss / accum).backward()
@@ -520,17 +396,6 @@ class Trainer:
                 self.echo(f"best: top-1 {final['best_top1']:.2f}% after epoch "
                           f"{final['best_epoch']} ({self.out_dir / 'best.safetensors'})")
         return TrainResult(self.out_dir, self.history, final, weights, skipped)
-
-
-def weights_metadata(
-    model: nn.Module, cfg: ModelConfig, eval_cfg: dict[str, Any]
-) -> dict[str, Any]:
-    """What ``model.safetensors`` carries besides tensors: the model family's config (so
-    ``bimlp.create_model(name, checkpoint=...)`` restores the architecture), the name and
-    arguments the model was built with, and the evaluation pipeline of its data."""
-    config = model.config.to_dict() if hasattr(model, "config") else {}
-    return {**config, "model_name": cfg.name, "model_args": cfg.model_kwargs(),
-            "eval_cfg": eval_cfg}
 
 
 def _config_differences(old: dict[str, Any], new: dict[str, Any], prefix: str = "") -> list[str]:

@@ -1,6 +1,7 @@
-"""Evaluation of a saved model: load any checkpoint we know, build the matching data pipeline.
+"""Evaluation: scoring a model on a loader, and loading a saved model with its data pipeline.
 
-:func:`load_trained_model` rebuilds a model exactly as it was trained when the file says how
+:func:`evaluate` gives top-1 / top-5 over every image of a loader (the training loop's
+validation and ``bimlp eval`` both use it). :func:`load_trained_model` rebuilds a model exactly as it was trained when the file says how
 (our ``model.safetensors`` and ``last.pt`` carry the model's build arguments, including the
 training step and numerical mode, and the evaluation pipeline of their data); other files --
 converted official checkpoints, released Wave-MLP files, timm weights -- go through
@@ -9,28 +10,84 @@ converted official checkpoints, released Wave-MLP files, timm weights -- go thro
 
 from __future__ import annotations
 
+import sys
+import time
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
-from ..data import DataError, ImageFolderDataset, eval_transform
+from ..data import DataConfig, DataError, ImageFolderDataset, eval_transform
 from ..data.arrays import IDX_FILES
-from .config import DataConfig, ModelConfig
+from .amp import autocast
+from .config import ModelConfig
+from .distributed import DistEnv, all_reduce_sum
+from .metrics import topk_correct
+from .skips import SkipLog
+from .student import build_student
 
 __all__ = [
-    "load_trained_model", "eval_dataset", "eval_loader", "detect_dataset", "model_classes",
+    "evaluate", "load_trained_model", "eval_dataset", "eval_loader", "detect_dataset", "model_classes",
     "data_classes", "check_class_count",
 ]
 
 _CFG_KEYS = ("input_size", "crop_pct", "interpolation", "mean", "std")
 
 
-def _build(name: str, args: Mapping[str, Any]) -> nn.Module:
-    from .engine import build_student
+@torch.no_grad()
+def evaluate(
+    model: nn.Module,
+    loader: DataLoader,
+    device: torch.device,
+    env: DistEnv | None = None,
+    amp_dtype: torch.dtype | None = None,
+    skips: SkipLog | None = None,
+    progress: bool = False,
+) -> dict[str, float]:
+    """Top-1 / top-5 (percent), mean cross-entropy, images scored and images/s.
 
+    Every image of the loader is scored -- batches are never dropped -- and, across processes,
+    each exactly once (:class:`~bimlp.data.ShardedEvalSampler`).
+    """
+    from tqdm.auto import tqdm
+
+    was_training = model.training
+    model.eval()
+    loss_sum, top1, top5, count = 0.0, 0, 0, 0
+    start = time.perf_counter()
+    for batch in tqdm(loader, desc="eval", leave=False, disable=not progress, file=sys.stderr):
+        if skips is not None:
+            skips.note(batch.skipped)
+        if batch.images is None:
+            continue
+        x = batch.images.to(device, non_blocking=True)
+        y = batch.labels.to(device, non_blocking=True)
+        with autocast(device, amp_dtype):
+            logits = model(x)
+        logits = logits.float()
+        loss_sum += float(nn.functional.cross_entropy(logits, y, reduction="sum"))
+        c1, c5 = topk_correct(logits, y)
+        top1, top5, count = top1 + c1, top5 + c5, count + len(y)
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    elapsed = time.perf_counter() - start
+    if env is not None and env.distributed:
+        loss_sum, top1, top5, count, elapsed = all_reduce_sum(
+            [loss_sum, top1, top5, count, elapsed], env
+        )
+        elapsed /= env.world
+    model.train(was_training)
+    n = max(count, 1)
+    return {
+        "top1": 100.0 * top1 / n, "top5": 100.0 * top5 / n, "loss": loss_sum / n,
+        "images": int(count), "img_s": count / max(elapsed, 1e-9),
+    }
+
+
+def _build(name: str, args: Mapping[str, Any]) -> nn.Module:
     cfg = ModelConfig(name=name, extra=dict(args))
     return build_student(cfg, int(args.get("num_classes", 1000)), int(args.get("in_chans", 3)))
 

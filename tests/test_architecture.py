@@ -1,0 +1,243 @@
+"""The package's shape, read from its source with ``ast``: layers that only import downwards, no
+import cycles (imports inside functions and ``TYPE_CHECKING`` blocks count: they are
+dependencies too), and one module that reads weight files.
+
+The layer order is the one ``docs/ARCHITECTURE.md`` describes. A new subpackage must be given a
+place here before the test passes.
+"""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+SRC = Path(__file__).resolve().parents[1] / "src" / "bimlp"
+
+# Bottom first. A module may import from its own layer and from the layers below it, never
+# from one above. (The root ``bimlp/__init__.py`` is the facade: its public names load their
+# modules lazily, so it names every layer; only the CLI imports from it, for ``__version__``.)
+LAYERS = (
+    "files",  # atomic writes
+    "checkpoint",  # reading and writing weight files: the only module that opens them
+    "convert",  # pure readers: bytes -> state dict + configuration, never a model
+    "layers",  # quantizers, binary conv, norms, activations
+    "models",  # configurations, families, the builder, the networks
+    "data",  # datasets, transforms, samplers, the data configuration
+    "profile",  # counting params / BOPs / FLOPs on a traced forward pass
+    "train",  # the recipe configuration, the loop, distillation, evaluation
+    "deploy",  # packing, artifacts, the runtime wrapper, benchmarks
+    "commands",  # one module per subcommand
+    "cli",  # the argument parser
+)
+ROOT = "bimlp"
+ROOT_IMPORTERS = {"bimlp.cli"}
+
+# Import cycles allowed for now, each with its reason. The test fails when one of them goes
+# away too, so that this list never outlives the cycle.
+KNOWN_CYCLES = {
+    frozenset({"bimlp.deploy.artifact", "bimlp.deploy.pack", "bimlp.deploy.runtime"}):
+        "deploy/ internals belong to the runtime issue (#11), which owns their redesign",
+}
+
+# The only module that reads weight files (torch.load, safetensors readers, pickle).
+CHECKPOINT_IO = "bimlp.checkpoint"
+SAFETENSORS_READERS = {"safe_open", "load", "load_file", "deserialize", "safe_load_file"}
+
+
+def _modules() -> dict[str, tuple[Path, bool]]:
+    out = {}
+    for path in sorted(SRC.rglob("*.py")):
+        parts = list(path.relative_to(SRC.parent).with_suffix("").parts)
+        is_package = parts[-1] == "__init__"
+        if is_package:
+            parts.pop()
+        out[".".join(parts)] = (path, is_package)
+    return out
+
+
+MODULES = _modules()
+TREES = {name: ast.parse(path.read_text(), str(path)) for name, (path, _) in MODULES.items()}
+
+
+def _resolve(name: str, node: ast.ImportFrom) -> str:
+    if not node.level:
+        return node.module or ""
+    package = name if MODULES[name][1] else name.rpartition(".")[0]
+    base = package.split(".")[: len(package.split(".")) - node.level + 1]
+    return ".".join(base + ([node.module] if node.module else []))
+
+
+def _imports(name: str) -> dict[str, int]:
+    """Every ``bimlp`` module that module ``name`` imports -> the first line doing so:
+    ``import``, ``from ... import`` (the submodule when the name is one) and any string that is
+    exactly a module's dotted name (what ``importlib.import_module`` is given by lazy imports,
+    e.g. the CLI's table of subcommands)."""
+    found: dict[str, int] = {}
+
+    def add(target: str, line: int) -> None:
+        if (target == ROOT or target.startswith(ROOT + ".")) and target != name:
+            found.setdefault(target, line)
+
+    logger_names = {  # logging.getLogger("bimlp.train") names a logger, not a module
+        id(arg) for node in ast.walk(TREES[name])
+        if isinstance(node, ast.Call) and ast.unparse(node.func).endswith("getLogger")
+        for arg in node.args
+    }
+    for node in ast.walk(TREES[name]):
+        if isinstance(node, ast.Import):
+            for alias in node.names:
+                add(alias.name, node.lineno)
+        elif isinstance(node, ast.ImportFrom):
+            base = _resolve(name, node)
+            for alias in node.names:
+                sub = f"{base}.{alias.name}"
+                add(sub if sub in MODULES else base, node.lineno)
+        elif isinstance(node, ast.Constant) and isinstance(node.value, str):
+            # a lazy import by name: importlib.import_module("bimlp.x.y") (not the bare "bimlp",
+            # which is also a family name and a choice of ``downsample``)
+            if node.value in MODULES and node.value != ROOT and id(node) not in logger_names:
+                add(node.value, node.lineno)
+    return found
+
+
+GRAPH = {name: _imports(name) for name in MODULES}
+
+
+def _layer(module: str) -> int:
+    part = module.split(".")[1]
+    if part not in LAYERS:
+        raise AssertionError(f"{module}: subpackage {part!r} has no place in LAYERS")
+    return LAYERS.index(part)
+
+
+def _cycles() -> list[list[str]]:
+    """Strongly connected components of more than one module (Tarjan)."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    on_stack: set[str] = set()
+    out: list[list[str]] = []
+
+    def visit(v: str) -> None:
+        index[v] = low[v] = len(index)
+        stack.append(v)
+        on_stack.add(v)
+        for w in GRAPH.get(v, {}):
+            if w not in MODULES:
+                continue
+            if w not in index:
+                visit(w)
+                low[v] = min(low[v], low[w])
+            elif w in on_stack:
+                low[v] = min(low[v], index[w])
+        if low[v] == index[v]:
+            component = []
+            while True:
+                w = stack.pop()
+                on_stack.discard(w)
+                component.append(w)
+                if w == v:
+                    break
+            if len(component) > 1:
+                out.append(sorted(component))
+
+    for v in sorted(MODULES):
+        if v not in index:
+            visit(v)
+    return out
+
+
+def test_the_walker_sees_imports_inside_functions_and_importlib():
+    # guards the test itself: these edges exist only as function-level / importlib imports
+    assert "bimlp.commands.train" in GRAPH["bimlp.cli"]  # importlib.import_module("...")
+    assert "bimlp.models" in GRAPH["bimlp.train.evaluation"]  # inside a function
+    assert "bimlp.files" in GRAPH["bimlp.checkpoint"]
+
+
+def test_every_import_of_bimlp_names_a_module_that_exists():
+    missing = [f"{m}:{line} imports {t}" for m, targets in GRAPH.items()
+               for t, line in targets.items() if t not in MODULES]
+    assert not missing, "\n".join(missing)
+
+
+def test_no_import_cycles():
+    found = {frozenset(c): c for c in _cycles()}
+    new = [", ".join(c) for key, c in found.items() if key not in KNOWN_CYCLES]
+    assert not new, "modules that import one another (cycles):\n" + "\n".join(new)
+    gone = [sorted(key) for key in KNOWN_CYCLES if key not in found]
+    assert not gone, f"these cycles are gone: remove them from KNOWN_CYCLES: {gone}"
+
+
+def test_imports_only_point_down_the_layers():
+    upward = []
+    for module, targets in GRAPH.items():
+        if module == ROOT:
+            continue  # the lazy facade
+        for target, line in targets.items():
+            if target == ROOT:
+                if module not in ROOT_IMPORTERS:
+                    upward.append(f"{module}:{line} imports the facade {ROOT}")
+            elif _layer(target) > _layer(module):
+                upward.append(f"{module}:{line} ({LAYERS[_layer(module)]}) imports {target} "
+                              f"({LAYERS[_layer(target)]})")
+    assert not upward, "imports from a lower layer into a higher one:\n" + "\n".join(upward)
+
+
+def _is_torch_load(func: ast.expr) -> bool:
+    # torch.load(...), torch.serialization.load(...)
+    if not isinstance(func, ast.Attribute) or func.attr != "load":
+        return False
+    base = ast.unparse(func.value)
+    return base in ("torch", "torch.serialization")
+
+
+def test_only_the_checkpoint_module_reads_weight_files():
+    found = []
+    for module, tree in TREES.items():
+        if module == CHECKPOINT_IO:
+            continue
+        for node in ast.walk(tree):
+            line = getattr(node, "lineno", 0)
+            if isinstance(node, ast.Call) and _is_torch_load(node.func):
+                found.append(f"{module}:{line} calls {ast.unparse(node.func)}")
+            if isinstance(node, ast.Call) and ast.unparse(node.func) in ("np.load", "numpy.load"):
+                pickles = [k for k in node.keywords if k.arg == "allow_pickle"]
+                if not pickles or ast.unparse(pickles[0].value) != "False":
+                    found.append(f"{module}:{line} calls np.load without allow_pickle=False")
+            if isinstance(node, ast.Import):
+                for alias in node.names:
+                    if alias.name.split(".")[0] in ("pickle", "dill", "cloudpickle") or (
+                        alias.name.startswith("safetensors")
+                    ):
+                        found.append(f"{module}:{line} imports {alias.name}")
+            if isinstance(node, ast.ImportFrom) and node.module and not node.level:
+                top = node.module.split(".")[0]
+                names = {a.name for a in node.names}
+                if top in ("pickle", "dill", "cloudpickle"):
+                    found.append(f"{module}:{line} imports from {node.module}")
+                if top == "safetensors" and names & SAFETENSORS_READERS:
+                    found.append(f"{module}:{line} imports {sorted(names & SAFETENSORS_READERS)} "
+                                 f"from {node.module}")
+                if node.module.startswith("torch") and "load" in names:
+                    found.append(f"{module}:{line} imports load from {node.module}")
+    assert not found, (f"only {CHECKPOINT_IO} may read weight files; the rest go through it:\n"
+                       + "\n".join(found))
+
+
+def test_every_module_has_a_layer():
+    for module in MODULES:
+        if module != ROOT:
+            _layer(module)
+
+
+def test_argument_parsers_live_in_the_cli_and_the_commands_only():
+    # (checkpoint.py names argparse.Namespace in its unpickling allow-list: released Wave-MLP
+    # files hold one; that parses nothing)
+    found = [
+        f"{module}:{node.lineno}"
+        for module, tree in TREES.items()
+        if module != "bimlp.cli" and not module.startswith("bimlp.commands")
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Attribute) and node.attr in ("ArgumentParser", "add_argument")
+    ]
+    assert not found, f"argparse parsers outside cli.py / commands/: {found}"
