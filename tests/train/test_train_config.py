@@ -9,6 +9,7 @@ import yaml
 
 from bimlp.train.config import (
     ConfigError,
+    ModelConfig,
     TrainConfig,
     config_from_dict,
     config_to_dict,
@@ -119,3 +120,22 @@ def test_builtin_recipe_moves_with_out_dir():
     assert two.model.init_from == "/tmp/x/step1/model.safetensors"
     assert one.optim.epochs == two.optim.epochs == 2
     assert (one.model.binary_weights, two.model.binary_weights) == (False, True)
+
+
+def test_model_section_fields_come_from_the_model_families():
+    # the architecture fields are defined once, in the families' configuration dataclasses;
+    # the recipe's model section is generated from them (plus its own four fields)
+    import dataclasses
+
+    from bimlp.models import list_families
+
+    family_fields = {f.name for fam in list_families() for f in dataclasses.fields(fam.config_cls)}
+    assert {"depths", "mode", "binary_weights", "stem_stride", "stem_dim", "downsample_norm"} \
+        <= family_fields
+    own = {"name", "extra", "init_from", "sync_bn"}
+    assert {f.name for f in dataclasses.fields(ModelConfig)} == family_fields | own
+    # and each is a typed recipe key: lists for tuples, None = the model's default
+    cfg = load_config(None, ["model.depths=[1,1]", "model.stem_stride=2", "model.mlp_ratios=4"])
+    assert cfg.model.model_kwargs() == {"depths": [1, 1], "stem_stride": 2, "mlp_ratios": 4.0}
+    with pytest.raises(ConfigError, match="model.stem_stride: expected an integer"):
+        load_config(None, ["model.stem_stride=two"])

@@ -52,11 +52,11 @@ def unpack_bits(data: torch.Tensor, count: int) -> torch.Tensor:
 
 
 def packed_config(model: nn.Module) -> dict:
-    """The architecture fields of a BiMLP config that the packed model needs."""
-    cfg = model.config.to_dict()
-    keep = ("depths", "dims", "mlp_ratios", "num_classes", "in_chans", "norm", "uni_shortcut",
-            "multi_branch", "downsample", "mode", "stem_stride")
-    return {k: cfg[k] for k in keep if k in cfg}
+    """The architecture fields of the model's config (``BiMLPConfig``, where they are defined)
+    that the packed model needs: all but ``binary_weights``, which packing requires to be on."""
+    cfg = model.config.arch_dict()
+    cfg.pop("binary_weights", None)
+    return cfg
 
 
 # folding helpers ------------------------------------------------------------------------------

@@ -23,7 +23,7 @@ from ._base import ArchConfig
 
 __all__ = [
     "Family", "build_variant", "config_fields", "family_of", "get_entrypoint", "is_model",
-    "list_models", "register_family", "register_model",
+    "list_families", "list_models", "register_family", "register_model",
 ]
 
 _ENTRYPOINTS: dict[str, Callable[..., nn.Module]] = {}
@@ -77,6 +77,11 @@ def family_of(name_or_model: str | nn.Module) -> Family | None:
     if name_or_model in _FAMILIES:
         return _FAMILIES[name_or_model]
     return _FAMILIES.get(_MODEL_FAMILY.get(name_or_model, ""))
+
+
+def list_families() -> list[Family]:
+    """Every registered family, in registration order."""
+    return list(_FAMILIES.values())
 
 
 def config_fields(family: str) -> tuple[str, ...]:

@@ -15,7 +15,9 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import functools
 import math
+import operator
 import re
 import types
 import typing
@@ -49,39 +51,66 @@ class ConfigError(ValueError):
     """A recipe or override that does not fit the configuration schema."""
 
 
-@dataclass
-class ModelConfig:
-    """The student network. ``None`` means "the named model's own default"."""
+class _ModelSection:
+    """The student network: ``name`` (any name of ``bimlp.list_models()``, or a timm name for
+    full-precision baselines), then one optional field per configuration field of the
+    registered model families (``depths``, ``dims``, ``mode``, ``binary_weights``, ...: see
+    :class:`~bimlp.models.BiMLPConfig` and the others, where each is defined and commented),
+    where ``None`` means "the named model's own default", then the fields below.
 
-    name: str = "bimlp_s"  # any name of bimlp.list_models() (or timm, for fp baselines)
-    depths: list[int] | None = None  # blocks per stage
-    dims: list[int] | None = None  # channels per stage
-    mlp_ratios: float | list[float] | None = None
-    norm: str | None = None  # outer norms: batch | group
-    mode: str | None = None  # BiMLP: paper = true 1-bit (the default, for training) | official
-    # The two steps of the recipe are this one switch: false = step 1 (binary activations,
-    # real-valued weights), true = step 2 (both binary, initialised from step 1 by init_from).
-    binary_weights: bool | None = None
-    uni_shortcut: bool | None = None
-    multi_branch: bool | None = None
-    downsample: str | None = None
-    drop_rate: float | None = None
-    drop_path_rate: float | None = None
-    num_classes: int | None = None  # None: the data's class count
-    in_chans: int | None = None  # None: the data's channel count
-    extra: dict[str, Any] = field(default_factory=dict)  # other keywords of the model family
-    init_from: str | None = None  # weights loaded strictly before training (step 2: step 1's)
-    sync_bn: bool = False  # SyncBatchNorm across processes (GPU + torchrun only)
+    The two steps of the recipe are one of those fields, ``binary_weights``: false = step 1
+    (binary activations, real-valued weights), true = step 2 (both binary, initialised from
+    step 1 by ``init_from``). ``num_classes`` / ``in_chans`` left at ``None`` come from the data.
+    """
 
     def model_kwargs(self) -> dict[str, Any]:
         """Keyword arguments for ``create_model``: every field that is set."""
         skip = {"name", "extra", "init_from", "sync_bn"}
         kwargs = {
             f.name: getattr(self, f.name)
-            for f in dataclasses.fields(self)
+            for f in dataclasses.fields(self)  # type: ignore[arg-type]
             if f.name not in skip and getattr(self, f.name) is not None
         }
-        return {**kwargs, **self.extra}
+        return {**kwargs, **self.extra}  # type: ignore[attr-defined]
+
+
+def _recipe_type(tp: Any) -> Any:
+    """A model configuration's field type as a recipe holds it: lists for tuples (YAML)."""
+    origin = typing.get_origin(tp)
+    if origin in (Union, types.UnionType):
+        return functools.reduce(operator.or_, (_recipe_type(t) for t in typing.get_args(tp)))
+    if origin is tuple:
+        return list[typing.get_args(tp)[0]]
+    return tp
+
+
+def _model_section() -> type:
+    """``ModelConfig``, its architecture fields read from the model families' configurations
+    (the one place they are defined), so a field added to a family is a recipe key at once."""
+    from ..models import list_families
+
+    fields: dict[str, Any] = {}
+    for family in list_families():
+        hints = typing.get_type_hints(family.config_cls)
+        for f in dataclasses.fields(family.config_cls):
+            fields.setdefault(f.name, _recipe_type(hints[f.name]) | None)
+    return dataclasses.make_dataclass(
+        "ModelConfig",
+        [
+            ("name", str, field(default="bimlp_s")),
+            *((name, tp, field(default=None)) for name, tp in fields.items()),
+            # other keywords of the model (timm models, or anything create_model accepts)
+            ("extra", dict[str, Any], field(default_factory=dict)),
+            # weights loaded strictly before training (step 2: step 1's model.safetensors)
+            ("init_from", str | None, field(default=None)),
+            ("sync_bn", bool, field(default=False)),  # SyncBatchNorm (GPU + torchrun only)
+        ],
+        bases=(_ModelSection,),
+        namespace={"__doc__": _ModelSection.__doc__, "__module__": __name__},
+    )
+
+
+ModelConfig = _model_section()
 
 
 @dataclass
