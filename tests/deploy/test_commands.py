@@ -49,7 +49,7 @@ def test_bench_command_writes_json_per_batch_and_threads(small_checkpoint, tmp_p
     for r in results["runs"].values():
         ms = r["ms"]
         assert ms["runtime"] > 0 and ms["torch eager"] > 0
-        assert r["speedup_vs"]["torch eager"] == pytest.approx(ms["torch eager"] / ms["runtime"])
+        assert set(r["speedup_vs"]) == set(ms) - {"runtime"}  # every other engine is compared
         assert r["min_cosine_vs_float"] > 0.9999
         assert "runtime portable" in ms and ms["runtime portable"] > 0
         assert r["runtime_steps_ms"]["stem"] > 0 and r["runtime_steps_ms"]["mlp"] > 0
