@@ -32,6 +32,9 @@ table block in docs/RESULTS.md from the result files alone.
     python experiments/ablation.py --dataset idx --root DIR      # any MNIST-format idx folder
     python experiments/ablation.py --dataset folder --root DIR --image-size 64 --stem-stride 4
     python experiments/ablation.py --device cuda                 # a GPU, same study
+    python experiments/ablation.py --device cuda --compile --jobs 18 --workers 1 --threads 1
+                                                                 # a GPU, 18 runs side by side
+    OUT=DIR bash experiments/gpu_study.sh                        # that, within a time limit
     python experiments/ablation.py --probe --val-holdout 10000 --train-limit 5000 ...  # checks
 """
 
@@ -100,7 +103,7 @@ VARIANTS: dict[str, Variant] = {
     "naive+ds": Variant("naive + BiMLP downsampling", "bimlp_xs", True, False, False, "bimlp"),
 }
 HEADLINE = ("wavemlp_fp", "naive", "bimlp", "reactnet_a")
-TEACHER = "wavemlp_fp"
+TEACHER, TEACHER_SEED = "wavemlp_fp", 0  # every binary run distils from this one model
 
 
 @dataclass
@@ -133,6 +136,17 @@ class Study:
         return {"dataset": self.dataset, "root": root or self.root,
                 "image_size": self.image_size, "batch_size": self.batch_size,
                 "eval_batch_size": 500, "train_limit": train_limit, "val_limit": None}
+
+
+@dataclass(frozen=True)
+class Execution:
+    """How the runs execute; recorded in each result file, not part of the study's numbers
+    (a resume may change them)."""
+
+    device: str = "cpu"
+    threads: int = 2
+    compile: bool = False  # torch.compile student and teacher (run.compile)
+    workers: int = 0  # DataLoader workers per run (samples are seeded per index: same data)
 
 
 # --- data: the optional seeded validation split --------------------------------------------
@@ -173,7 +187,7 @@ def _write_idx(path: Path, array) -> None:
 
 # --- one run ------------------------------------------------------------------------------------
 def _recipe(study: Study, name: str, seed: int, run_dir: Path, step: int, root: str | None,
-            teacher: Path | None, device: str, threads: int) -> dict[str, Any]:
+            teacher: Path | None, ex: Execution) -> dict[str, Any]:
     """The TrainConfig (as a dict) of one step of one run."""
     variant = VARIANTS[name]
     model: dict[str, Any] = {"name": variant.model, "extra": variant.model_kwargs(study)}
@@ -191,11 +205,12 @@ def _recipe(study: Study, name: str, seed: int, run_dir: Path, step: int, root: 
                    "label_weight": study.label_weight}
     return {
         "model": model,
-        "data": study.data_section(root),
+        "data": {**study.data_section(root), "workers": ex.workers},
         "optim": {"epochs": epochs, "lr": study.lr, "lr_ref_batch": None, "weight_decay": wd},
         "distill": distill,
-        "run": {"out_dir": str(run_dir / f"step{step}"), "seed": seed, "device": device,
-                "threads": threads, "progress": False, "tensorboard": False},
+        "run": {"out_dir": str(run_dir / f"step{step}"), "seed": seed, "device": ex.device,
+                "threads": ex.threads, "compile": ex.compile, "progress": False,
+                "tensorboard": False},
     }
 
 
@@ -233,12 +248,11 @@ def _curve_rows(history: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 def run_one(study: Study, name: str, seed: int, work: Path, results: Path, root: str | None,
-            teacher: dict[str, Any] | None, device: str, threads: int,
-            commit: bool) -> dict[str, Any]:
+            teacher: dict[str, Any] | None, ex: Execution, commit: bool) -> dict[str, Any]:
     """Train one variant with one seed (both steps for binary ones); writes its result file."""
     import torch
 
-    torch.set_num_threads(threads)
+    torch.set_num_threads(ex.threads)
     variant, run_dir = VARIANTS[name], work / "runs" / name / f"seed{seed}"
     _claim_run_dir(run_dir, study)
     log = run_dir / "train.log"
@@ -251,8 +265,19 @@ def run_one(study: Study, name: str, seed: int, work: Path, results: Path, root:
     start = time.perf_counter()
     steps = (1, 2) if variant.binary else (1,)
     teacher_path = Path(teacher["weights"]) if (teacher and variant.binary) else None
-    records = [_run_step(_recipe(study, name, seed, run_dir, s, root, teacher_path, device,
-                                 threads), echo) for s in steps]
+    records = []
+    for s in steps:
+        try:
+            records.append(_run_step(_recipe(study, name, seed, run_dir, s, root, teacher_path,
+                                             ex), echo))
+        except Exception as e:  # noqa: BLE001 - a compiler failure must not cost the run
+            if not ex.compile:
+                raise
+            echo(f"step {s} failed compiled ({type(e).__name__}: {str(e)[:300]}); "
+                 "retrying it eager from its last epoch")
+            ex = dataclasses.replace(ex, compile=False)
+            records.append(_run_step(_recipe(study, name, seed, run_dir, s, root, teacher_path,
+                                             ex), echo))
     final = records[-1]["history"][-1]
     result = {
         "variant": name, "seed": seed, "study": dataclasses.asdict(study),
@@ -264,8 +289,8 @@ def run_one(study: Study, name: str, seed: int, work: Path, results: Path, root:
         "steps": [{"step": s, "epochs": len(r["history"]), "wall_s": r["wall_s"],
                    "curve": _curve_rows(r["history"])}
                   for s, r in zip(steps, records, strict=True)],
-        "wall_s": time.perf_counter() - start, "device": device, "threads": threads,
-        "machine": _machine(),
+        "wall_s": time.perf_counter() - start, "device": ex.device, "threads": ex.threads,
+        "execution": dataclasses.asdict(ex), "machine": _machine(),
     }
     path = result_path(results, name, seed)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -344,14 +369,14 @@ def run_order(names: list[str], seeds: list[int]) -> list[tuple[str, int]]:
     head = [n for n in HEADLINE if n in names]
     rest = [n for n in VARIANTS if n in names and n not in HEADLINE]
     order = [(n, s) for group in (head, rest) for s in seeds for n in group]
-    if (TEACHER, seeds[0]) in order:
-        order.remove((TEACHER, seeds[0]))
-        order.insert(0, (TEACHER, seeds[0]))
+    if (TEACHER, TEACHER_SEED) in order:
+        order.remove((TEACHER, TEACHER_SEED))
+        order.insert(0, (TEACHER, TEACHER_SEED))
     return order
 
 
-def ensure_teacher(study: Study, work: Path, results: Path, root: str | None, device: str,
-                   threads: int, commit: bool, seed: int) -> dict[str, Any]:
+def ensure_teacher(study: Study, work: Path, results: Path, root: str | None, ex: Execution,
+                   commit: bool, seed: int = TEACHER_SEED) -> dict[str, Any]:
     """The teacher's weights (training it if they are missing) and what identifies them."""
     weights = work / "runs" / TEACHER / f"seed{seed}" / "step1" / "model.safetensors"
     recorded = read_result(results, TEACHER, seed, study)
@@ -360,7 +385,7 @@ def ensure_teacher(study: Study, work: Path, results: Path, root: str | None, de
             print(f"the teacher's result file exists but not its weights ({weights}): "
                   "retraining it (deterministic seeding; compare the top-1 below)", flush=True)
         fresh = run_one(study, TEACHER, seed, work, results if recorded is None else work,
-                        root, None, device, threads, commit and recorded is None)
+                        root, None, ex, commit and recorded is None)
         if recorded is not None and abs(fresh["top1"] - recorded["top1"]) > 1e-9:
             print(f"WARNING: retrained teacher top-1 {fresh['top1']:.4f} differs from the "
                   f"recorded {recorded['top1']:.4f}: later runs use another teacher", flush=True)
@@ -373,7 +398,7 @@ def ensure_teacher(study: Study, work: Path, results: Path, root: str | None, de
 
 
 def run_study(study: Study, work: Path, results: Path, names: list[str], seeds: list[int],
-              device: str, threads: int, commit: bool) -> list[str]:
+              ex: Execution, commit: bool) -> list[str]:
     root = holdout_root(study, work)
     order = run_order(names, seeds)
     todo = [(n, s) for n, s in order if read_result(results, n, s, study) is None]
@@ -385,18 +410,114 @@ def run_study(study: Study, work: Path, results: Path, names: list[str], seeds: 
             continue  # the teacher, trained just before
         try:
             if VARIANTS[name].binary and study.teacher and teacher is None:
-                teacher = ensure_teacher(study, work, results, root, device, threads, commit,
-                                         seeds[0])
+                teacher = ensure_teacher(study, work, results, root, ex, commit)
                 print(f"teacher: {teacher['variant']} seed {teacher['seed']}, top-1 "
                       f"{100 * teacher['top1']:.2f}%, sha256 {teacher['sha256'][:16]}", flush=True)
-            run_one(study, name, seed, work, results, root, teacher, device, threads, commit)
+            run_one(study, name, seed, work, results, root, teacher, ex, commit)
         except Exception as e:  # keep going with the other runs; report what failed
             failures.append(f"{name} seed {seed}: {type(e).__name__}: {e}")
             print(f"FAILED {failures[-1]}", flush=True)
-            if name == TEACHER and seed == seeds[0]:
+            if name == TEACHER and seed == TEACHER_SEED:
                 break  # nothing binary can run without the teacher
     if failures:
         print(f"{len(failures)} run(s) failed:\n  " + "\n  ".join(failures), flush=True)
+    return failures
+
+
+def _teacher_ready(study: Study, work: Path, results: Path) -> bool:
+    weights = work / "runs" / TEACHER / f"seed{TEACHER_SEED}" / "step1" / "model.safetensors"
+    return read_result(results, TEACHER, TEACHER_SEED, study) is not None and weights.is_file()
+
+
+def run_parallel(study: Study, work: Path, results: Path, names: list[str], seeds: list[int],
+                 ex: Execution, commit: bool, jobs: int, deadline_s: float | None,
+                 argv: list[str], stagger_s: float = 0.0) -> list[str]:
+    """The same runs as :func:`run_study`, ``jobs`` at a time, each in a child process of this
+    script (one variant, one seed); for a GPU, whose small-batch steps leave it mostly idle.
+
+    The teacher goes first; binary runs start once its weights exist. Each child writes its own
+    result file exactly as a sequential run does; this process commits them (one at a time).
+    With ``deadline_s``, children still running then are stopped: their ``last.pt`` (the last
+    finished epoch) lets a later invocation resume them. With ``stagger_s``, a variant's other
+    seeds start that long after its first, so that they find its compiled graphs in the
+    compiler's on-disk cache instead of compiling the same graphs side by side.
+    """
+    root = holdout_root(study, work)
+    order = run_order(names, seeds)
+    pending = [(n, s) for n, s in order if read_result(results, n, s, study) is None]
+    print(f"{len(pending)} run(s) to do, {jobs} at a time, results in {results}, work files in "
+          f"{work}", flush=True)
+    needs_teacher = study.teacher and any(VARIANTS[n].binary for n, _ in pending)
+    if needs_teacher and read_result(results, TEACHER, TEACHER_SEED, study) is not None \
+            and not _teacher_ready(study, work, results):
+        ensure_teacher(study, work, results, root, ex, commit)  # fresh clone: weights absent
+    logs = work / "logs"
+    logs.mkdir(parents=True, exist_ok=True)
+    # the child: this command line, minus committing, for one run
+    base = [a for a in argv if a != "--commit"]
+    start, failures = time.monotonic(), []
+    running: dict[tuple[str, int], tuple[subprocess.Popen, Any, float]] = {}
+    teacher_failed = False
+    first_start: dict[str, float] = {}  # variant -> when its first run started
+    while pending or running:
+        if deadline_s is not None and time.monotonic() - start > deadline_s:
+            for (name, seed), (proc, log, _) in running.items():
+                proc.terminate()
+            for (name, seed), (proc, log, _) in running.items():
+                try:
+                    proc.wait(timeout=60)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+                log.close()
+                failures.append(f"{name} seed {seed}: stopped at the deadline (resumable)")
+            failures += [f"{n} seed {s}: not started before the deadline" for n, s in pending]
+            print(f"deadline of {deadline_s:.0f} s reached: stopped {len(running)} run(s), "
+                  f"{len(pending)} not started", flush=True)
+            break
+        ready = not needs_teacher or _teacher_ready(study, work, results)
+        for item in list(pending):
+            if len(running) >= jobs:
+                break
+            name, seed = item
+            if VARIANTS[name].binary and study.teacher and not ready:
+                if teacher_failed:
+                    pending.remove(item)
+                    failures.append(f"{name} seed {seed}: no teacher")
+                continue
+            if name in first_start and time.monotonic() - first_start[name] < stagger_s:
+                continue
+            first_start.setdefault(name, time.monotonic())
+            pending.remove(item)
+            log = (logs / f"{name}__seed{seed}.log").open("a")
+            cmd = [sys.executable, str(Path(__file__).resolve()), *base, "--variants", name,
+                   "--seed-list", str(seed), "--jobs", "1", "--no-report"]
+            proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT,
+                                    env={**os.environ, "OMP_NUM_THREADS": str(ex.threads)})
+            running[item] = (proc, log, time.monotonic())
+            print(f"[{time.strftime('%H:%M:%S')}] started {name} seed {seed} (pid {proc.pid})",
+                  flush=True)
+        for item, (proc, log, t0) in list(running.items()):
+            if proc.poll() is None:
+                continue
+            log.close()
+            del running[item]
+            name, seed = item
+            result = read_result(results, name, seed, study)
+            if proc.returncode == 0 and result is not None:
+                print(f"[{time.strftime('%H:%M:%S')}] {name} seed {seed}: top-1 "
+                      f"{100 * result['top1']:.2f}% ({time.monotonic() - t0:.0f} s)", flush=True)
+                if commit:
+                    _git_commit(result_path(results, name, seed),
+                                f"Fashion-MNIST study: {name} seed {seed} finished "
+                                f"({100 * result['top1']:.2f} % top-1)")
+            else:
+                tail = (logs / f"{name}__seed{seed}.log").read_text()[-1500:]
+                failures.append(f"{name} seed {seed}: exit {proc.returncode}")
+                print(f"FAILED {failures[-1]}; its log ends:\n{tail}", flush=True)
+                teacher_failed |= item == (TEACHER, TEACHER_SEED)
+        time.sleep(1.0)
+    if failures:
+        print(f"{len(failures)} run(s) not finished:\n  " + "\n  ".join(failures), flush=True)
     return failures
 
 
@@ -626,6 +747,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--variants", default=",".join(VARIANTS),
                    help=f"comma-separated, from {', '.join(VARIANTS)}")
     p.add_argument("--seeds", type=int, default=3, help="number of seeds (0, 1, ...)")
+    p.add_argument("--seed-list", type=_ints, default=None,
+                   help="only these seeds, e.g. 1,2 (default: 0 .. --seeds - 1)")
     p.add_argument("--epochs", type=int, default=d.epochs, help="epochs per step")
     p.add_argument("--batch-size", type=int, default=d.batch_size)
     p.add_argument("--lr", type=float, default=d.lr)
@@ -653,7 +776,20 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--work", default=str(REPO / "runs" / "fashion_mnist"),
                    help="weights and checkpoints (never committed)")
     p.add_argument("--device", default="cpu", help="cpu | cuda | cuda:N")
-    p.add_argument("--threads", type=int, default=2, help="torch CPU threads")
+    p.add_argument("--threads", type=int, default=2, help="torch CPU threads (per run)")
+    p.add_argument("--compile", action="store_true",
+                   help="torch.compile the student and the teacher (worth it on a GPU)")
+    p.add_argument("--workers", type=int, default=0, help="DataLoader workers per run")
+    p.add_argument("--jobs", type=int, default=1,
+                   help="runs at a time, each in its own process (a GPU has room for many)")
+    p.add_argument("--deadline-s", type=float, default=None,
+                   help="with --jobs > 1: stop every run still going after this many seconds "
+                        "(they resume from their last epoch next time)")
+    p.add_argument("--stagger-s", type=float, default=0.0,
+                   help="with --jobs > 1 and --compile: start a variant's other seeds this long "
+                        "after its first (they reuse its compiled graphs)")
+    p.add_argument("--no-report", action="store_true",
+                   help="skip the aggregate, table and charts (the parallel runs' children)")
     p.add_argument("--commit", action="store_true",
                    help="git-commit each finished run's result file (only that file)")
     p.add_argument("--report-only", action="store_true",
@@ -680,7 +816,11 @@ def main(argv: list[str] | None = None) -> int:
         raise SystemExit(f"unknown variant(s) {unknown}; known: {', '.join(VARIANTS)}")
     if args.seeds < 1:
         raise SystemExit("--seeds must be at least 1")
-    seeds = list(range(args.seeds))
+    seeds = list(range(args.seeds)) if args.seed_list is None else args.seed_list
+    if not seeds or min(seeds) < 0:
+        raise SystemExit(f"--seed-list needs seeds >= 0, got {args.seed_list}")
+    ex = Execution(device=args.device, threads=args.threads, compile=args.compile,
+                   workers=args.workers)
     work = Path(args.work)
     if args.probe:
         work = work.with_name(work.name + "_probe")
@@ -692,11 +832,17 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_num_threads(args.threads)
     start = time.perf_counter()
     failures: list[str] = []
-    if not args.report_only:
-        failures = run_study(study, work, results, names, seeds, args.device, args.threads,
-                             args.commit)
-    results_md = REPO / "docs" / "RESULTS.md" if results == RESULTS else None
-    write_report(study, results, names, seeds, results_md)
+    if args.report_only:
+        pass
+    elif args.jobs > 1:
+        failures = run_parallel(study, work, results, names, seeds, ex, args.commit, args.jobs,
+                                args.deadline_s, list(sys.argv[1:] if argv is None else argv),
+                                args.stagger_s)
+    else:
+        failures = run_study(study, work, results, names, seeds, ex, args.commit)
+    if not args.no_report:
+        results_md = REPO / "docs" / "RESULTS.md" if results == RESULTS else None
+        write_report(study, results, names, seeds, results_md)
     print(f"wall time of this invocation: {time.perf_counter() - start:.0f} s", flush=True)
     return 1 if failures else 0
 

@@ -118,3 +118,28 @@ def test_seeded_holdout_split(tmp_path: Path) -> None:
     assert run["eval_set"] == "holdout" and run["test_images"] == 24
     held = tmp_path / "work_probe" / "holdout24"
     assert (held / "train-images-idx3-ubyte").stat().st_size == 16 + 40 * 16 * 16
+
+
+def test_parallel_runs_match_sequential(tmp_path: Path) -> None:
+    """--jobs 2: the teacher first, then the binary run in a child process; the result files
+    equal a sequential run's (same seeds, same data order: the runs are deterministic)."""
+    root = make_idx_folder(tmp_path / "idx")
+    seq = tmp_path / "seq"
+    seq.mkdir()
+    run_script(seq, root, "--variants", "wavemlp_fp,naive")
+    par = tmp_path / "par"
+    par.mkdir()
+    proc = run_script(par, root, "--variants", "wavemlp_fp,naive", "--jobs", "2", "--workers", "1")
+    assert "2 run(s) to do, 2 at a time" in proc.stdout
+    started = [line.split("started ")[1].split(" (")[0] for line in proc.stdout.splitlines()
+               if "started " in line]
+    assert started == ["wavemlp_fp seed 0", "naive seed 0"]  # naive waited for the teacher
+    for name in ("wavemlp_fp", "naive"):
+        a = json.loads((seq / "results" / "runs" / f"{name}__seed0.json").read_text())
+        b = json.loads((par / "results" / "runs" / f"{name}__seed0.json").read_text())
+        assert b["execution"]["workers"] == 1 and a["execution"]["workers"] == 0
+        assert a["top1"] == b["top1"] and a["test_loss"] == b["test_loss"]
+        assert [s["curve"][-1]["train_loss"] for s in a["steps"]] == \
+               [s["curve"][-1]["train_loss"] for s in b["steps"]]
+    agg = json.loads((par / "results" / "fashion_mnist.json").read_text())
+    assert all(v["complete"] for v in agg["variants"].values())

@@ -249,3 +249,20 @@ def test_limits_take_a_seeded_class_stratified_subset_of_sorted_data(tmp_path):
     assert len(idx) == len(set(idx)) == 10 and idx == sorted(idx)
     assert stratified_indices([0, 1], 5) == [0, 1]
     assert dataset_labels(bundle.val.dataset)[:3] == [0, 0, 0]
+
+
+def test_resize_is_done_once_and_equals_the_per_image_resize():
+    """Array sets at another size resize every image once at construction; each sample must equal
+    resizing that image alone (bilinear, antialiased), the crop and flip still drawn per sample."""
+    from bimlp.data.arrays import ArrayImageDataset, resize_image
+
+    g = torch.Generator().manual_seed(0)
+    images = torch.randint(0, 256, (9, 1, 28, 28), dtype=torch.uint8, generator=g)
+    labels = torch.arange(9) % 3
+    ds = ArrayImageDataset(images, labels, [0.0], [1.0], size=32)
+    assert ds.resized is not None and ds.resized.shape == (9, 1, 32, 32)
+    for i in range(9):
+        x, y = ds[i]
+        assert torch.equal(x, resize_image(images[i], 32)) and y == int(labels[i])
+    same = ArrayImageDataset(images, labels, [0.0], [1.0], size=28)
+    assert same.resized is None and torch.equal(same[3][0], images[3].float() / 255)

@@ -141,6 +141,8 @@ class Trainer:
         forward: nn.Module = model if self.ddp is None else self.ddp
         self.forward_model = torch.compile(forward) if cfg.run.compile else forward
         teacher = load_teacher(cfg.distill, self.device)
+        if teacher is not None and cfg.run.compile:
+            teacher = torch.compile(teacher)  # on a GPU its eager forward costs as much as a step
         self.criterion = Criterion(teacher, cfg.distill.label_weight, cfg.distill.label_smoothing)
         self.history: list[dict[str, Any]] = []
         self.skips = SkipLog()
