@@ -25,9 +25,48 @@ def test_binary_conv_is_a_conv2d_with_the_same_arguments():
     assert isinstance(conv, nn.Conv2d)
     assert conv.bias is None and conv.weight.shape == (4, 2, 1, 7)
     assert (conv.stride, conv.padding, conv.groups) == ((2, 2), (0, 3), 4)
-    ours = inspect.signature(BinaryConv2d).parameters
-    for name in ("in_channels", "out_channels", "kernel_size", "stride", "padding", "groups"):
-        assert name in ours, name
+
+
+def test_binary_conv_signature_matches_conv2d():
+    # every nn.Conv2d argument, in nn.Conv2d's order, then the quantizers (keyword-only); the
+    # defaults are nn.Conv2d's except kernel_size (1) and bias (False, and True is refused)
+    theirs = list(inspect.signature(nn.Conv2d).parameters.values())
+    ours = list(inspect.signature(BinaryConv2d).parameters.values())
+    assert [p.name for p in ours[: len(theirs)]] == [p.name for p in theirs]
+    assert [p.kind for p in ours[: len(theirs)]] == [p.kind for p in theirs]
+    differ = {"kernel_size": 1, "bias": False}
+    for a, b in zip(ours, theirs):
+        assert a.default == differ.get(a.name, b.default), a.name
+    extra = ours[len(theirs):]
+    assert [(p.name, p.kind) for p in extra] == [
+        ("input_quantizer", inspect.Parameter.KEYWORD_ONLY),
+        ("weight_quantizer", inspect.Parameter.KEYWORD_ONLY),
+    ]
+
+
+def test_binary_conv_takes_dilation_device_and_dtype_like_conv2d():
+    kw = dict(stride=1, padding=2, dilation=2, groups=2)
+    conv = BinaryConv2d(4, 6, 3, **kw, device="cpu", dtype=torch.float64)
+    assert conv.weight.dtype == torch.float64 and conv.weight.device.type == "cpu"
+    assert conv.dilation == (2, 2)
+    x = torch.randn(2, 4, 9, 8, dtype=torch.float64)
+    w = conv.weight
+    wq = torch.where(w >= 0, 1.0, -1.0) * w.abs().mean(dim=(1, 2, 3), keepdim=True)
+    ref = F.conv2d(torch.where(x >= 0, 1.0, -1.0).double(), wq, None, **kw)
+    assert ref.shape == (2, 6, 9, 8)
+    assert torch.allclose(conv(x), ref)
+    # padding="same" as nn.Conv2d accepts it
+    assert BinaryConv2d(4, 4, (1, 7), padding="same")(torch.randn(1, 4, 5, 9)).shape == (1, 4, 5, 9)
+
+
+@pytest.mark.parametrize("kwargs,message", [
+    ({"bias": True}, "no bias"),
+    ({"padding_mode": "reflect"}, "padding_mode='reflect'"),
+    ({"padding_mode": "circular"}, "pads with zeros only"),
+])
+def test_binary_conv_refuses_what_it_cannot_honour(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        BinaryConv2d(4, 4, 3, padding=1, **kwargs)
 
 
 @pytest.mark.parametrize("kernel,stride,padding,groups", [

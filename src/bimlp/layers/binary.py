@@ -32,10 +32,19 @@ def quantizer_names(mode: str, binary_weights: bool = True) -> tuple[str, str]:
 
 
 class BinaryConv2d(nn.Conv2d):
-    """``conv(Qa(x), Qw(W))``, never a bias; any kernel, stride, padding and groups.
+    """``conv(Qa(x), Qw(W))``, never a bias; any kernel, stride, padding, dilation and groups.
+
+    The arguments are ``nn.Conv2d``'s, in its order, plus the two quantizers (keyword-only).
+    Two are refused rather than half-supported: ``bias=True`` (a binary conv is always followed
+    by a BatchNorm, whose shift is the bias; the packed format has no place for one) and a
+    ``padding_mode`` other than ``"zeros"`` (padded taps of a binary input are zeros, which the
+    simulation and the packed runtime rely on).
 
     Args:
-        in_channels, out_channels, kernel_size, stride, padding, groups: as ``nn.Conv2d``.
+        in_channels, out_channels, kernel_size, stride, padding, dilation, groups, device,
+            dtype: as ``nn.Conv2d`` (``kernel_size`` defaults to 1).
+        bias: must be False (the default here).
+        padding_mode: must be ``"zeros"``.
         input_quantizer: registry name of the activation quantizer (``approx_sign``,
             ``ternary_round``, or ``identity`` for real-valued inputs).
         weight_quantizer: registry name of the weight quantizer (``scaled_sign``,
@@ -48,15 +57,30 @@ class BinaryConv2d(nn.Conv2d):
         out_channels: int,
         kernel_size: int | tuple[int, int] = 1,
         stride: int | tuple[int, int] = 1,
-        padding: int | tuple[int, int] = 0,
+        padding: int | tuple[int, int] | str = 0,
+        dilation: int | tuple[int, int] = 1,
         groups: int = 1,
+        bias: bool = False,
+        padding_mode: str = "zeros",
+        device: torch.device | str | None = None,
+        dtype: torch.dtype | None = None,
         *,
         input_quantizer: str = "approx_sign",
         weight_quantizer: str = "scaled_sign",
     ) -> None:
+        if bias:
+            raise ValueError(
+                "BinaryConv2d has no bias: the BatchNorm after a binary conv carries the shift "
+                "(and the packed format stores none); got bias=True"
+            )
+        if padding_mode != "zeros":
+            raise ValueError(
+                f"BinaryConv2d pads with zeros only (the simulation and the packed runtime "
+                f"assume padded taps are 0); got padding_mode={padding_mode!r}"
+            )
         super().__init__(
             in_channels, out_channels, kernel_size, stride=stride, padding=padding,
-            groups=groups, bias=False,
+            dilation=dilation, groups=groups, bias=False, device=device, dtype=dtype,
         )
         self.input_quantizer: Quantizer = get_quantizer(input_quantizer)
         self.weight_quantizer: Quantizer = get_quantizer(weight_quantizer)
