@@ -33,7 +33,6 @@ __all__ = [
     "input_precision",
     "is_binary_weight",
     "is_mac_layer",
-    "is_quantized",
     "ops",
     "parameter_bits",
     "quantizer_precision",
@@ -81,14 +80,6 @@ def input_precision(module: nn.Module) -> int:
     if hasattr(module, "input_precision"):
         return _bits(module.input_precision)
     return quantizer_precision(module, "input") or FULL_PRECISION
-
-
-def is_quantized(module: nn.Module) -> bool:
-    """Whether ``module`` declares precisions through the protocol above."""
-    return any(
-        hasattr(module, attr)
-        for attr in ("weight_precision", "input_precision", "weight_quantizer", "input_quantizer")
-    )
 
 
 def is_mac_layer(module: nn.Module) -> bool:
