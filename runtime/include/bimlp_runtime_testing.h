@@ -22,6 +22,10 @@ BIMLP_API int bimlp_testing_tgemm(const char* isa, const float* x, int64_t M, in
  * (axis 0) or H (axis 1), pairs input channels per output: out (B * H * W, Cs / pairs). */
 BIMLP_API int bimlp_testing_token_conv(const char* isa, const float* x, int64_t B, int64_t H, int64_t W,
                                        int64_t Cs, const float* w, int64_t T, int axis, int pairs, float* out);
+/* The same with ternary planes t(x) = round(clip(x, -1, 1)) and real-valued taps w (T, Cs), summed in
+ * float (official mode's token convs). */
+BIMLP_API int bimlp_testing_token_conv_f32(const char* isa, const float* x, int64_t B, int64_t H, int64_t W,
+                                           int64_t Cs, const float* w, int64_t T, int axis, int pairs, float* out);
 /* out (M, N) = a (M, K) @ w^T (N, K) in float (the full-precision layers' GEMM). */
 BIMLP_API int bimlp_testing_sgemm(const char* isa, const float* a, int64_t M, int64_t K, const float* w,
                                   int64_t N, float* out);

@@ -6,6 +6,7 @@
  *   check_driver kernels SEED CASES              every supported instruction set's kernels on
  *                                               random shapes against portable (bit for bit)
  *                                               and the binary ones against an integer reference
+ *                                               (the real-tap token conv: a double reference)
  *
  * Prints one line per mode; exits 0 only when everything matched.
  */
@@ -70,6 +71,17 @@ static int run_model(const char* path, long long B, long long H, long long W, co
   bimlp_free(model);
   return 0;
 }
+
+/* a random token-conv case: shapes (maps smaller than the kernel included), inputs, taps, outputs */
+#define TOKEN_CASE                                                                                 \
+  const int B = between(1, 2), H = between(1, 12), W = between(1, 12), pairs = between(1, 2);       \
+  const int Cs = pairs * between(1, 90), T = 2 * between(1, 4) + 1, axis = between(0, 1);          \
+  const int M = B * H * W, N = Cs / pairs;                                                         \
+  float* x = malloc(sizeof(float) * (size_t)(M * Cs));                                             \
+  float* w = malloc(sizeof(float) * (size_t)(T * Cs));                                             \
+  float* outs[NISA];                                                                               \
+  for (int i = 0; i < NISA; ++i) outs[i] = malloc(sizeof(float) * (size_t)(M * N));                \
+  fill(x, (size_t)(M * Cs)), fill(w, (size_t)(T * Cs));
 
 /* out of every supported ISA must equal portable's bytes; returns the number of mismatches */
 #define ALL_ISAS(call, outs, count)                                                              \
@@ -141,14 +153,7 @@ static int kernels(unsigned long long seed, int cases, int* isas_seen) {
     }
     /* token conv */
     {
-      const int B = between(1, 2), H = between(1, 12), W = between(1, 12), pairs = between(1, 2);
-      const int Cs = pairs * between(1, 90), T = 2 * between(1, 4) + 1, axis = between(0, 1);
-      const int M = B * H * W, N = Cs / pairs;
-      float* x = malloc(sizeof(float) * (size_t)(M * Cs));
-      float* w = malloc(sizeof(float) * (size_t)(T * Cs));
-      float* outs[NISA];
-      for (int i = 0; i < NISA; ++i) outs[i] = malloc(sizeof(float) * (size_t)(M * N));
-      fill(x, (size_t)(M * Cs)), fill(w, (size_t)(T * Cs));
+      TOKEN_CASE
       ALL_ISAS(bimlp_testing_token_conv(isa, x, B, H, W, Cs, w, T, axis, pairs, out), outs, (size_t)(M * N))
       for (int b = 0; b < B; ++b)
         for (int h = 0; h < H; ++h)
@@ -165,6 +170,35 @@ static int kernels(unsigned long long seed, int cases, int* isas_seen) {
               }
               if (outs[0][((b * H + h) * W + xx) * N + n] != (float)ref) {
                 fprintf(stderr, "MISMATCH token conv vs integer reference\n");
+                ++bad, b = B, h = H, xx = W, n = N;
+              }
+            }
+      free(x), free(w);
+      for (int i = 0; i < NISA; ++i) free(outs[i]);
+    }
+    /* official mode's token conv: ternary planes against real-valued taps, summed in float (bit
+       for bit across instruction sets; against a double reference within float rounding) */
+    {
+      TOKEN_CASE
+      for (int i = 0; i < M * Cs; ++i) x[i] *= 1.5f;
+      ALL_ISAS(bimlp_testing_token_conv_f32(isa, x, B, H, W, Cs, w, T, axis, pairs, out), outs, (size_t)(M * N))
+      for (int b = 0; b < B; ++b)
+        for (int h = 0; h < H; ++h)
+          for (int xx = 0; xx < W; ++xx)
+            for (int n = 0; n < N; ++n) {
+              double ref = 0, mag = 0;
+              for (int t = 0; t < T; ++t) {
+                const int hh = axis ? h + t - T / 2 : h, ww = axis ? xx : xx + t - T / 2;
+                if (hh < 0 || hh >= H || ww < 0 || ww >= W) continue;
+                for (int p = 0; p < pairs; ++p) {
+                  const int c = n * pairs + p;
+                  const float v = x[((b * H + hh) * W + ww) * Cs + c];
+                  const double tv = v < -0.5f ? -1 : v > 0.5f ? 1 : 0;
+                  ref += tv * w[t * Cs + c], mag += fabs(tv * w[t * Cs + c]);
+                }
+              }
+              if (fabs(outs[0][((b * H + h) * W + xx) * N + n] - ref) > 1e-6 * (mag + 1)) {
+                fprintf(stderr, "MISMATCH real-tap token conv vs double reference\n");
                 ++bad, b = B, h = H, xx = W, n = N;
               }
             }
@@ -211,7 +245,7 @@ int main(int argc, char** argv) {
     const int cases = atoi(argv[3]);
     const int bad = kernels(strtoull(argv[2], NULL, 10), cases, &seen);
     if (bad < 0) return 1;
-    printf("kernels: %d random cases x 5 kernels, %d instruction sets (", cases, seen);
+    printf("kernels: %d random cases x 6 kernels, %d instruction sets (", cases, seen);
     for (int i = 0, first = 1; i < NISA; ++i)
       if (bimlp_testing_isa_supported(ISAS[i])) printf(first ? "%s" : " %s", ISAS[i]), first = 0;
     printf("): %d mismatches\n", bad);

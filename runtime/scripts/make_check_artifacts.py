@@ -1,9 +1,12 @@
-"""Artifacts for test_aarch64.sh: small paper-mode models written by ``bimlp export``.
+"""Artifacts for test_aarch64.sh: small models written by ``bimlp export``.
 
     python make_check_artifacts.py OUT_DIR      (needs torch and bimlp; prints "NAME B H W" lines)
 
-One random-init registered model through the CLI, and two conditioned models (random non-trivial
-biases, slopes and norm statistics, odd sizes, both outer norms) through ``bimlp.deploy.export``.
+Paper mode: one random-init registered model through the CLI, two conditioned models (random
+non-trivial biases, slopes and norm statistics, odd sizes, both outer norms) and one with Wave-MLP
+downsampling through ``bimlp.deploy.export``. Official (ternary) mode: the two official fixtures
+of tests/data/official (released MindSpore code), one through the CLI, one through
+``bimlp.load_official``.
 """
 
 from __future__ import annotations
@@ -46,6 +49,16 @@ def main() -> int:
     export(conditioned(2, depths=(1, 1, 2, 1), dims=(24, 40, 72, 100), mlp_ratios=3, num_classes=7,
                        norm="group"), out / "odd.bimlp")
     print("odd.bimlp 1 40 36")
+    export(conditioned(3, depths=(1, 1, 1), dims=(16, 32, 40), num_classes=5, downsample="wavemlp"),
+           out / "wavemlp.bimlp")
+    print("wavemlp.bimlp 2 31 35")
+    fixtures = Path(__file__).resolve().parents[2] / "tests" / "data" / "official"
+    subprocess.run([sys.executable, "-m", "bimlp.cli", "export", "--model", "bimlp_s", "--checkpoint",
+                    str(fixtures / "tiny_bn.ckpt"), "-o", str(out / "official_bn.bimlp")], check=True,
+                   stdout=subprocess.DEVNULL)
+    print("official_bn.bimlp 2 64 64")
+    export(bimlp.load_official(fixtures / "tiny_gn.ckpt"), out / "official_gn.bimlp")
+    print("official_gn.bimlp 1 45 70")
     return 0
 
 

@@ -7,14 +7,15 @@
 # Debian's g++-aarch64-linux-gnu, builds the same sources for the host, then
 #   1. runs every kernel of every instruction set on random shapes (sizes not multiples of 64
 #      included) against portable and an integer reference, under qemu-aarch64 and on the host;
-#   2. runs each artifact (written by `bimlp export` from small paper-mode models, or the *.bimlp
-#      files of ARTIFACT_DIR: lines "NAME B H W" in its inputs.txt) with every instruction set of
-#      both builds (aarch64: portable, neon; host: portable, avx2, avx512 where supported) and
-#      compares the logits' bytes with the host's portable path.
+#   2. runs each artifact (written by `bimlp export`: small paper-mode models, one with Wave-MLP
+#      downsampling, and official (ternary) mode models from the released code's fixtures; or the
+#      *.bimlp files of ARTIFACT_DIR: lines "NAME B H W" in its inputs.txt) with every instruction
+#      set of both builds (aarch64: portable, neon; host: portable, avx2, avx512 where supported)
+#      and compares the logits' bytes with the host's portable path.
 # Installs the cross-compiler and qemu-user with apt-get when they are missing. Environment:
 # PYTHON (a Python with torch and bimlp, default python3), JOBS (build jobs, default nproc).
 # Exits 0 only when every output is bit-identical; the last line is a one-line summary.
-# Official (ternary) mode artifacts are not in the list yet: the runtime does not run them.
+# Speed on ARM is not measured here (qemu emulates; its timings mean nothing).
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"

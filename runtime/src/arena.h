@@ -63,6 +63,7 @@ struct Arena {
     int32_t* i;
     int8_t* b;
     uint64_t* u;
+    float* fd;     // official mode's float token-conv dots (W * C + 2C), else null
   };
   std::vector<Thread> th;
 };

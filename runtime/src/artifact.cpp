@@ -62,8 +62,12 @@ Artifact read_artifact(std::string name, std::vector<uint8_t> bytes) {
   };
   if (meta_str("bimlp_format") != kFormat)
     fail(nm, "not a packed BiMLP artifact (format '" + meta_str("bimlp_format") + "')");
-  if (meta_str("bimlp_format_version") != kVersion)
-    fail(nm, "artifact version '" + meta_str("bimlp_format_version") + "', this runtime reads version " + kVersion);
+  const std::string ver = meta_str("bimlp_format_version");
+  for (int v = kMinVersion; v <= kMaxVersion; ++v)
+    if (ver == std::to_string(v)) a.version = v;
+  if (!a.version)
+    fail(nm, "artifact version '" + ver + "', this runtime reads versions " + std::to_string(kMinVersion) + " to " +
+                 std::to_string(kMaxVersion) + " (a newer bimlp wrote it? upgrade bimlp-runtime)");
 
   // tensors: dtype, shape and offsets, checked against the data section
   const uint8_t* data = a.bytes.data() + 8 + hlen;

@@ -35,10 +35,13 @@ struct Artifact {
   std::vector<uint8_t> bytes;
   std::map<std::string, TensorView> tensors;
   Json header;  // the model header: {"format", "version", "config", ...}
+  int version = 0;  // format version (1 or 2)
 };
 
 constexpr const char* kFormat = "bimlp-packed";
-constexpr const char* kVersion = "1";
+// Version 2 adds the header's "numerics" (paper | official, equal to the configuration's mode),
+// official-mode tensors and downsample "wavemlp"; version 1 files are paper-mode BiMLPs.
+constexpr int kMinVersion = 1, kMaxVersion = 2;
 constexpr uint64_t kMaxHeaderBytes = 64ull << 20;
 
 // Parses and verifies `bytes` (moved into the result). Throws Error.

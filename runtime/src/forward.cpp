@@ -95,7 +95,9 @@ std::unique_ptr<Arena> Model::acquire(int64_t B, int64_t H, int64_t W) const {
     WC = std::max(WC, double(s.W) * C);
   }
   const double Hmax = double(*std::max_element(cfg_.hidden.begin(), cfg_.hidden.end()));
-  const double thread_f = RB * std::max({2 * Cmax, Hmax, double(stem_.K), Cmax}) + 4 * Cmax + 64;
+  const double tw = cfg_.ternary ? 2 : 1;  // words per packed channel group: S, or S and Z
+  const double ds_K = cfg_.conv_downsample ? 9 * Cmax : 0;  // im2col of the 3x3 downsampling
+  const double thread_f = RB * std::max({2 * Cmax, Hmax, double(stem_.K), Cmax, ds_K}) + 4 * Cmax + 64;
   const double thread_i = std::max(RB * Nmax, WC);
   Bump b;
   b.take(a->x, MC);
@@ -105,12 +107,12 @@ std::unique_ptr<Arena> Model::acquire(int64_t B, int64_t H, int64_t W) const {
   b.take(a->planes_h, 2 * MC);
   b.take(a->planes_w, 2 * MC);
   b.take(a->planes1, 2 * MC);
-  b.take(a->front, 5 * Mmax * KWmax);
-  b.take(a->mlpbits, Mmax * KWmax);
+  b.take(a->front, 5 * Mmax * KWmax * tw);
+  b.take(a->mlpbits, Mmax * KWmax * tw);
   b.take(a->g, B * Cmax);
-  b.take(a->gbits, B * KWmax);
+  b.take(a->gbits, B * KWmax * tw);
   b.take(a->rwh, B * Cmax);
-  b.take(a->rwhbits, B * KWmax);
+  b.take(a->rwhbits, B * KWmax * tw);
   b.take(a->rwo, 3 * B * Cmax);
   b.take(a->a3, 3 * B * Cmax);
   b.take(a->gn_ss, 2 * B * Cmax);
@@ -121,12 +123,14 @@ std::unique_ptr<Arena> Model::acquire(int64_t B, int64_t H, int64_t W) const {
   std::vector<int32_t*> ti(static_cast<size_t>(T), nullptr);
   std::vector<int8_t*> tb(static_cast<size_t>(T), nullptr);
   std::vector<uint64_t*> tu(static_cast<size_t>(T), nullptr);
+  std::vector<float*> td(static_cast<size_t>(T), nullptr);
   for (int t = 0; t < T; ++t) {
     b.take(tf[size_t(t)], thread_f);
     b.take(te[size_t(t)], 2 * Nmax + 64);
     b.take(ti[size_t(t)], thread_i);
     b.take(tb[size_t(t)], 2 * Cmax + 64);
-    b.take(tu[size_t(t)], RB * (KWh + KWmax) + 8);
+    b.take(tu[size_t(t)], RB * (KWh + KWmax) * tw + 8);
+    if (cfg_.ternary) b.take(td[size_t(t)], WC + 2 * Cmax + 64);  // float token-conv dots and sums
   }
   if (double(b.off) > kMaxArenaBytes)
     throw ArgError("input of batch " + std::to_string(B) + " at " + std::to_string(H) + "x" + std::to_string(W) +
@@ -137,7 +141,7 @@ std::unique_ptr<Arena> Model::acquire(int64_t B, int64_t H, int64_t W) const {
   for (auto& w : b.want) *w.first = base + w.second;
   a->th.resize(size_t(T));
   for (int t = 0; t < T; ++t)
-    a->th[size_t(t)] = {tf[size_t(t)], te[size_t(t)], ti[size_t(t)], tb[size_t(t)], tu[size_t(t)]};
+    a->th[size_t(t)] = {tf[size_t(t)], te[size_t(t)], ti[size_t(t)], tb[size_t(t)], tu[size_t(t)], td[size_t(t)]};
   return a;
 }
 
@@ -158,6 +162,9 @@ struct Exec {
   std::chrono::steady_clock::time_point t0;
   float* X = nullptr;   // the stage activation (this thread's view; swapped by downsampling)
   float* X2 = nullptr;
+  // official mode: packed rows hold two planes (sign, nonzero), token convs real-valued taps
+  bool ternary() const { return m.cfg_.ternary; }
+  int64_t tw() const { return ternary() ? 2 : 1; }
 
   void barrier() { a.barrier.wait(); }
   void mark() {  // after a pass (and its barrier): thread 0 books the time since the last mark
@@ -198,8 +205,20 @@ struct Exec {
   }
   // rows [0, rows) of a 1x1 layer from packed bits A (KW words per row), epilogue at block row 0
   void gemm(const Binary1x1& L, const uint64_t* A, int64_t rows, const Epilogue& e) {
-    k.xnor_dots(A, L.KW, rows, L.panels.data(), L.KW, L.N, L.K, ts().i, L.N);
+    if (ternary())
+      k.ternary_dots(A, A + L.KW, 2 * L.KW, rows, L.panels.data(), L.KW, L.N, ts().i, L.N);
+    else
+      k.xnor_dots(A, L.KW, rows, L.panels.data(), L.KW, L.N, L.K, ts().i, L.N);
     k.epilogue_rows(e, rows, ts().i, L.N, ts().epi);
+  }
+  // image rows [q0, q1) of a token conv from its int8 planes (sign or ternary)
+  void token_conv(const TokenConv& tc, const int8_t* planes, int64_t H, int64_t W, const Epilogue& e, int64_t q0,
+                  int64_t q1) {
+    Scratch sc{ts().epi, ts().i, ts().b, ts().fd};
+    if (ternary())
+      k.token_conv_f32(planes, tc.ftaps.data(), H, W, tc.Cs, tc.T, tc.axis, tc.pairs, e, q0, q1, sc);
+    else
+      k.token_conv(planes, tc.taps.data(), H, W, tc.Cs, tc.T, tc.axis, tc.pairs, e, q0, q1, sc);
   }
   // the norm tail of a block input (norm1 or norm2 of a batch-norm model): z, bits, sign planes
   Tail norm_tail(const std::vector<float>& scale, const std::vector<float>& shift, int64_t m0, int64_t M,
@@ -208,8 +227,8 @@ struct Exec {
     Tail t;
     t.norm_scale = scale.data(), t.norm_shift = shift.data();
     t.z_out = a.z + m0 * C, t.ld_z = C;
-    t.pack_count = packs, t.pack_thresh = pack_thresh;
-    t.pack_out = pack_out + m0 * kw_of(C), t.pack_plane = M * kw_of(C), t.ld_pack = kw_of(C);
+    t.pack_count = packs, t.pack_thresh = pack_thresh, t.ternary = ternary();
+    t.pack_out = pack_out + m0 * kw_of(C) * tw(), t.pack_plane = M * kw_of(C) * tw(), t.ld_pack = kw_of(C) * tw();
     t.sign_count = signs, t.sign_thresh = sign_thresh;
     t.sign_out = signs ? a.planes1 + m0 * C : nullptr, t.sign_plane = M * C, t.ld_sign = C;
     return t;
@@ -257,10 +276,12 @@ struct Exec {
   }
 
   // ---------------------------------------------------------------------------------------------
-  void stem(const float* img) {
-    const FloatConv& f = m.stem_;
-    const StageShape& s0 = a.shapes[0];
-    const int64_t M = s0.M, C = f.cout, Ho = s0.H, Wo = s0.W, Hi = a.H, Wi = a.W, Ci = f.cin;
+  // A full-precision conv over this thread's output rows: im2col (K index ci * k * k + ky * k + kx,
+  // the weight's order; zero padding) from the NCHW image (the stem) or a channels-last map, float
+  // GEMM with the folded bias, then RPReLU when the conv has one and no GroupNorm follows.
+  void float_conv(const FloatConv& f, const float* src, bool channels_last, int64_t Hi, int64_t Wi, int64_t Ho,
+                  int64_t Wo, int64_t M, float* out) {
+    const int64_t C = f.cout, Ci = f.cin, ks = f.kernel, sd = f.stride, pd = f.pad;
     int64_t r0, r1;
     range(M, r0, r1);
     float* col = ts().f;
@@ -269,30 +290,54 @@ struct Exec {
       for (int64_t r = 0; r < rows; ++r) {
         const int64_t mm = m0 + r, b = mm / (Ho * Wo), oy = (mm / Wo) % Ho, ox = mm % Wo;
         float* dst = col + r * f.K;
-        const int64_t ks = f.kernel, st = f.stride, pd = f.pad;
         for (int64_t ci = 0; ci < Ci; ++ci)
           for (int64_t ky = 0; ky < ks; ++ky) {
-            const int64_t iy = oy * st - pd + ky;
+            const int64_t iy = oy * sd - pd + ky;
             for (int64_t kx = 0; kx < ks; ++kx) {
-              const int64_t ix = ox * st - pd + kx;
-              *dst++ = iy >= 0 && iy < Hi && ix >= 0 && ix < Wi ? img[((b * Ci + ci) * Hi + iy) * Wi + ix] : 0.f;
+              const int64_t ix = ox * sd - pd + kx;
+              const bool in = iy >= 0 && iy < Hi && ix >= 0 && ix < Wi;
+              *dst++ = !in ? 0.f
+                       : channels_last ? src[((b * Hi + iy) * Wi + ix) * Ci + ci]
+                                       : src[((b * Ci + ci) * Hi + iy) * Wi + ix];
             }
           }
       }
-      float* out = X + m0 * C;
-      k.sgemm(col, f.K, rows, f.K, f.panels.data(), int(C), f.bias.data(), out, C);
-      if (f.gn_weight.empty()) k.rprelu_rows(out, rows, int(C), f.b1.data(), f.slope.data(), f.b2.data());
+      k.sgemm(col, f.K, rows, int(f.K), f.panels.data(), int(C), f.bias.data(), out + m0 * C, C);
+      if (f.act && f.gn_weight.empty()) k.rprelu_rows(out + m0 * C, rows, int(C), f.b1.data(), f.slope.data(), f.b2.data());
     }
     barrier();
-    if (!f.gn_weight.empty())
-      group_norm(X, M, C, f.gn_weight, f.gn_bias, [&](int64_t m0, int64_t rows, const float* sc, const float* sh) {
-        affine_inplace(X + m0 * C, rows, C, sc, sh);
-        k.rprelu_rows(X + m0 * C, rows, int(C), f.b1.data(), f.slope.data(), f.b2.data());
-      });
+  }
+  // GroupNorm (and RPReLU when the conv has one) of a float conv's whole output
+  void float_conv_norm(const FloatConv& f, float* out, int64_t M) {
+    if (f.gn_weight.empty()) return;
+    const int64_t C = f.cout;
+    group_norm(out, M, C, f.gn_weight, f.gn_bias, [&](int64_t m0, int64_t rows, const float* sc, const float* sh) {
+      affine_inplace(out + m0 * C, rows, C, sc, sh);
+      if (f.act) k.rprelu_rows(out + m0 * C, rows, int(C), f.b1.data(), f.slope.data(), f.b2.data());
+    });
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  void stem(const float* img) {
+    const StageShape& s0 = a.shapes[0];
+    float_conv(m.stem_, img, false, a.H, a.W, s0.H, s0.W, s0.M, X);
+    float_conv_norm(m.stem_, X, s0.M);
+    mark();
+  }
+
+  // Wave-MLP's downsampling: conv 3x3 stride 2 pad 1 (BatchNorm folded) of the channels-last stage
+  // activation, straight to the next stage's resolution, then GroupNorm when the model has it
+  void conv_downsample(const Stage& st, size_t i) {
+    const StageShape& s = a.shapes[i];
+    const StageShape& so = a.shapes[i + 1];
+    float_conv(st.down, X, true, s.H, s.W, so.H, so.W, so.M, X2);
+    float_conv_norm(st.down, X2, so.M);
+    std::swap(X, X2);  // each thread swaps its own copy
     mark();
   }
 
   void downsample(const Stage& st, size_t i) {
+    if (m.cfg_.conv_downsample) return conv_downsample(st, i);
     const FloatConv& f = st.down;
     const StageShape& s = a.shapes[i];
     const int64_t M = s.M, Ci = f.cin, C = f.cout;
@@ -305,11 +350,7 @@ struct Exec {
       if (f.gn_weight.empty()) k.rprelu_rows(out, rows, int(C), f.b1.data(), f.slope.data(), f.b2.data());
     }
     barrier();
-    if (!f.gn_weight.empty())
-      group_norm(a.ds, M, C, f.gn_weight, f.gn_bias, [&](int64_t m0, int64_t rows, const float* sc, const float* sh) {
-        affine_inplace(a.ds + m0 * C, rows, C, sc, sh);
-        k.rprelu_rows(a.ds + m0 * C, rows, int(C), f.b1.data(), f.slope.data(), f.b2.data());
-      });
+    float_conv_norm(f, a.ds, M);
     const int64_t Ho = (s.H + 1) / 2;
     range(a.B * Ho, r0, r1);
     if (r0 < r1) k.pool_rows(a.ds, s.H, s.W, int(C), X2, r0, r1, ts().f);
@@ -353,7 +394,7 @@ struct Exec {
   }
 
   void patm(const Block& b, const StageShape& s) {
-    const int64_t M = s.M, C = s.C, KW = kw_of(C), H = s.H, W = s.W, HW = H * W, B = a.B;
+    const int64_t M = s.M, C = s.C, KW = kw_of(C), KWt = KW * tw(), H = s.H, W = s.W, HW = H * W, B = a.B;
     int64_t r0, r1;
     // front: theta/amplitude of both token mixers (straight into the wave input), the channel unit
     range(M, r0, r1);
@@ -368,30 +409,28 @@ struct Exec {
           Epilogue e = unit(*units[d][u]);
           shortcut(e, {RES_IDENTITY, 1}, a.z + m0 * C, C, int(C));
           e.out = u == 0 ? theta : amp, e.ld_out = C;
-          gemm(*units[d][u], a.front + (size_t(u == 0 ? d : 2 + d) * M + m0) * KW, rows, e);
+          gemm(*units[d][u], a.front + (size_t(u == 0 ? d : 2 + d) * M + m0) * KWt, rows, e);
         }
         const TokenConv& tc = d == 0 ? b.tfc_h : b.tfc_w;
         k.wave_rows(amp, theta, rows, int(C), tc.thresh.data(), (d == 0 ? a.planes_h : a.planes_w) + m0 * 2 * C,
-                    (d == 0 ? a.pm_h : a.pm_w) + m0 * C, wave);
+                    (d == 0 ? a.pm_h : a.pm_w) + m0 * C, wave, ternary());
       }
       Epilogue e = unit(b.fc_c);
       shortcut(e, {RES_IDENTITY, 1}, a.z + m0 * C, C, int(C));
       e.out = a.cc + m0 * C, e.ld_out = C;
-      gemm(b.fc_c, a.front + (4 * size_t(M) + m0) * KW, rows, e);
+      gemm(b.fc_c, a.front + (4 * size_t(M) + m0) * KWt, rows, e);
     }
     barrier();
     mark();
     // token mixers along W and H, then the per-image-row sums of h + w + c + z
     range(B * H, r0, r1);
-    Scratch sc{ts().epi, ts().i, ts().b};
     for (int64_t q = r0; q < r1; ++q) {
       for (int d = 0; d < 2; ++d) {
         const TokenConv& tc = d == 0 ? b.tfc_h : b.tfc_w;
         Epilogue e = unit(tc);
         if (b.tfc_shortcut) shortcut(e, {RES_IDENTITY, 1}, d == 0 ? a.pm_h : a.pm_w, C, int(C));
         e.out = d == 0 ? a.hh : a.ww, e.ld_out = C;
-        k.token_conv(d == 0 ? a.planes_h : a.planes_w, tc.taps.data(), H, W, tc.Cs, tc.T, tc.axis, tc.pairs, e,
-                     q, q + 1, sc);
+        token_conv(tc, d == 0 ? a.planes_h : a.planes_w, H, W, e, q, q + 1);
       }
       double* acc = a.rowsum + q * C;
       for (int64_t c = 0; c < C; ++c) acc[c] = 0.0;
@@ -409,7 +448,8 @@ struct Exec {
           a.g[bb * C + c] = float(acc / double(HW));
         }
       Tail tg;
-      tg.pack_count = 1, tg.pack_thresh = b.rw_fc1.thresh.data(), tg.pack_out = a.gbits, tg.ld_pack = KW;
+      tg.pack_count = 1, tg.pack_thresh = b.rw_fc1.thresh.data(), tg.pack_out = a.gbits, tg.ld_pack = KWt;
+      tg.ternary = ternary();
       k.tail_rows(tg, a.g, C, B, int(C));
       const int64_t Cq = b.rw_fc1.N, C3 = b.rw_fc2.N;
       for (int64_t m0 = 0; m0 < B; m0 += RB) {
@@ -418,13 +458,13 @@ struct Exec {
         shortcut(e1, b.rw_sc1, a.g + m0 * C, C, int(C));
         res_params(e1, b.rw_fc1);
         e1.out = a.rwh + m0 * Cq, e1.ld_out = Cq;
-        e1.tail.pack_count = 1, e1.tail.pack_thresh = b.rw_fc2.thresh.data();
-        e1.tail.pack_out = a.rwhbits + m0 * kw_of(Cq), e1.tail.ld_pack = kw_of(Cq);
-        gemm(b.rw_fc1, a.gbits + m0 * KW, rows, e1);
+        e1.tail.pack_count = 1, e1.tail.pack_thresh = b.rw_fc2.thresh.data(), e1.tail.ternary = ternary();
+        e1.tail.pack_out = a.rwhbits + m0 * kw_of(Cq) * tw(), e1.tail.ld_pack = kw_of(Cq) * tw();
+        gemm(b.rw_fc1, a.gbits + m0 * KWt, rows, e1);
         Epilogue e2 = unit(b.rw_fc2);
         shortcut(e2, b.rw_sc2, a.rwh + m0 * Cq, Cq, int(Cq));
         e2.out = a.rwo + m0 * C3, e2.ld_out = C3;
-        gemm(b.rw_fc2, a.rwhbits + m0 * kw_of(Cq), rows, e2);
+        gemm(b.rw_fc2, a.rwhbits + m0 * kw_of(Cq) * tw(), rows, e2);
       }
       // reweight output channel 3c + k is branch k's weight for channel c
       for (int64_t i = 0; i < B * C; ++i) {
@@ -447,7 +487,7 @@ struct Exec {
         const int64_t bb = (m0 + r) / HW, n = std::min(rows - r, (bb + 1) * HW - (m0 + r));
         const int64_t o = (m0 + r) * C;
         k.mix_rows(a.hh + o, a.ww + o, a.cc + o, a.z + o, n, int(C), a.a3 + bb * C, a.a3 + (B + bb) * C,
-                   a.a3 + (2 * B + bb) * C, b.proj.thresh.data(), mix + r * C, mbits + r * KW);
+                   a.a3 + (2 * B + bb) * C, b.proj.thresh.data(), mix + r * C, mbits + r * KWt, ternary());
         r += n;
       }
       Epilogue e = unit(b.proj);
@@ -467,14 +507,12 @@ struct Exec {
       const int64_t C = s.C;
       int64_t r0, r1;
       range(a.B * s.H, r0, r1);
-      Scratch sc{ts().epi, ts().i, ts().b};
       for (int d = 0; d < 2; ++d) {
         const TokenConv& tc = d == 0 ? b.sfc_h : b.sfc_w;
         Epilogue e = unit(tc);
         shortcut(e, {RES_IDENTITY, 1}, a.z, C, int(C));
         e.out = d == 0 ? a.hh : a.ww, e.ld_out = C;
-        if (r0 < r1)
-          k.token_conv(a.planes1 + d * s.M * C, tc.taps.data(), s.H, s.W, tc.Cs, tc.T, tc.axis, 1, e, r0, r1, sc);
+        if (r0 < r1) token_conv(tc, a.planes1 + d * s.M * C, s.H, s.W, e, r0, r1);
       }
       barrier();
     }
@@ -484,7 +522,7 @@ struct Exec {
   // channel MLP: fc1 -> hidden block in cache (its epilogue packs the signs for fc2) -> fc2, which
   // updates x (residual mix with the branches) and writes the next block's norm1 input
   void mlp(const Block& b, const StageShape& s, const Block* next) {
-    const int64_t M = s.M, C = s.C, KW = kw_of(C), Hd = b.hidden, KWh = kw_of(Hd);
+    const int64_t M = s.M, C = s.C, KWt = kw_of(C) * tw(), Hd = b.hidden, KWh = kw_of(Hd) * tw();
     int64_t r0, r1;
     range(M, r0, r1);
     float* hidden = ts().f;
@@ -496,8 +534,8 @@ struct Exec {
       res_params(e1, b.mlp_fc1);
       e1.out = hidden, e1.ld_out = Hd;
       e1.tail.pack_count = 1, e1.tail.pack_thresh = b.mlp_fc2.thresh.data(), e1.tail.pack_out = hbits;
-      e1.tail.ld_pack = KWh;
-      gemm(b.mlp_fc1, a.mlpbits + m0 * KW, rows, e1);
+      e1.tail.ld_pack = KWh, e1.tail.ternary = ternary();
+      gemm(b.mlp_fc1, a.mlpbits + m0 * KWt, rows, e1);
       Epilogue e2 = unit(b.mlp_fc2);
       shortcut(e2, b.mlp_sc2, hidden, Hd, int(Hd));
       e2.base = X + m0 * C, e2.out = X + m0 * C, e2.ld_out = C;

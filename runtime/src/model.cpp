@@ -108,10 +108,14 @@ void load_binary(Loader& L, Binary1x1& b, const std::string& name, int K, int N,
         b.panels[(size_t(n / NR) * b.KW + k / 64) * NR + n % NR] |= uint64_t(1) << (k % 64);
 }
 
-void load_token(Loader& L, TokenConv& t, const std::string& name, int N, int pairs, int axis) {
+// Paper mode: packed sign bits; official mode: real-valued taps (Cs, T) (the release's per-tap
+// scales), both stored transposed as (T, Cs) for the kernels.
+void load_token(Loader& L, TokenConv& t, const std::string& name, int N, int pairs, int axis, bool real_taps) {
   t.name = name;
   t.N = N, t.pairs = pairs, t.axis = axis, t.T = 7, t.Cs = N * pairs;
-  const uint8_t* bits = L.bits(name + ".bits", int64_t(t.Cs) * t.T);
+  const uint8_t* bits = real_taps ? nullptr : L.bits(name + ".bits", int64_t(t.Cs) * t.T);
+  std::vector<float> w;
+  if (real_taps) w = L.f32(name + ".taps", {t.Cs, t.T});
   auto alpha = L.f32(name + ".alpha", {N});
   auto beta = L.f32(name + ".beta", {N});
   auto thresh = L.f32(name + ".thresh", {t.Cs});
@@ -120,6 +124,12 @@ void load_token(Loader& L, TokenConv& t, const std::string& name, int N, int pai
   t.alpha = std::move(alpha), t.beta = std::move(beta), t.thresh = std::move(thresh);
   std::vector<float>* a2[] = {&t.slope, &t.shift};
   split_rows(act, 2, N, a2);
+  if (real_taps) {
+    t.ftaps.resize(size_t(t.T) * t.Cs);
+    for (int cs = 0; cs < t.Cs; ++cs)
+      for (int k = 0; k < t.T; ++k) t.ftaps[size_t(k) * t.Cs + cs] = w[size_t(cs) * t.T + k];
+    return;
+  }
   t.taps.resize(size_t(t.T) * t.Cs);
   for (int cs = 0; cs < t.Cs; ++cs)
     for (int k = 0; k < t.T; ++k) t.taps[size_t(k) * t.Cs + cs] = bit_at(bits, int64_t(cs) * t.T + k) ? -1 : 1;
@@ -135,20 +145,23 @@ std::vector<float> float_panels(const std::vector<float>& w, int cout, int K) {
 }
 
 void load_float_conv(Loader& L, FloatConv& f, const std::string& name, int cin, int cout, int kernel,
-                     int stride, int pad, bool group_norm) {
+                     int stride, int pad, bool group_norm, bool act_too = true) {
   f.name = name;
-  f.cin = cin, f.cout = cout, f.kernel = kernel, f.stride = stride, f.pad = pad;
+  f.cin = cin, f.cout = cout, f.kernel = kernel, f.stride = stride, f.pad = pad, f.act = act_too;
   f.K = cin * kernel * kernel;
   auto w = L.f32(name + ".weight", {cout, cin, kernel, kernel});
   auto bias = L.f32(name + ".bias", {cout});
-  auto act = L.f32(name + ".act", {3, cout});
+  std::vector<float> act;
+  if (act_too) act = L.f32(name + ".act", {3, cout});
   std::vector<float> gn;
   if (group_norm) gn = L.f32(name + ".norm.affine", {2, cout});
   if (L.checking) return;
   f.panels = float_panels(w, cout, f.K);
   f.bias = std::move(bias);
-  std::vector<float>* a3[] = {&f.b1, &f.slope, &f.b2};
-  split_rows(act, 3, cout, a3);
+  if (act_too) {
+    std::vector<float>* a3[] = {&f.b1, &f.slope, &f.b2};
+    split_rows(act, 3, cout, a3);
+  }
   if (group_norm) {
     std::vector<float>* g2[] = {&f.gn_weight, &f.gn_bias};
     split_rows(gn, 2, cout, g2);
@@ -169,8 +182,8 @@ void load_block(Loader& L, Block& b, const Config& cfg, const std::string& name,
   load_binary(L, b.fc_w, at + "fc_w", C, C, false);
   load_binary(L, b.fc_c, at + "fc_c", C, C, false);
   load_binary(L, b.proj, at + "proj", C, C, false);
-  load_token(L, b.tfc_h, at + "tfc_h", C, 2, 0);
-  load_token(L, b.tfc_w, at + "tfc_w", C, 2, 1);
+  load_token(L, b.tfc_h, at + "tfc_h", C, 2, 0, cfg.ternary);
+  load_token(L, b.tfc_w, at + "tfc_w", C, 2, 1, cfg.ternary);
   b.rw_sc1 = shortcut_for(C, C / 4, cfg.uni_shortcut);
   b.rw_sc2 = shortcut_for(C / 4, 3 * C, cfg.uni_shortcut);
   load_binary(L, b.rw_fc1, at + "reweight.fc1", C, C / 4, b.rw_sc1.kind != RES_NONE);
@@ -181,8 +194,8 @@ void load_block(Loader& L, Block& b, const Config& cfg, const std::string& name,
   load_binary(L, b.mlp_fc2, name + ".mlp.fc2", hidden, C, false);
   std::vector<float> mix;
   if (cfg.multi_branch) {
-    load_token(L, b.sfc_h, name + ".sfc_h", C, 1, 0);
-    load_token(L, b.sfc_w, name + ".sfc_w", C, 1, 1);
+    load_token(L, b.sfc_h, name + ".sfc_h", C, 1, 0, cfg.ternary);
+    load_token(L, b.sfc_w, name + ".sfc_w", C, 1, 1, cfg.ternary);
     mix = L.f32(name + ".weight", {2});
   }
   if (L.checking) return;
@@ -209,17 +222,32 @@ Shortcut shortcut_for(int cin, int cout, bool uni) {
   return {RES_GROUPMEAN, cin / cout};
 }
 
-Config parse_config(const std::string& file, const Json& header) {
+Config parse_config(const std::string& file, const Json& header, int version) {
   const Json* cj = header.find("config");
   if (!cj || cj->kind != Json::Object) fail(file, "model header has no 'config' object");
   const Json& c = *cj;
   Config cfg;
   const Json& mode = field(file, c, "mode", Json::String);
-  if (mode.text == "official")
-    fail(file, "mode 'official' (ternary activations) is not supported by this runtime; export a paper-mode model");
-  if (mode.text != "paper") fail(file, "configuration 'mode' is '" + mode.text + "', expected 'paper'");
+  if (mode.text != "paper" && mode.text != "official")
+    fail(file, "configuration 'mode' is '" + mode.text + "', expected 'paper' or 'official'");
+  // the numerics the weights were folded for: recorded twice (header and configuration) from
+  // version 2 on, and they must agree; version 1 had paper mode only
+  if (version >= 2) {
+    const Json* nm = header.find("numerics");
+    if (!nm || nm->kind != Json::String)
+      fail(file, "model header has no 'numerics' string (version " + std::to_string(version) + " needs it)");
+    if (nm->text != mode.text)
+      fail(file, "model header 'numerics' is '" + nm->text + "' but the configuration's mode is '" + mode.text + "'");
+  } else if (mode.text != "paper") {
+    fail(file, "a version 1 artifact holds paper-mode numerics only, its configuration says mode '" + mode.text + "'");
+  }
+  cfg.ternary = mode.text == "official";
   const Json& ds = field(file, c, "downsample", Json::String);
-  if (ds.text != "bimlp") fail(file, "configuration 'downsample' is '" + ds.text + "'; this runtime supports 'bimlp'");
+  if (ds.text != "bimlp" && ds.text != "wavemlp")
+    fail(file, "configuration 'downsample' is '" + ds.text + "', expected 'bimlp' or 'wavemlp'");
+  if (ds.text == "wavemlp" && version < 2)
+    fail(file, "downsample 'wavemlp' needs a version 2 artifact");
+  cfg.conv_downsample = ds.text == "wavemlp";
   const Json& norm = field(file, c, "norm", Json::String);
   if (norm.text != "batch" && norm.text != "group")
     fail(file, "configuration 'norm' is '" + norm.text + "', expected 'batch' or 'group'");
@@ -278,9 +306,13 @@ void build(Loader& L, Model& m) {
       load_block(L, s.blocks[size_t(j)], cfg, "network." + std::to_string(2 * i) + "." + std::to_string(j),
                  cfg.dims[i], cfg.hidden[i]);
     s.has_downsample = i + 1 < cfg.depths.size();
-    if (s.has_downsample)
-      load_float_conv(L, s.down, "network." + std::to_string(2 * i + 1) + ".proj", cfg.dims[i], cfg.dims[i + 1],
-                      1, 1, 0, cfg.group_norm);
+    if (s.has_downsample) {
+      const std::string nm = "network." + std::to_string(2 * i + 1) + ".proj";
+      if (cfg.conv_downsample)  // Wave-MLP: conv 3x3 stride 2 pad 1 -> norm, no activation
+        load_float_conv(L, s.down, nm, cfg.dims[i], cfg.dims[i + 1], 3, 2, 1, cfg.group_norm, false);
+      else
+        load_float_conv(L, s.down, nm, cfg.dims[i], cfg.dims[i + 1], 1, 1, 0, cfg.group_norm);
+    }
   }
   const int C = cfg.dims.back(), nc = cfg.num_classes;
   auto hw = L.f32("head_weight", {nc, C});
@@ -299,7 +331,7 @@ void build(Loader& L, Model& m) {
 
 Model::Model(const Artifact& a, int threads, const Table& table, int isa)
     : table_(&table), isa_(isa), threads_(threads) {
-  cfg_ = parse_config(a.name, a.header);
+  cfg_ = parse_config(a.name, a.header, a.version);
   Loader check{a, true, {}};
   build(check, *this);  // every name, dtype and shape, before anything is allocated
   check.check_complete();

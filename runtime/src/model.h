@@ -24,6 +24,10 @@ struct Config {
   bool group_norm = false;
   bool uni_shortcut = true;
   bool multi_branch = true;
+  // official mode: ternary activations round(clip(x, -1, 1)) (two bit planes per packed row),
+  // 1x7 / 7x1 token convs with real-valued taps
+  bool ternary = false;
+  bool conv_downsample = false;  // downsample "wavemlp": fp conv 3x3 / 2 pad 1 + norm, no pooling
 };
 
 // Bounds on what an artifact may ask for (a hostile header must not allocate gigabytes).
@@ -49,15 +53,17 @@ struct Binary1x1 {
 struct TokenConv {
   std::string name;
   int N = 0, pairs = 1, axis = 0, T = 7, Cs = 0;
-  std::vector<int8_t> taps;  // (T, Cs) +-1
+  std::vector<int8_t> taps;   // (T, Cs) +-1 (paper mode)
+  std::vector<float> ftaps;   // (T, Cs) real-valued (official mode: per-tap weight scales)
   std::vector<float> alpha, beta, thresh, slope, shift;
 };
 
-// A full-precision conv (stem 7x7/4 pad 2, downsampling 1x1) as a GEMM with BatchNorm folded in,
-// GroupNorm kept (affine), then RPReLU (b1, slope, b2).
+// A full-precision conv (stem 7x7/4 pad 2, downsampling 1x1 or Wave-MLP's 3x3/2 pad 1) as a GEMM
+// with BatchNorm folded in, GroupNorm kept (affine), then RPReLU (b1, slope, b2) when it has one.
 struct FloatConv {
   std::string name;
   int cin = 0, cout = 0, kernel = 1, stride = 1, pad = 0, K = 0;
+  bool act = true;
   std::vector<float> panels, bias, b1, slope, b2, gn_weight, gn_bias;
 };
 
@@ -123,6 +129,6 @@ class Model {
   friend struct Exec;
 };
 
-Config parse_config(const std::string& file, const Json& header);
+Config parse_config(const std::string& file, const Json& header, int version);
 
 }  // namespace bimlp

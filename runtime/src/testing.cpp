@@ -45,6 +45,14 @@ std::vector<uint64_t> pack_rows(const Table& t, const float* x, int64_t M, int64
   return bits;
 }
 
+const char* token_conv_args(const float* x, const float* w, const float* out, int64_t Cs, int64_t T, int axis,
+                            int pairs) {
+  if (!x || !w || !out) return "null pointer";
+  if ((pairs != 1 && pairs != 2) || Cs % pairs || T % 2 == 0 || T > 63 || (axis != 0 && axis != 1))
+    return "bad token conv arguments";
+  return nullptr;
+}
+
 }  // namespace
 
 extern "C" int bimlp_testing_set_error(const char* msg);
@@ -96,14 +104,13 @@ int bimlp_testing_tgemm(const char* isa, const float* x, int64_t M, int64_t K, c
   if (!x || !w || !out) return fail("null pointer");
   const std::vector<float> zero(size_t(K), 0.f);
   const int64_t KW = (K + 63) / 64, P = (N + NR - 1) / NR;
-  // sign plane: x < 0 (also where t = 0: the kernel must ignore S outside Z); nonzero: |x| > 0.5
-  std::vector<uint64_t> S(size_t(M * KW), 0), Z(size_t(M * KW), 0);
-  for (int64_t m = 0; m < M; ++m)
-    for (int64_t k = 0; k < K; ++k) {
-      const float v = x[m * K + k];
-      S[size_t(m * KW + k / 64)] |= uint64_t(v < 0.f) << (k % 64);
-      Z[size_t(m * KW + k / 64)] |= uint64_t(v < -0.5f || v > 0.5f) << (k % 64);
-    }
+  // the executor's ternary packing (the tail of the producing layer): per row the sign words, then
+  // the nonzero words
+  std::vector<uint64_t> SZ(size_t(M * 2 * KW), 0);
+  Tail tail;
+  tail.pack_count = 1, tail.pack_thresh = zero.data(), tail.pack_out = SZ.data(), tail.ld_pack = 2 * KW;
+  tail.ternary = true;
+  t->tail_rows(tail, x, K, M, int(K));
   const auto Wb = pack_rows(*t, w, N, K, zero.data());
   std::vector<uint64_t> panels(size_t(P * KW * NR), 0);
   for (int64_t n = 0; n < N; ++n)
@@ -114,7 +121,8 @@ int bimlp_testing_tgemm(const char* isa, const float* x, int64_t M, int64_t K, c
   e.alpha = alpha.data(), e.beta = beta.data(), e.N = int(N), e.ld_out = N;
   for (int64_t m0 = 0; m0 < M; m0 += 24) {  // in row blocks, as the executor
     const int64_t rows = std::min<int64_t>(24, M - m0);
-    t->ternary_dots(S.data() + m0 * KW, Z.data() + m0 * KW, KW, rows, panels.data(), int(KW), int(N), dots.data(), N);
+    const uint64_t* S = SZ.data() + m0 * 2 * KW;
+    t->ternary_dots(S, S + KW, 2 * KW, rows, panels.data(), int(KW), int(N), dots.data(), N);
     Epilogue eb = e;
     eb.out = out + m0 * N;
     t->epilogue_rows(eb, rows, dots.data(), N, scratch.data());
@@ -125,9 +133,7 @@ int bimlp_testing_tgemm(const char* isa, const float* x, int64_t M, int64_t K, c
 int bimlp_testing_token_conv(const char* isa, const float* x, int64_t B, int64_t H, int64_t W, int64_t Cs,
                              const float* w, int64_t T, int axis, int pairs, float* out) {
   BIMLP_TESTING_PROLOGUE(B, H, W, Cs, T)
-  if (!x || !w || !out) return fail("null pointer");
-  if ((pairs != 1 && pairs != 2) || Cs % pairs || T % 2 == 0 || T > 63 || (axis != 0 && axis != 1))
-    return fail("bad token conv arguments");
+  if (const char* why = token_conv_args(x, w, out, Cs, T, axis, pairs)) return fail(why);
   const int64_t M = B * H * W, N = Cs / pairs;
   std::vector<int8_t> planes(size_t(M * Cs)), taps(size_t(T * Cs));
   for (size_t i = 0; i < planes.size(); ++i) planes[i] = x[i] < 0.f ? -1 : 1;
@@ -139,6 +145,26 @@ int bimlp_testing_token_conv(const char* isa, const float* x, int64_t B, int64_t
   e.alpha = alpha.data(), e.beta = beta.data(), e.N = int(N), e.out = out, e.ld_out = N;
   t->token_conv(planes.data(), taps.data(), H, W, int(Cs), int(T), axis, pairs, e, 0, B * H,
                 Scratch{scratch.data(), dots.data(), acc.data()});
+  return 0;
+}
+
+int bimlp_testing_token_conv_f32(const char* isa, const float* x, int64_t B, int64_t H, int64_t W, int64_t Cs,
+                                 const float* w, int64_t T, int axis, int pairs, float* out) {
+  BIMLP_TESTING_PROLOGUE(B, H, W, Cs, T)
+  if (const char* why = token_conv_args(x, w, out, Cs, T, axis, pairs)) return fail(why);
+  const int64_t M = B * H * W, N = Cs / pairs;
+  // ternary planes as the executor writes them (tail of the producing layer, zero threshold)
+  std::vector<int8_t> planes(size_t(M * Cs));
+  const std::vector<float> zero(size_t(Cs), 0.f);
+  Tail tail;
+  tail.sign_count = 1, tail.sign_thresh = zero.data(), tail.sign_out = planes.data(), tail.ld_sign = Cs;
+  tail.ternary = true;
+  t->tail_rows(tail, x, Cs, M, int(Cs));
+  std::vector<float> alpha(size_t(N), 1.f), beta(size_t(N), 0.f), scratch(size_t(2 * N)), fd(size_t(W * N + Cs));
+  Epilogue e;
+  e.alpha = alpha.data(), e.beta = beta.data(), e.N = int(N), e.out = out, e.ld_out = N;
+  t->token_conv_f32(planes.data(), w, H, W, int(Cs), int(T), axis, pairs, e, 0, B * H,
+                    Scratch{scratch.data(), nullptr, nullptr, fd.data()});
   return 0;
 }
 

@@ -57,3 +57,21 @@ def edit_config(src: Path, dst: Path, **changes) -> Path:
 
 def signs(x: np.ndarray) -> np.ndarray:
     return np.where(x < 0, -1.0, 1.0)
+
+
+def edit_header(src: Path, dst: Path, drop: tuple[str, ...] = (), **changes) -> Path:
+    """A copy of artifact ``src`` whose model header has ``changes`` (and lacks ``drop``), re-signed."""
+    st, data = read_raw(src)
+    header = json.loads(st["__metadata__"]["header"])
+    header.update(changes)
+    for key in drop:
+        header.pop(key, None)
+    st["__metadata__"]["header"] = json.dumps(header)
+    return write_raw(dst, resign(st, data), data)
+
+
+def set_version(src: Path, dst: Path, version: str) -> Path:
+    """A copy of artifact ``src`` that claims format ``version`` (metadata only, re-signed)."""
+    st, data = read_raw(src)
+    st["__metadata__"]["bimlp_format_version"] = version
+    return write_raw(dst, resign(st, data), data)

@@ -37,7 +37,8 @@ def test_header_documents_config_and_bits(small_artifact):
         meta = f.metadata()
         bits = {k: f.get_tensor(k) for k in f.keys() if k.endswith(".bits")}  # noqa: SIM118
     header = json.loads(meta["header"])
-    assert meta["bimlp_format"] == "bimlp-packed" and header["version"] == 1
+    assert meta["bimlp_format"] == "bimlp-packed" and header["version"] == 2
+    assert header["numerics"] == "paper"
     assert header["config"]["dims"] == [16, 32, 48, 64] and header["config"]["mode"] == "paper"
     assert "LSB first" in header["bit_order"]
     # every binary weight is stored as packed bits: fc1 of stage 0 is 16 -> 64 channels

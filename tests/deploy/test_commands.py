@@ -8,6 +8,7 @@ import pytest
 import torch
 from deploy_helpers import SMALL, conditioned_model
 
+import bimlp
 from bimlp.checkpoint import save_weights
 from bimlp.cli import main
 from bimlp.deploy import load, pack_model, simulate
@@ -28,12 +29,12 @@ def test_export_command_writes_a_loadable_artifact(small_checkpoint, tmp_path, c
     assert torch.equal(load(out)(x), pack_model(model)(x))
 
 
-def test_export_command_explains_official_mode(small_checkpoint, tmp_path, capsys):
-    _, ckpt = small_checkpoint
-    code = main(["export", "--model", "bimlp_s", "--checkpoint", str(ckpt), "--mode", "official",
-                 "-o", str(tmp_path / "x.bimlp")])
+def test_export_command_explains_what_it_cannot_pack(tmp_path, capsys):
+    ckpt = save_weights(bimlp.create_model("bimlp_s", binary_weights=False, **SMALL),
+                        tmp_path / "step1.safetensors")
+    code = main(["export", "--model", "bimlp_s", "--checkpoint", str(ckpt), "-o", str(tmp_path / "x.bimlp")])
     assert code == 2
-    assert "ternary" in capsys.readouterr().err
+    assert "binary_weights=False" in capsys.readouterr().err
     assert not (tmp_path / "x.bimlp").exists()
 
 

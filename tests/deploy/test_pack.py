@@ -60,9 +60,10 @@ def test_packing_does_not_touch_the_model():
     assert not model.training
 
 
-def test_official_mode_is_refused_with_a_reason():
+def test_quantizers_of_another_mode_are_refused():
     model = bimlp.create_model("bimlp_s", mode="official", **SMALL).eval()
-    with pytest.raises(ValueError, match="ternary"):
+    model.config.mode = "paper"  # official quantizers inside a model that claims paper numerics
+    with pytest.raises(ValueError, match="not the paper-mode pair"):
         pack_model(model)
 
 

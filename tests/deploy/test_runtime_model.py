@@ -148,3 +148,18 @@ def test_profile_names_every_step_and_sums_to_the_run(small_artifact):
 def test_other_stem_strides_match(stride, tmp_path):
     model = conditioned_model(calib_size=20, stem_stride=stride, depths=(1, 1), dims=(16, 32), num_classes=6)
     check(model, torch.randn(2, 3, 20, 17), tmp_path, threads=2)
+
+
+@pytest.mark.parametrize("norm", ["batch", "group"])
+def test_wavemlp_downsampling_matches_the_simulated_model(norm, tmp_path):
+    """downsample="wavemlp" (the ablation: fp conv 3x3 stride 2 pad 1 + norm, no pooling), odd
+    map sizes: the packed model equals its simulated float model."""
+    from bimlp.deploy import simulate
+
+    model = conditioned_model(calib_size=33, downsample="wavemlp", norm=norm, depths=(1, 1, 1),
+                              dims=(16, 32, 40), num_classes=10)
+    x = torch.randn(2, 3, 33, 31)
+    out = check(model, x, tmp_path, threads=2)
+    with torch.no_grad():
+        sim = simulate(model)(x).numpy()
+    assert cosines(out, sim).min() >= 0.99999

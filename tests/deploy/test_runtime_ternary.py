@@ -49,3 +49,25 @@ def test_ternary_gemm_arguments_are_checked():
         T.tgemm("sse9", np.ones((2, 3)), np.ones((2, 3)))
     with pytest.raises(ValueError, match="shapes"):
         T.tgemm("portable", np.ones((2, 3)), np.ones((2, 4)))
+
+
+@pytest.mark.parametrize("axis,pairs,shape", [(0, 2, (2, 3, 9, 26)), (1, 1, (1, 8, 5, 13)), (0, 1, (1, 2, 3, 70)),
+                                              (1, 2, (2, 4, 2, 34))])
+def test_real_tap_token_conv_matches_float64_and_is_bit_identical(axis, pairs, shape):
+    """Official mode's 1x7 / 7x1 conv: ternary planes against real-valued taps (maps smaller than
+    the kernel included, so padded taps are skipped)."""
+    rng = np.random.default_rng(sum(shape) + axis)
+    x = rng.uniform(-1.5, 1.5, shape).astype(np.float32)
+    w = rng.standard_normal((7, shape[3])).astype(np.float32)
+    t = ternary(x).astype(np.float64)
+    b, h, wd, cs = shape
+    pad = np.zeros((b, h + 6, wd + 6, cs))
+    pad[:, 3:3 + h, 3:3 + wd] = t
+    ref = np.zeros((b, h, wd, cs))
+    for k in range(7):
+        ref += w[k] * (pad[:, 3:3 + h, k:k + wd] if axis == 0 else pad[:, k:k + h, 3:3 + wd])
+    ref = ref.reshape(b * h * wd, cs // pairs, pairs).sum(2)
+    outs = {isa: T.token_conv(isa, x, w, axis, pairs, real_taps=True) for isa in ISAS}
+    np.testing.assert_allclose(outs["portable"], ref, rtol=1e-5, atol=1e-5)
+    for isa, out in outs.items():
+        assert np.array_equal(out, outs["portable"]), isa

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from runtime_helpers import edit_config, read_raw, resign, write_raw
+from runtime_helpers import edit_config, edit_header, read_raw, resign, set_version, write_raw
 
 import bimlp_runtime
 from bimlp_runtime import ArtifactError
@@ -64,8 +64,8 @@ def test_resigned_config_that_does_not_fit_the_tensors_names_the_tensor(small_ar
 @pytest.mark.parametrize("field,value,match", [
     ("norm", "layer", "'norm' is 'layer', expected 'batch' or 'group'"),
     ("norm", 3, "'norm' is a number, expected a string"),
-    ("mode", "official", "ternary"),
-    ("downsample", "wavemlp", "downsample"),
+    ("mode", "official", "but the configuration's mode is 'official'"),
+    ("downsample", "maxpool", "expected 'bimlp' or 'wavemlp'"),
     ("uni_shortcut", "yes", "'uni_shortcut' is a string, expected a boolean"),
     ("depths", [1.5, 1, 1, 1], "depths"),
     ("mlp_ratios", [4, 4, 4], "differ in length"),
@@ -100,8 +100,8 @@ def test_deeply_nested_json_is_refused_without_recursion(small_artifact, tmp_pat
 def test_foreign_safetensors_and_other_versions(small_artifact, tmp_path):
     path, _ = small_artifact
     st_header, data = read_raw(path)
-    st_header["__metadata__"]["bimlp_format_version"] = "2"
-    assert "version '2'" in load_error(write_raw(tmp_path / "v.bimlp", st_header, data))
+    st_header["__metadata__"]["bimlp_format_version"] = "3"
+    assert "version '3', this runtime reads versions 1 to 2" in load_error(write_raw(tmp_path / "v.bimlp", st_header, data))
     del st_header["__metadata__"]["bimlp_format"]
     assert "not a packed BiMLP artifact" in load_error(write_raw(tmp_path / "f.bimlp", st_header, data))
 
@@ -201,3 +201,32 @@ def test_fuzz_mutated_artifacts_never_crash(small_artifact, ops, header_only):
     assert data == raw or json.loads(data[8:8 + n]).keys() == json.loads(raw[8:8 + n]).keys()
     out = model.run(np.ones((1, 3, 9, 9), np.float32))
     assert out.shape == (1, 10)
+
+
+def test_numerics_are_checked_like_every_other_field(small_artifact, tmp_path, data_dir):
+    import bimlp
+    from bimlp.deploy import export
+
+    path, _ = small_artifact
+    assert "no 'numerics' string" in load_error(edit_header(path, tmp_path / "n.bimlp", drop=("numerics",)))
+    msg = load_error(edit_header(path, tmp_path / "m.bimlp", numerics="official"))
+    assert "'numerics' is 'official' but the configuration's mode is 'paper'" in msg
+    assert "expected 'paper' or 'official'" in load_error(edit_config(path, tmp_path / "q.bimlp", mode="int4"))
+    # a paper-mode file that claims official numerics: the tensors are wrong for it, named
+    both = edit_header(edit_config(path, tmp_path / "b0.bimlp", mode="official"), tmp_path / "b.bimlp",
+                       numerics="official")
+    assert "tensor 'network.0.0.attn.tfc_h.taps' is missing" in load_error(both)
+    # version 1 (before numerics) holds paper mode only; official files need version 2
+    official = export(bimlp.load_official(data_dir / "official" / "tiny_bn.ckpt"), tmp_path / "o.bimlp")
+    assert "version 1 artifact holds paper-mode numerics only" in load_error(set_version(official, tmp_path / "o1.bimlp", "1"))
+    bimlp_runtime.load(set_version(path, tmp_path / "p1.bimlp", "1"))  # old paper files still load
+    msg = load_error(edit_config(official, tmp_path / "t.bimlp", dims=[16, 32, 48, 68]))
+    assert "tensor 'network" in msg and "shape" in msg
+
+
+def test_wavemlp_downsampling_tensors_are_checked(small_artifact, tmp_path):
+    path, _ = small_artifact
+    msg = load_error(edit_config(path, tmp_path / "w.bimlp", downsample="wavemlp"))
+    assert "tensor 'network.1.proj.weight' has shape [32, 16, 1, 1], the configuration needs [32, 16, 3, 3]" in msg
+    assert "needs a version 2 artifact" in load_error(
+        set_version(edit_config(path, tmp_path / "w0.bimlp", downsample="wavemlp"), tmp_path / "w1.bimlp", "1"))

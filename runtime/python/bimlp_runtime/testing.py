@@ -20,10 +20,11 @@ def _lib():
         lib.bimlp_testing_bgemm.argtypes = [c_char_p, _f32p, i64, i64, _f32p, i64, _f32p]
         lib.bimlp_testing_tgemm.argtypes = [c_char_p, _f32p, i64, i64, _f32p, i64, _f32p]
         lib.bimlp_testing_token_conv.argtypes = [c_char_p, _f32p, i64, i64, i64, i64, _f32p, i64, c_int, c_int, _f32p]
+        lib.bimlp_testing_token_conv_f32.argtypes = lib.bimlp_testing_token_conv.argtypes
         lib.bimlp_testing_sgemm.argtypes = [c_char_p, _f32p, i64, i64, _f32p, i64, _f32p]
         lib.bimlp_testing_pack.argtypes = [c_char_p, _f32p, i64, i64, _f32p, u64p]
         lib.bimlp_testing_isa_supported.argtypes = [c_char_p]
-        for name in ("bgemm", "tgemm", "token_conv", "sgemm", "pack", "isa_supported"):
+        for name in ("bgemm", "tgemm", "token_conv", "token_conv_f32", "sgemm", "pack", "isa_supported"):
             getattr(lib, "bimlp_testing_" + name).restype = c_int
         lib._testing_ready = True
     return lib
@@ -63,15 +64,16 @@ def tgemm(isa: str, x, w) -> np.ndarray:
     return out
 
 
-def token_conv(isa: str, x, w, axis: int, pairs: int) -> np.ndarray:
-    """x (B, H, W, Cs) signs, w (T, Cs) taps -> (B * H * W, Cs / pairs)."""
+def token_conv(isa: str, x, w, axis: int, pairs: int, real_taps: bool = False) -> np.ndarray:
+    """x (B, H, W, Cs) signs, w (T, Cs) taps -> (B * H * W, Cs / pairs). ``real_taps``: official
+    mode's kernel, ternary x (round(clip(x, -1, 1))) against the float taps w."""
     (x, xp), (w, wp) = _f(x), _f(w)
     if x.ndim != 4 or w.ndim != 2 or w.shape[1] != x.shape[3]:
         raise ValueError(f"token_conv: shapes {x.shape} and {w.shape}")
     b, h, wd, cs = x.shape
     out = np.empty((b * h * wd, cs // pairs), dtype=np.float32)
-    _check(_lib().bimlp_testing_token_conv(isa.encode(), xp, b, h, wd, cs, wp, w.shape[0], axis, pairs,
-                                           out.ctypes.data_as(_f32p)))
+    fn = _lib().bimlp_testing_token_conv_f32 if real_taps else _lib().bimlp_testing_token_conv
+    _check(fn(isa.encode(), xp, b, h, wd, cs, wp, w.shape[0], axis, pairs, out.ctypes.data_as(_f32p)))
     return out
 
 

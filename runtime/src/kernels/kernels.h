@@ -35,6 +35,10 @@ enum Res : int { RES_NONE = 0, RES_IDENTITY = 1, RES_TILE = 2, RES_GROUPMEAN = 3
 //   z   = v * norm_scale + norm_shift (or v)             (written to z_out when set)
 //   bits of z + pack_thresh[p] < 0 for p < pack_count    (pack_out + p * pack_plane, ld_pack words/row)
 //   int8 signs of z + sign_thresh[s] for s < sign_count  (sign_out + s * sign_plane, ld_sign bytes/row)
+// With `ternary` (official mode) the activation of u = z + thresh is t = round(clip(u, -1, 1)):
+// -1 for u < -0.5, +1 for u > 0.5, else 0 (round half to even). A packed row is then two planes
+// of ceil(C / 64) words each, the sign plane S (bit 1: t = -1) followed by the nonzero plane Z
+// (bit 1: t != 0), so ld_pack is twice the words of a binary row; int8 planes hold t itself.
 struct Tail {
   const float* norm_scale = nullptr;
   const float* norm_shift = nullptr;
@@ -50,6 +54,7 @@ struct Tail {
   int8_t* sign_out = nullptr;
   int64_t sign_plane = 0;
   int64_t ld_sign = 0;
+  bool ternary = false;
 
   bool active() const { return z_out || pack_count || sign_count; }
 };
@@ -100,6 +105,7 @@ struct Scratch {
   float* f = nullptr;
   int32_t* i = nullptr;
   int8_t* b = nullptr;
+  float* fd = nullptr;  // token_conv_f32: W * N float dots, then Cs float sums
 };
 
 struct Table {
@@ -109,6 +115,8 @@ struct Table {
                     int N, int K, int32_t* dots, int64_t ldd);
   // The epilogue of `rows` rows from signed dots (see Epilogue); scratch: 2 * N floats.
   void (*epilogue_rows)(const Epilogue& e, int64_t rows, const int32_t* dots, int64_t ldd, float* scratch);
+  // The same from float dots (official mode's token convs, whose weights are real-valued).
+  void (*epilogue_rows_f32)(const Epilogue& e, int64_t rows, const float* dots, int64_t ldd, float* scratch);
   // The tail alone on float rows x (M, C): norm, packing, sign planes.
   void (*tail_rows)(const Tail& t, const float* x, int64_t ldx, int64_t rows, int C);
   // Token conv (1 x T along W for axis 0, T x 1 along H for axis 1, padding T / 2, groups = N,
@@ -116,6 +124,12 @@ struct Table {
   // scratch: W * N int32, Cs int8, 2 * N floats.
   void (*token_conv)(const int8_t* planes, const int8_t* taps, int64_t H, int64_t W, int Cs, int T,
                      int axis, int pairs, const Epilogue& e, int64_t q0, int64_t q1, Scratch s);
+  // The same with real-valued taps (T, Cs) on ternary int8 planes (official mode: the release's
+  // per-tap weight scales make these weights full precision). Each output sums its products
+  // t * w in float in a fixed order (taps in order, then the pair), exact in the products
+  // (t in {-1, 0, +1}). scratch: s.fd W * N + Cs floats, s.f 2 * N floats.
+  void (*token_conv_f32)(const int8_t* planes, const float* taps, int64_t H, int64_t W, int Cs, int T,
+                         int axis, int pairs, const Epilogue& e, int64_t q0, int64_t q1, Scratch s);
   // out[r * ldo + n] = sum_k A[r * lda + k] * Wp[k, n] (+ bias[n]); Wp: float panels of SGEMM_NB
   // columns (panel p: K x SGEMM_NB floats, zero past N).
   void (*sgemm)(const float* A, int64_t lda, int64_t rows, int K, const float* panels, int N,
@@ -124,12 +138,14 @@ struct Table {
   void (*rprelu_rows)(float* x, int64_t rows, int C, const float* b1, const float* slope, const float* b2);
   // PATM token-mixing input of rows: u = [amp cos(theta) ; amp sin(theta)] + bias (2C channels),
   // its int8 sign plane (rows, 2C) and the pair mean (u[2k] + u[2k+1]) / 2 (rows, C).
+  // ternary: the plane holds round(clip(u, -1, 1)) instead of sign(u).
   void (*wave_rows)(const float* amp, const float* theta, int64_t rows, int C, const float* bias,
-                    int8_t* planes, float* pair_mean, float* scratch);
-  // m = a0 * h + a1 * w + a2 * c + z (per-channel weights of one sample), and the bits of m + bias.
+                    int8_t* planes, float* pair_mean, float* scratch, bool ternary);
+  // m = a0 * h + a1 * w + a2 * c + z (per-channel weights of one sample), and the bits of m + bias
+  // (ternary: the S and Z planes of each row, 2 * ceil(C / 64) words).
   void (*mix_rows)(const float* h, const float* w, const float* c, const float* z, int64_t rows, int C,
                    const float* a0, const float* a1, const float* a2, const float* bias, float* m,
-                   uint64_t* bits);
+                   uint64_t* bits, bool ternary);
   // acc[k] += ((h + w) + c) + z summed over rows, in double.
   void (*sum4_rows)(const float* h, const float* w, const float* c, const float* z, int64_t rows,
                     int C, double* acc);

@@ -9,6 +9,7 @@ constexpr int SGEMM_MR = 3;  // float GEMM accumulator rows that fit in this ISA
 
 #include "epilogue/epilogue.inc"
 #include "tokenconv/tokenconv.inc"
+#include "tokenconv/tokenconv_f32.inc"
 #include "sgemm/sgemm.inc"
 #include "elementwise/elementwise.inc"
 
@@ -23,7 +24,8 @@ namespace bimlp::kernels {
 
 extern const Table kTable_avx2;
 const Table kTable_avx2 = {
-    "avx2",       avx2::xnor_dots, avx2::epilogue_rows, avx2::tail_rows, avx2::token_conv,
+    "avx2",       avx2::xnor_dots, avx2::epilogue_rows, avx2::epilogue_rows_f32, avx2::tail_rows,
+    avx2::token_conv, avx2::token_conv_f32,
     avx2::sgemm,  avx2::rprelu_rows, avx2::wave_rows, avx2::mix_rows, avx2::sum4_rows,
     avx2::pool_rows, avx2::ternary_dots,
 };

@@ -9,6 +9,7 @@ constexpr int SGEMM_MR = 6;  // float GEMM accumulator rows that fit in this ISA
 
 #include "epilogue/epilogue.inc"
 #include "tokenconv/tokenconv.inc"
+#include "tokenconv/tokenconv_f32.inc"
 #include "sgemm/sgemm.inc"
 #include "elementwise/elementwise.inc"
 
@@ -23,7 +24,8 @@ namespace bimlp::kernels {
 
 extern const Table kTable_avx512;
 const Table kTable_avx512 = {
-    "avx512",       avx512::xnor_dots, avx512::epilogue_rows, avx512::tail_rows, avx512::token_conv,
+    "avx512",       avx512::xnor_dots, avx512::epilogue_rows, avx512::epilogue_rows_f32, avx512::tail_rows,
+    avx512::token_conv, avx512::token_conv_f32,
     avx512::sgemm,  avx512::rprelu_rows, avx512::wave_rows, avx512::mix_rows, avx512::sum4_rows,
     avx512::pool_rows, avx512::ternary_dots,
 };

@@ -11,6 +11,7 @@ constexpr int SGEMM_MR = 3;  // float GEMM accumulator rows that fit in this ISA
 
 #include "epilogue/epilogue.inc"
 #include "tokenconv/tokenconv_neon.inc"
+#include "tokenconv/tokenconv_f32.inc"
 #include "sgemm/sgemm.inc"
 #include "elementwise/elementwise.inc"
 
@@ -25,7 +26,8 @@ namespace bimlp::kernels {
 
 extern const Table kTable_neon;
 const Table kTable_neon = {
-    "neon",       neon::xnor_dots, neon::epilogue_rows, neon::tail_rows, neon::token_conv,
+    "neon",       neon::xnor_dots, neon::epilogue_rows, neon::epilogue_rows_f32, neon::tail_rows,
+    neon::token_conv, neon::token_conv_f32,
     neon::sgemm,  neon::rprelu_rows, neon::wave_rows, neon::mix_rows, neon::sum4_rows,
     neon::pool_rows, neon::ternary_dots,
 };

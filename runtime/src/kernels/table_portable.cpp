@@ -9,6 +9,7 @@ constexpr int SGEMM_MR = 1;  // float GEMM accumulator rows that fit in this ISA
 
 #include "epilogue/epilogue.inc"
 #include "tokenconv/tokenconv.inc"
+#include "tokenconv/tokenconv_f32.inc"
 #include "sgemm/sgemm.inc"
 #include "elementwise/elementwise.inc"
 
@@ -23,7 +24,8 @@ namespace bimlp::kernels {
 
 extern const Table kTable_portable;
 const Table kTable_portable = {
-    "portable",       portable::xnor_dots, portable::epilogue_rows, portable::tail_rows, portable::token_conv,
+    "portable",       portable::xnor_dots, portable::epilogue_rows, portable::epilogue_rows_f32, portable::tail_rows,
+    portable::token_conv, portable::token_conv_f32,
     portable::sgemm,  portable::rprelu_rows, portable::wave_rows, portable::mix_rows, portable::sum4_rows,
     portable::pool_rows, portable::ternary_dots,
 };

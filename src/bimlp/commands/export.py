@@ -14,8 +14,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", required=True, help="registered model name, e.g. bimlp_s")
     parser.add_argument("--checkpoint", help="weights to export (safetensors, MindSpore .ckpt)")
     parser.add_argument("-o", "--output", required=True, help="the .bimlp file to write")
-    parser.add_argument("--mode", default="paper", choices=("paper", "official"),
-                        help="numerical mode of the model (only paper mode is 1-bit)")
+    parser.add_argument("--mode", default=None, choices=("paper", "official"),
+                        help="numerical mode of the model (default: the checkpoint's, e.g. official "
+                             "for a release .ckpt or its `bimlp convert` file; paper without one)")
     parser.add_argument("--onnx", help="also write the simulated float model as ONNX here")
     parser.add_argument("--img-size", type=int, default=224, metavar="N",
                         help="ONNX input size (default 224)")
@@ -35,7 +36,8 @@ def run(args: argparse.Namespace) -> int:
             check_output_file(args.onnx, "--onnx")
             if args.img_size < 1:
                 raise ValueError(f"--img-size must be >= 1, got {args.img_size}")
-        model = create_model(args.model, checkpoint=args.checkpoint, mode=args.mode).eval()
+        kwargs = {"mode": args.mode} if args.mode else {}
+        model = create_model(args.model, checkpoint=args.checkpoint, **kwargs).eval()
         packed = pack_weights(model)
         source = {"model": args.model,
                   "checkpoint": Path(args.checkpoint).name if args.checkpoint else None}
@@ -47,7 +49,7 @@ def run(args: argparse.Namespace) -> int:
     with tempfile.TemporaryDirectory() as tmp:
         float_bytes = save_weights(model, Path(tmp) / "float.safetensors").stat().st_size
     size = out.stat().st_size
-    print(f"wrote {out}: {size / 1e6:.3f} MB ({sizes['binary_weights']:,} binary weights as bits, "
+    print(f"wrote {out}: {packed.config.get('mode', 'paper')} numerics, {size / 1e6:.3f} MB ({sizes['binary_weights']:,} binary weights as bits, "
           f"{sizes['float_values']:,} float32 values)")
     print(f"  theoretical minimum {sizes['theoretical_bytes'] / 1e6:.3f} MB "
           f"(+{100 * (size / sizes['theoretical_bytes'] - 1):.2f} %); float32 checkpoint "

@@ -5,11 +5,16 @@ signs, bit order in :mod:`bimlp.deploy.pack`; everything else float32, already f
 into scales/biases and convs, learnable biases into thresholds and epilogue biases) and whose
 metadata holds
 
-* ``bimlp_format`` = ``bimlp-packed``, ``bimlp_format_version`` = ``1``;
-* ``header``: JSON with the model configuration, bit-order description, per-tensor shapes and
+* ``bimlp_format`` = ``bimlp-packed``, ``bimlp_format_version`` = ``2``;
+* ``header``: JSON with the model configuration, the ``numerics`` the weights were folded for
+  (``paper``: activations sign(x); ``official``: round(clip(x, -1, 1)) and real-valued token-conv
+  taps; it must equal the configuration's ``mode``), bit-order description, per-tensor shapes and
   counts (binary weights, full-precision values), and where the weights came from;
 * ``sha256``: the digest of the header text and every tensor (name, dtype, shape, bytes, in
   sorted name order), so a truncated or edited file is refused instead of producing garbage.
+
+Version history: 1 = paper-mode BiMLP with downsample ``bimlp`` (still read); 2 adds ``numerics``,
+official mode and downsample ``wavemlp``.
 
 Files are untrusted input: the runtime (``bimlp_runtime``, C++) verifies and reads them; the
 Python reader here (:func:`read_artifact`, for inspection and tests) uses safetensors and JSON
@@ -34,7 +39,8 @@ __all__ = ["ArtifactError", "export", "load", "to_bytes", "read_artifact", "read
            "VERSION", "size_report"]
 
 FORMAT = "bimlp-packed"
-VERSION = 1
+VERSION = 2
+READS = (1, 2)  # versions this bimlp (and the runtime) can read
 BIT_ORDER = (
     "binary weight signs flattened in (out, in/groups, kh, kw) row-major order; stream bit i is "
     "bit i % 8 (LSB first) of byte i // 8; 1 = negative (-1), 0 = +1 (sign(0) = +1); the last "
@@ -79,6 +85,7 @@ def _serialize(layout: BiMLPLayout, source: dict[str, Any] | None) -> tuple[dict
     header = json.dumps({
         "format": FORMAT,
         "version": VERSION,
+        "numerics": layout.config.get("mode", "paper"),
         "config": layout.config,
         "bit_order": BIT_ORDER,
         "sizes": layout.size_report(),
@@ -96,11 +103,11 @@ def _serialize(layout: BiMLPLayout, source: dict[str, Any] | None) -> tuple[dict
 
 
 def export(model: nn.Module, path: str | Path, source: dict[str, Any] | None = None) -> Path:
-    """Write ``model`` (a paper-mode BiMLP, its :func:`~bimlp.deploy.pack.pack_weights` layout or
-    a :func:`~bimlp.deploy.pack_model` result) as a ``.bimlp`` file.
+    """Write ``model`` (a paper- or official-mode BiMLP, its :func:`~bimlp.deploy.pack.pack_weights`
+    layout or a :func:`~bimlp.deploy.pack_model` result) as a ``.bimlp`` file.
 
     Raises:
-        ValueError: the model cannot be packed (official mode, real-valued weights).
+        ValueError: the model cannot be packed (real-valued weights, zero binary weights).
     """
     tensors, meta = _serialize(_layout(model), source)
     return write_safetensors(tensors, path, meta)
@@ -131,9 +138,10 @@ def read_artifact(path: str | Path) -> tuple[dict[str, Any], dict[str, torch.Ten
         raise ArtifactError(f"{p}: not a safetensors file ({e})") from e
     if meta.get("bimlp_format") != FORMAT:
         raise ArtifactError(f"{p}: not a packed BiMLP artifact (format {meta.get('bimlp_format')!r})")
-    if meta.get("bimlp_format_version") != str(VERSION):
+    if meta.get("bimlp_format_version") not in {str(v) for v in READS}:
         raise ArtifactError(
-            f"{p}: artifact version {meta.get('bimlp_format_version')!r}, this bimlp reads version {VERSION}"
+            f"{p}: artifact version {meta.get('bimlp_format_version')!r}, this bimlp reads versions "
+            f"{', '.join(map(str, READS))}"
         )
     try:
         tensors = load_safetensors_bytes(data, source=str(p))

@@ -1,12 +1,15 @@
-"""The packed layout of a ``paper``-mode BiMLP: a module tree of buffers whose state-dict names,
-shapes and dtypes are the ``.bimlp`` artifact's tensors (see :mod:`bimlp.deploy.pack` for how they
-are folded and :mod:`bimlp.deploy.artifact` for the file). It computes nothing: the runtime
+"""The packed layout of a BiMLP: a module tree of buffers whose state-dict names, shapes and
+dtypes are the ``.bimlp`` artifact's tensors (see :mod:`bimlp.deploy.pack` for how they are folded
+and :mod:`bimlp.deploy.artifact` for the file). It computes nothing: the runtime
 (``bimlp_runtime``) reads these tensors and runs the network natively.
 
 Every binary layer holds ``bits`` (packed signs), ``alpha`` (weight scale x BN scale), ``beta``
 (BN shift + RPReLU's first bias, + the input's learnable bias for identity shortcuts), ``thresh``
-(binarize ``sign(x + thresh)``) and ``act`` (PReLU slope, final shift); the channel MLP's first
-layer also ``res_params`` (its shortcut's BN affine and RPReLU).
+(binarize ``sign(x + thresh)``, or in ``official`` mode ``round(clip(x + thresh, -1, 1))``) and
+``act`` (PReLU slope, final shift); the channel MLP's first layer also ``res_params`` (its
+shortcut's BN affine and RPReLU). In ``official`` mode the 1x7 / 7x1 token convs hold ``taps``
+(their real-valued weights, the release's per-tap scales applied) instead of ``bits``, and
+``alpha`` is the BN scale alone.
 """
 
 from __future__ import annotations
@@ -29,12 +32,16 @@ def stem_geometry_of(cfg: dict[str, Any]) -> tuple[int, int, int]:
 
 
 class BinaryLayout(nn.Module):
-    """Buffers of a packed binary layer (1x1, or a 1x7 / 7x1 token conv with ``taps``)."""
+    """Buffers of a packed binary layer (1x1, or a 1x7 / 7x1 token conv). ``real_taps``: the
+    weights stay float32 (``taps``, (cin, kernel taps)) instead of packed bits."""
 
-    def __init__(self, cin: int, cout: int, weight_numel: int, res_params: bool = False) -> None:
+    def __init__(self, cin: int, cout: int, weight_numel: int, res_params: bool = False,
+                 real_taps: bool = False) -> None:
         super().__init__()
-        self.in_channels, self.out_channels, self.weight_numel = cin, cout, weight_numel
-        self.register_buffer("bits", torch.zeros((weight_numel + 7) // 8, dtype=torch.uint8))
+        self.in_channels, self.out_channels = cin, cout
+        self.weight_numel = 0 if real_taps else weight_numel  # binary weights
+        self.register_buffer("bits", None if real_taps else torch.zeros((weight_numel + 7) // 8, dtype=torch.uint8))
+        self.register_buffer("taps", torch.zeros(cin, weight_numel // cin) if real_taps else None)
         self.register_buffer("alpha", torch.ones(cout))
         self.register_buffer("beta", torch.zeros(cout))
         self.register_buffer("thresh", torch.zeros(cin))
@@ -46,8 +53,8 @@ def conv1x1(cin: int, cout: int, res_params: bool = False) -> BinaryLayout:
     return BinaryLayout(cin, cout, cin * cout, res_params)
 
 
-def token_conv(channels: int, pairs: int, taps: int = 7) -> BinaryLayout:
-    return BinaryLayout(channels * pairs, channels, channels * pairs * taps)
+def token_conv(channels: int, pairs: int, real_taps: bool, taps: int = 7) -> BinaryLayout:
+    return BinaryLayout(channels * pairs, channels, channels * pairs * taps, real_taps=real_taps)
 
 
 def _has_shortcut(cin: int, cout: int, uni: bool) -> bool:
@@ -72,45 +79,48 @@ class MlpLayout(nn.Module):
 class PATMLayout(nn.Module):
     front = ("theta_h_conv", "theta_w_conv", "fc_h", "fc_w", "fc_c")
 
-    def __init__(self, dim: int, uni: bool) -> None:
+    def __init__(self, dim: int, uni: bool, real_taps: bool) -> None:
         super().__init__()
         for name in self.front + ("proj",):
             setattr(self, name, conv1x1(dim, dim))
-        self.tfc_h = token_conv(dim, 2)
-        self.tfc_w = token_conv(dim, 2)
+        self.tfc_h = token_conv(dim, 2, real_taps)
+        self.tfc_w = token_conv(dim, 2, real_taps)
         self.reweight = MlpLayout(dim, dim // 4, 3 * dim, uni)
 
 
 class BlockLayout(nn.Module):
-    def __init__(self, dim: int, mlp_ratio: float, uni: bool, multi_branch: bool) -> None:
+    def __init__(self, dim: int, mlp_ratio: float, uni: bool, multi_branch: bool, real_taps: bool) -> None:
         super().__init__()
         self.norm1 = NormLayout(dim)
-        self.attn = PATMLayout(dim, uni)
+        self.attn = PATMLayout(dim, uni, real_taps)
         self.norm2 = NormLayout(dim)
         self.mlp = MlpLayout(dim, int(dim * mlp_ratio), dim, uni)
         self.multi_branch = multi_branch
         if multi_branch:
-            self.sfc_h = token_conv(dim, 1)
-            self.sfc_w = token_conv(dim, 1)
+            self.sfc_h = token_conv(dim, 1, real_taps)
+            self.sfc_w = token_conv(dim, 1, real_taps)
             self.register_buffer("weight", torch.zeros(2))
 
 
 class FloatConvLayout(nn.Module):
     """Full-precision conv with BatchNorm folded in (GroupNorm kept as ``norm.affine``), then
-    RPReLU as (move1, slope, move2)."""
+    RPReLU as (move1, slope, move2) when ``act``."""
 
-    def __init__(self, cin: int, cout: int, kernel: int, group_norm: bool) -> None:
+    def __init__(self, cin: int, cout: int, kernel: int, group_norm: bool, act: bool = True) -> None:
         super().__init__()
         self.register_buffer("weight", torch.zeros(cout, cin, kernel, kernel))
         self.register_buffer("bias", torch.zeros(cout))
         self.norm = NormLayout(cout) if group_norm else None
-        self.register_buffer("act", torch.zeros(3, cout))
+        self.register_buffer("act", torch.zeros(3, cout) if act else None)
 
 
 class DownsampleLayout(nn.Module):
-    def __init__(self, cin: int, cout: int, group_norm: bool) -> None:
+    """BiMLP's 1x1 conv + RPReLU (the pooling has no tensors), or Wave-MLP's 3x3 stride-2 conv
+    with its norm and no activation (``conv=True``)."""
+
+    def __init__(self, cin: int, cout: int, group_norm: bool, conv: bool = False) -> None:
         super().__init__()
-        self.proj = FloatConvLayout(cin, cout, 1, group_norm)
+        self.proj = FloatConvLayout(cin, cout, 3 if conv else 1, group_norm, act=not conv)
 
 
 class BiMLPLayout(nn.Module):
@@ -120,17 +130,23 @@ class BiMLPLayout(nn.Module):
         super().__init__()
         self.config = cfg = dict(config)
         dims, depths, ratios = list(cfg["dims"]), list(cfg["depths"]), list(cfg["mlp_ratios"])
-        if cfg.get("downsample", "bimlp") != "bimlp":
-            raise ValueError("the runtime supports downsample='bimlp' only")
+        downsample = cfg.get("downsample", "bimlp")
+        if downsample not in ("bimlp", "wavemlp"):
+            raise ValueError(f"downsample {downsample!r}: the runtime runs 'bimlp' and 'wavemlp'")
+        mode = cfg.get("mode", "paper")
+        if mode not in ("paper", "official"):
+            raise ValueError(f"mode {mode!r}: the runtime runs 'paper' and 'official'")
+        real_taps = mode == "official"
         group = cfg["norm"] == "group"
         uni, multi = cfg.get("uni_shortcut", True), cfg.get("multi_branch", True)
         kernel, _, _ = stem_geometry_of(cfg)
         self.stem = FloatConvLayout(cfg.get("in_chans", 3), dims[0], kernel, group)
         network: list[nn.Module] = []
         for i, (depth, dim) in enumerate(zip(depths, dims, strict=True)):
-            network.append(nn.ModuleList([BlockLayout(dim, ratios[i], uni, multi) for _ in range(depth)]))
+            network.append(nn.ModuleList([BlockLayout(dim, ratios[i], uni, multi, real_taps)
+                                          for _ in range(depth)]))
             if i + 1 < len(dims):
-                network.append(DownsampleLayout(dim, dims[i + 1], group))
+                network.append(DownsampleLayout(dim, dims[i + 1], group, conv=downsample == "wavemlp"))
         self.network = nn.ModuleList(network)
         self.norm = NormLayout(dims[-1]) if group else None
         self.register_buffer("head_weight", torch.zeros(cfg["num_classes"], dims[-1]))

@@ -1,4 +1,4 @@
-"""Packing a trained ``paper``-mode BiMLP: an explicit function that returns a new module tree.
+"""Packing a trained BiMLP: an explicit function that returns a new module tree.
 
 :func:`pack_weights` folds every binary unit ``R(BN(BiConv(x + b)) + S(x + b))`` into the buffers
 of a :class:`~bimlp.deploy.layout.BinaryLayout` (packed sign bits + per-channel ``alpha``,
@@ -12,6 +12,12 @@ weight flattened in PyTorch's ``(out, in/groups, kh, kw)`` row-major order form 
 the weight is negative (sign -1), a clear bit means sign +1 (sign(0) = +1); the last byte is padded
 with zero bits. Nothing else is stored for a binary weight: its magnitude is the per-output-channel
 scale ``mean|W|``, folded into ``alpha``.
+
+``official`` mode (the released checkpoints' numerics) packs the same way, with two differences the
+runtime reads from the artifact header: activations are ternary, ``round(clip(x + thresh, -1, 1))``
+(the runtime encodes them as sign and nonzero bit planes), and the 1x7 / 7x1 token convs keep
+their real-valued weights (``taps``: the release's per-tap scale times the sign, which for the
+depthwise ``sfc_*`` is the weight itself).
 """
 
 from __future__ import annotations
@@ -78,17 +84,37 @@ def _set(buf: torch.Tensor, value: torch.Tensor) -> None:
     buf.copy_(value.reshape(buf.shape).to(buf.dtype))
 
 
+def _signs_and_scale(conv: BinaryConv2d, name: str = "binary conv") -> tuple[torch.Tensor, torch.Tensor]:
+    """(negative signs, per-output-channel magnitude) of the weight the layer really uses: in both
+    modes every entry of an output channel must be +-scale (a zero weight, official mode's
+    sign(0) = 0, has no 1-bit code)."""
+    q = conv.quantized_weight().detach()  # float32, exactly what the model multiplies by
+    scale = q.abs().flatten(1).amax(1)
+    if not torch.equal(q.abs(), scale.view(-1, *([1] * (q.dim() - 1))).expand_as(q)):
+        bad = int((q.abs() != scale.view(-1, *([1] * (q.dim() - 1)))).flatten(1).any(1).nonzero()[0])
+        raise ValueError(
+            f"{name} (weight {tuple(q.shape)}): output channel {bad} has weights of different "
+            "magnitudes (an exact zero weight, sign(0) = 0 in official mode?); it has no 1-bit encoding"
+        )
+    return q < 0, scale
+
+
 def _fill_binary(dst, conv: BinaryConv2d, bn: nn.BatchNorm2d, act: RPReLU,
                  move: LearnableBias | None, fold_move: bool) -> None:
     """alpha = mean|W| * bn_scale; beta = bn_shift + act.move1 (+ move bias when the shortcut is
-    the shifted input itself); thresh = move bias; act = (slope, move2)."""
+    the shifted input itself); thresh = move bias; act = (slope, move2). A layout with ``taps``
+    (official token convs) keeps the real-valued weight there and alpha = bn_scale."""
     w = conv.weight.detach()
-    scale_w = w.abs().mean(dim=tuple(range(1, w.dim())))  # float32, as the quantizer computes it
     bn_scale, bn_shift = _bn(bn)
     m1, slope, m2 = _rprelu(act)
     b = _vec(move.bias) if move is not None else torch.zeros(w.shape[1] * conv.groups, dtype=torch.float64)
-    _set(dst.bits, pack_bits(w < 0))
-    _set(dst.alpha, scale_w.to(torch.float64) * bn_scale)
+    if dst.taps is not None:
+        _set(dst.taps, conv.quantized_weight().detach().reshape(dst.taps.shape))
+        _set(dst.alpha, bn_scale)
+    else:
+        negative, scale_w = _signs_and_scale(conv)
+        _set(dst.bits, pack_bits(negative))
+        _set(dst.alpha, scale_w.to(torch.float64) * bn_scale)
     _set(dst.beta, bn_shift + m1 + (b if fold_move else 0.0))
     _set(dst.thresh, b)
     _set(dst.act, torch.stack([slope, m2]))
@@ -116,7 +142,7 @@ def _fill_norm(dst: NormLayout, src: nn.Module) -> None:
         _set(dst.affine, torch.stack([_vec(src.weight), _vec(src.bias)]))
 
 
-def _fill_float_conv(dst: FloatConvLayout, conv: nn.Conv2d, norm: nn.Module, act: RPReLU) -> None:
+def _fill_float_conv(dst: FloatConvLayout, conv: nn.Conv2d, norm: nn.Module, act: RPReLU | None) -> None:
     w, b = conv.weight.detach().to(torch.float64), _vec(conv.bias)
     if isinstance(norm, nn.BatchNorm2d):
         scale, shift = _bn(norm)
@@ -125,7 +151,8 @@ def _fill_float_conv(dst: FloatConvLayout, conv: nn.Conv2d, norm: nn.Module, act
         _fill_norm(dst.norm, norm)
     _set(dst.weight, w)
     _set(dst.bias, b)
-    _set(dst.act, torch.stack(_rprelu(act)))
+    if act is not None:
+        _set(dst.act, torch.stack(_rprelu(act)))
 
 
 def _fill_patm(dst: PATMLayout, src: nn.Module) -> None:
@@ -159,17 +186,22 @@ def _fill_block(dst: BlockLayout, src: nn.Module) -> None:
 
 @torch.no_grad()
 def pack_weights(model: nn.Module) -> BiMLPLayout:
-    """The packed tensors of ``model`` (a ``paper``-mode BiMLP in eval mode; not modified).
+    """The packed tensors of ``model`` (a BiMLP in eval mode, ``paper`` or ``official`` mode;
+    not modified).
 
     Raises:
-        ValueError: official-mode (ternary) or real-valued-weight models, unsupported layouts.
+        ValueError: real-valued-weight models, zero binary weights, unsupported layouts.
     """
     check_packable(model)
     packed = BiMLPLayout(packed_config(model))
+    real_taps = packed.config.get("mode") == "official"
+    for name, m in model.named_modules():  # every layer stored as bits has a 1-bit code (named errors)
+        if isinstance(m, BinaryConv2d) and not (real_taps and m.kernel_size != (1, 1)):
+            _signs_and_scale(m, name)
     _fill_float_conv(packed.stem, model.patch_embed.proj, model.patch_embed.norm, model.patch_embed.act)
     for dst, src in zip(packed.network, model.network, strict=True):
         if isinstance(dst, DownsampleLayout):
-            _fill_float_conv(dst.proj, src.proj, src.norm, src.act)
+            _fill_float_conv(dst.proj, src.proj, src.norm, getattr(src, "act", None))
         else:
             for dblock, sblock in zip(dst, src, strict=True):
                 _fill_block(dblock, sblock)
@@ -185,11 +217,12 @@ def pack_weights(model: nn.Module) -> BiMLPLayout:
 
 
 def pack_model(model: nn.Module, threads: int | None = None) -> PackedBiMLP:
-    """``model`` (a ``paper``-mode BiMLP in eval mode) packed and loaded into the runtime: a
-    module whose forward runs the whole network natively. ``threads``: per call (default all).
+    """``model`` (a BiMLP in eval mode, ``paper`` or ``official`` mode) packed and loaded into
+    the runtime: a module whose forward runs the whole network natively. ``threads``: per call
+    (default all).
 
     Raises:
-        ValueError: official-mode (ternary) or real-valued-weight models, unsupported layouts.
+        ValueError: real-valued-weight models, zero binary weights, unsupported layouts.
     """
     from .artifact import to_bytes
 

@@ -1,5 +1,6 @@
-"""The float32 "simulated" binary network: the same graph as a ``paper``-mode BiMLP in eval, with
-every binary weight materialized once as ``sign(W) * scale`` and activations signed in the graph.
+"""The float32 "simulated" binary network: the same graph as a BiMLP in eval, with every binary
+weight materialized once as ``sign(W) * scale`` and activations quantized in the graph (signed in
+``paper`` mode, ``round(clip(x, -1, 1))`` in ``official`` mode).
 
 This is the honest float baseline for the packed engine (it computes the same outputs with plain
 PyTorch kernels) and the model exported to ONNX for interchange (no custom autograd functions).
@@ -19,40 +20,43 @@ __all__ = ["SignedConv2d", "simulate", "check_packable"]
 
 
 class SignedConv2d(nn.Module):
-    """``conv(sign(x), W_q)`` with ``W_q`` a fixed float tensor; sign(0) = +1, values exactly ±1."""
+    """``conv(q(x), W_q)`` with ``W_q`` a fixed float tensor and ``q`` sign (sign(0) = +1, values
+    exactly ±1) or, with ``ternary``, ``round(clip(x, -1, 1))`` (official mode)."""
 
     def __init__(self, conv: BinaryConv2d) -> None:
         super().__init__()
         self.register_buffer("weight", conv.quantized_weight().detach().clone())
         self.stride, self.padding = conv.stride, conv.padding
         self.dilation, self.groups = conv.dilation, conv.groups
+        self.ternary = conv.input_quantizer.name == "ternary_round"
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return F.conv2d(sign_plus(x), self.weight, None, self.stride, self.padding, self.dilation, self.groups)
+        q = torch.round(x.clamp(-1.0, 1.0)) if self.ternary else sign_plus(x)
+        return F.conv2d(q, self.weight, None, self.stride, self.padding, self.dilation, self.groups)
+
+
+# the quantizer pair of each numerical mode (see bimlp.layers.quantizer_names)
+_PAIRS = {"paper": ("approx_sign", "scaled_sign"), "official": ("ternary_round", "channel_mean_sign")}
 
 
 def check_packable(model: nn.Module) -> None:
-    """Raise a clear ``ValueError`` for models whose binary layers are not truly 1-bit."""
+    """Raise a clear ``ValueError`` for models whose binary layers the runtime cannot run: real-
+    valued weights, or quantizers that are not the pair of the model's mode."""
     cfg = getattr(model, "config", None)
     mode = getattr(cfg, "mode", getattr(model, "mode", "paper"))
-    if mode == "official":
-        raise ValueError(
-            "official-mode BiMLP models use ternary activations round(clip(x, -1, 1)) in {-1, 0, +1} "
-            "and per-tap weight scales; they need a 2-bit encoding, which the 1-bit engine does not "
-            "have. Build the model with mode='paper' (the truly binary numerics) to export or pack it."
-        )
+    if mode not in _PAIRS:
+        raise ValueError(f"mode {mode!r}: only 'paper' and 'official' models can be packed")
     if cfg is not None and not getattr(cfg, "binary_weights", True):
         raise ValueError(
             "this model keeps real-valued weights (binary_weights=False, step 1 of the recipe); "
             "only models with binary weights can be packed"
         )
     for name, m in model.named_modules():
-        if isinstance(m, BinaryConv2d) and (
-            m.input_quantizer.name != "approx_sign" or m.weight_quantizer.name != "scaled_sign"
-        ):
+        pair = _PAIRS[mode]
+        if isinstance(m, BinaryConv2d) and (m.input_quantizer.name, m.weight_quantizer.name) != pair:
             raise ValueError(
                 f"{name}: quantizers ({m.input_quantizer.name}, {m.weight_quantizer.name}) are not "
-                "the paper-mode 1-bit pair (approx_sign, scaled_sign); cannot pack"
+                f"the {mode}-mode pair {pair}; cannot pack"
             )
 
 
