@@ -26,6 +26,11 @@ BIMLP_API int bimlp_testing_token_conv(const char* isa, const float* x, int64_t 
  * float (official mode's token convs). */
 BIMLP_API int bimlp_testing_token_conv_f32(const char* isa, const float* x, int64_t B, int64_t H, int64_t W,
                                            int64_t Cs, const float* w, int64_t T, int axis, int pairs, float* out);
+/* Binary 3x3 conv, stride 1 or 2, zero padding 1, of sign(x) (B, H, W, C) with sign(w) (N, C, 3, 3):
+ * out (B * Ho * Wo, N). pad_value (+1 or -1) is what the kernel pads the packed input with before
+ * its exact correction to zero padding. */
+BIMLP_API int bimlp_testing_bconv3x3(const char* isa, const float* x, int64_t B, int64_t H, int64_t W, int64_t C,
+                                     const float* w, int64_t N, int stride, int pad_value, float* out);
 /* out (M, N) = a (M, K) @ w^T (N, K) in float (the full-precision layers' GEMM). */
 BIMLP_API int bimlp_testing_sgemm(const char* isa, const float* a, int64_t M, int64_t K, const float* w,
                                   int64_t N, float* out);

@@ -205,6 +205,34 @@ static int kernels(unsigned long long seed, int cases, int* isas_seen) {
       free(x), free(w);
       for (int i = 0; i < NISA; ++i) free(outs[i]);
     }
+    /* binary 3x3 conv, stride 1 or 2, zero padding (either pad value the kernel may use) */
+    {
+      const int B = between(1, 2), H = between(1, 10), W = between(1, 10), C = between(1, 150), N = between(1, 40);
+      const int stride = between(1, 2), pad = between(0, 1) ? 1 : -1;
+      const int Ho = stride == 2 ? (H + 1) / 2 : H, Wo = stride == 2 ? (W + 1) / 2 : W, Mo = B * Ho * Wo;
+      float* x = malloc(sizeof(float) * (size_t)(B * H * W * C));
+      float* w = malloc(sizeof(float) * (size_t)(N * C * 9));
+      float* outs[NISA];
+      for (int i = 0; i < NISA; ++i) outs[i] = malloc(sizeof(float) * (size_t)(Mo * N));
+      fill(x, (size_t)(B * H * W * C)), fill(w, (size_t)(N * C * 9));
+      ALL_ISAS(bimlp_testing_bconv3x3(isa, x, B, H, W, C, w, N, stride, pad, out), outs, (size_t)(Mo * N))
+      for (int m = 0; m < Mo; ++m)
+        for (int n = 0; n < N; ++n) {
+          const int b = m / (Ho * Wo), oy = (m / Wo) % Ho, ox = m % Wo;
+          int ref = 0;
+          for (int t = 0; t < 9; ++t) {
+            const int iy = oy * stride - 1 + t / 3, ix = ox * stride - 1 + t % 3;
+            if (iy < 0 || iy >= H || ix < 0 || ix >= W) continue; /* zero padding */
+            for (int c = 0; c < C; ++c) ref += sgn(x[((b * H + iy) * W + ix) * C + c]) * sgn(w[(n * C + c) * 9 + t]);
+          }
+          if (outs[0][m * N + n] != (float)ref) {
+            fprintf(stderr, "MISMATCH bconv3x3 vs integer reference\n");
+            ++bad, m = Mo, n = N;
+          }
+        }
+      free(x), free(w);
+      for (int i = 0; i < NISA; ++i) free(outs[i]);
+    }
     /* float GEMM: bit for bit across instruction sets */
     {
       const int M = between(1, 20), K = between(1, 300), N = between(1, 80);
@@ -245,7 +273,7 @@ int main(int argc, char** argv) {
     const int cases = atoi(argv[3]);
     const int bad = kernels(strtoull(argv[2], NULL, 10), cases, &seen);
     if (bad < 0) return 1;
-    printf("kernels: %d random cases x 6 kernels, %d instruction sets (", cases, seen);
+    printf("kernels: %d random cases x 7 kernels, %d instruction sets (", cases, seen);
     for (int i = 0, first = 1; i < NISA; ++i)
       if (bimlp_testing_isa_supported(ISAS[i])) printf(first ? "%s" : " %s", ISAS[i]), first = 0;
     printf("): %d mismatches\n", bad);

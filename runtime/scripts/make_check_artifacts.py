@@ -4,7 +4,8 @@
 
 Paper mode: one random-init registered model through the CLI, two conditioned models (random
 non-trivial biases, slopes and norm statistics, odd sizes, both outer norms) and one with Wave-MLP
-downsampling through ``bimlp.deploy.export``. Official (ternary) mode: the two official fixtures
+downsampling through ``bimlp.deploy.export``; a small ReActNet (binary 3x3 convs, strides 1 and
+2, duplicated 1x1 convs). Official (ternary) mode: the two official fixtures
 of tests/data/official (released MindSpore code), one through the CLI, one through
 ``bimlp.load_official``.
 """
@@ -22,7 +23,10 @@ from bimlp.deploy import export
 
 
 def conditioned(seed: int, **kwargs) -> torch.nn.Module:
-    m = bimlp.create_model("bimlp_s", **kwargs)
+    return condition(bimlp.create_model("bimlp_s", **kwargs), seed)
+
+
+def condition(m: torch.nn.Module, seed: int) -> torch.nn.Module:
     g = torch.Generator().manual_seed(seed)
     with torch.no_grad():
         for name, p in m.named_parameters():
@@ -52,6 +56,10 @@ def main() -> int:
     export(conditioned(3, depths=(1, 1, 1), dims=(16, 32, 40), num_classes=5, downsample="wavemlp"),
            out / "wavemlp.bimlp")
     print("wavemlp.bimlp 2 31 35")
+    react = bimlp.create_model("reactnet_a_xs", num_classes=6, stem_dim=8, dims=(16, 16, 32, 64, 64),
+                               strides=(1, 2, 2, 2, 1))
+    export(condition(react, 4), out / "reactnet.bimlp")
+    print("reactnet.bimlp 2 13 11")
     fixtures = Path(__file__).resolve().parents[2] / "tests" / "data" / "official"
     subprocess.run([sys.executable, "-m", "bimlp.cli", "export", "--model", "bimlp_s", "--checkpoint",
                     str(fixtures / "tiny_bn.ckpt"), "-o", str(out / "official_bn.bimlp")], check=True,

@@ -11,6 +11,7 @@
 #include <cstring>
 
 #include "arena.h"
+#include "kernels/bconv/bconv3x3.h"
 #include "model.h"
 
 #if defined(_OPENMP)
@@ -54,6 +55,19 @@ std::vector<StageShape> stage_shapes(const Config& cfg, int64_t B, int64_t H, in
   return s;
 }
 
+// ReActNet: the stem's output, then every block's output
+std::vector<StageShape> react_shapes(const Config& cfg, int64_t B, int64_t H, int64_t W) {
+  std::vector<StageShape> s;
+  const int64_t k = cfg.stem_kernel, st = cfg.stem_stride, p = cfg.stem_pad;
+  int64_t h = (H + 2 * p - k) / st + 1, w = (W + 2 * p - k) / st + 1;
+  s.push_back({h, w, B * h * w, cfg.stem_dim});
+  for (size_t i = 0; i < cfg.dims.size(); ++i) {
+    if (cfg.strides[i] == 2) h = (h + 1) / 2, w = (w + 1) / 2;  // 3x3 stride 2 pad 1 = avgpool2 ceil
+    s.push_back({h, w, B * h * w, cfg.dims[i]});
+  }
+  return s;
+}
+
 }  // namespace
 
 void Model::check_input(int64_t B, int64_t C, int64_t H, int64_t W) const {
@@ -79,6 +93,21 @@ std::unique_ptr<Arena> Model::acquire(int64_t B, int64_t H, int64_t W) const {
   }
   auto a = std::make_unique<Arena>();
   a->B = B, a->H = H, a->W = W, a->T = T;
+  Bump b;
+  double thread_f, thread_e, thread_i, thread_b, thread_u, thread_d;
+  if (cfg_.reactnet) {
+    a->shapes = react_shapes(cfg_, B, H, W);
+    double MC = 0, Mmax = 0, Cmax = 0;
+    for (const StageShape& s : a->shapes)
+      MC = std::max(MC, double(s.M) * double(s.C)), Mmax = std::max(Mmax, double(s.M)), Cmax = std::max(Cmax, double(s.C));
+    const double KWmax = double(kw_of(int64_t(Cmax)));
+    for (float** p : {&a->x, &a->x2, &a->z, &a->cc}) b.take(*p, MC);  // x, next x, y, pooled shortcut
+    b.take(a->front, Mmax * KWmax);    // packed block input
+    b.take(a->mlpbits, Mmax * KWmax);  // packed y
+    b.take(a->pooled, B * Cmax);
+    thread_f = RB * double(stem_.K) + 64, thread_e = 2 * Cmax + 64, thread_i = RB * Cmax;
+    thread_b = 2 * RB + 64, thread_u = RB * 9 * KWmax + 8, thread_d = 0;  // b: padded-tap masks (uint16)
+  } else {
   a->shapes = stage_shapes(cfg_, B, H, W);
   double MC = 0, MC2 = 0, Mmax = 0, Cmax = 0, KWmax = 0, Nmax = 0, rows_max = 0, WC = 0, KWh = 0;
   for (size_t i = 0; i < a->shapes.size(); ++i) {
@@ -97,9 +126,10 @@ std::unique_ptr<Arena> Model::acquire(int64_t B, int64_t H, int64_t W) const {
   const double Hmax = double(*std::max_element(cfg_.hidden.begin(), cfg_.hidden.end()));
   const double tw = cfg_.ternary ? 2 : 1;  // words per packed channel group: S, or S and Z
   const double ds_K = cfg_.conv_downsample ? 9 * Cmax : 0;  // im2col of the 3x3 downsampling
-  const double thread_f = RB * std::max({2 * Cmax, Hmax, double(stem_.K), Cmax, ds_K}) + 4 * Cmax + 64;
-  const double thread_i = std::max(RB * Nmax, WC);
-  Bump b;
+  thread_f = RB * std::max({2 * Cmax, Hmax, double(stem_.K), Cmax, ds_K}) + 4 * Cmax + 64;
+  thread_i = std::max(RB * Nmax, WC);
+  thread_e = 2 * Nmax + 64, thread_b = 2 * Cmax + 64, thread_u = RB * (KWh + KWmax) * tw + 8;
+  thread_d = cfg_.ternary ? WC + 2 * Cmax + 64 : 0;  // float token-conv dots and sums
   b.take(a->x, MC);
   b.take(a->x2, MC);
   b.take(a->ds, std::max(MC2, 1.0));
@@ -119,6 +149,7 @@ std::unique_ptr<Arena> Model::acquire(int64_t B, int64_t H, int64_t W) const {
   b.take(a->pooled, B * Cmax);
   b.take(a->rowsum, rows_max * Cmax);
   b.take(a->rowstat, 2 * Mmax);
+  }
   std::vector<float*> tf(static_cast<size_t>(T), nullptr), te(static_cast<size_t>(T), nullptr);
   std::vector<int32_t*> ti(static_cast<size_t>(T), nullptr);
   std::vector<int8_t*> tb(static_cast<size_t>(T), nullptr);
@@ -126,11 +157,11 @@ std::unique_ptr<Arena> Model::acquire(int64_t B, int64_t H, int64_t W) const {
   std::vector<float*> td(static_cast<size_t>(T), nullptr);
   for (int t = 0; t < T; ++t) {
     b.take(tf[size_t(t)], thread_f);
-    b.take(te[size_t(t)], 2 * Nmax + 64);
+    b.take(te[size_t(t)], thread_e);
     b.take(ti[size_t(t)], thread_i);
-    b.take(tb[size_t(t)], 2 * Cmax + 64);
-    b.take(tu[size_t(t)], RB * (KWh + KWmax) * tw + 8);
-    if (cfg_.ternary) b.take(td[size_t(t)], WC + 2 * Cmax + 64);  // float token-conv dots and sums
+    b.take(tb[size_t(t)], thread_b);
+    b.take(tu[size_t(t)], thread_u);
+    if (thread_d > 0) b.take(td[size_t(t)], thread_d);
   }
   if (double(b.off) > kMaxArenaBytes)
     throw ArgError("input of batch " + std::to_string(B) + " at " + std::to_string(H) + "x" + std::to_string(W) +
@@ -577,7 +608,77 @@ struct Exec {
     mark();
   }
 
+  // ---------------------------------------------------------------------------------------------
+  // ReActNet-A. One block: pack x (thresholds of the 3x3's RSign) and, for stride 2, the 2x2
+  // average pool of x (ceil mode: the mean of the valid pixels); then the binary 3x3 (bit im2col,
+  // XNOR GEMM, padding correction) whose epilogue adds the shortcut, RPReLU, writes y and packs
+  // it for the 1x1; then the binary 1x1 (its shortcut y, tiled twice when the channels double).
+  void react_block(const ReactBlock& rb, const StageShape& si, const StageShape& so) {
+    const int64_t C = rb.cin, KWc = kw_of(C), H = si.H, W = si.W, Ho = so.H, Wo = so.W, Mo = so.M;
+    int64_t r0, r1;
+    range(si.M, r0, r1);
+    if (r0 < r1) {
+      Tail t;
+      t.pack_count = 1, t.pack_thresh = rb.conv3.thresh.data(), t.pack_out = a.front + r0 * KWc, t.ld_pack = KWc;
+      k.tail_rows(t, X + r0 * C, C, r1 - r0, int(C));
+    }
+    if (rb.stride == 2) {
+      range(Mo, r0, r1);
+      for (int64_t m = r0; m < r1; ++m) {
+        const int64_t b = m / (Ho * Wo), oy = (m / Wo) % Ho, ox = m % Wo;
+        const int64_t y1 = std::min(2 * oy + 2, H), x1 = std::min(2 * ox + 2, W);
+        float* o = a.cc + m * C;
+        for (int64_t c = 0; c < C; ++c) o[c] = 0.f;
+        for (int64_t y = 2 * oy; y < y1; ++y)
+          for (int64_t x = 2 * ox; x < x1; ++x) {
+            const float* px = X + ((b * H + y) * W + x) * C;
+            for (int64_t c = 0; c < C; ++c) o[c] += px[c];
+          }
+        const float n = float((y1 - 2 * oy) * (x1 - 2 * ox));
+        for (int64_t c = 0; c < C; ++c) o[c] /= n;
+      }
+    }
+    barrier();
+    range(Mo, r0, r1);
+    uint16_t* masks = reinterpret_cast<uint16_t*>(ts().b);
+    const int pad = m.cfg_.pad_value;
+    for (int64_t m0 = r0; m0 < r1; m0 += RB) {
+      const int64_t rows = std::min<int64_t>(RB, r1 - m0);
+      bit_im2col3x3(a.front, H, W, int(C), rb.stride, pad, Ho, Wo, m0, rows, ts().u, masks);
+      k.xnor_dots(ts().u, rb.conv3.KW, rows, rb.conv3.panels.data(), rb.conv3.KW, rb.conv3.N, rb.conv3.K, ts().i, C);
+      pad_correct3x3(ts().i, C, rows, masks, rb.tapsum.data(), int(C), pad);
+      Epilogue e = unit(rb.conv3);
+      shortcut(e, {RES_IDENTITY, 1}, (rb.stride == 2 ? a.cc : X) + m0 * C, C, int(C));
+      e.out = a.z + m0 * C, e.ld_out = C;
+      e.tail.pack_count = 1, e.tail.pack_thresh = rb.pw.thresh.data();
+      e.tail.pack_out = a.mlpbits + m0 * KWc, e.tail.ld_pack = KWc;
+      k.epilogue_rows(e, rows, ts().i, C, ts().epi);
+    }
+    barrier();
+    mark();
+    const int64_t N = rb.cout;
+    for (int64_t m0 = r0; m0 < r1; m0 += RB) {
+      const int64_t rows = std::min<int64_t>(RB, r1 - m0);
+      Epilogue e = unit(rb.pw);
+      shortcut(e, N == C ? Shortcut{RES_IDENTITY, 1} : Shortcut{RES_TILE, 1}, a.z + m0 * C, C, int(C));
+      e.out = X2 + m0 * N, e.ld_out = N;
+      gemm(rb.pw, a.mlpbits + m0 * KWc, rows, e);
+    }
+    barrier();
+    std::swap(X, X2);
+    mark();
+  }
+
+  void forward_reactnet(const float* img, float* out) {
+    t0 = std::chrono::steady_clock::now();
+    X = a.x, X2 = a.x2;
+    stem(img);
+    for (size_t i = 0; i < m.react_.size(); ++i) react_block(m.react_[i], a.shapes[i], a.shapes[i + 1]);
+    head(out);
+  }
+
   void forward(const float* img, float* out) {
+    if (m.cfg_.reactnet) return forward_reactnet(img, out);
     t0 = std::chrono::steady_clock::now();
     X = a.x, X2 = a.x2;
     stem(img);

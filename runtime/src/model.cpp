@@ -213,6 +213,55 @@ void load_block(Loader& L, Block& b, const Config& cfg, const std::string& name,
   }
 }
 
+// The binary 3x3 conv: bits of the (cin, cin, 3, 3) weight -> panels of K = 9 cin in tap-major
+// words (tap t = 3 ky + kx at words [t KWc, (t + 1) KWc)), and the per-tap sign sums.
+void load_conv3(Loader& L, Binary1x1& b, std::vector<int32_t>& tapsum, const std::string& name, int C) {
+  b.name = name;
+  const int KWc = (C + 63) / 64;
+  b.K = 9 * C, b.N = C, b.KW = 9 * KWc;
+  const uint8_t* bits = L.bits(name + ".bits", int64_t(C) * C * 9);
+  auto alpha = L.f32(name + ".alpha", {C});
+  auto beta = L.f32(name + ".beta", {C});
+  auto thresh = L.f32(name + ".thresh", {C});
+  auto act = L.f32(name + ".act", {2, C});
+  if (L.checking) return;
+  b.alpha = std::move(alpha), b.beta = std::move(beta), b.thresh = std::move(thresh);
+  std::vector<float>* a2[] = {&b.slope, &b.shift};
+  split_rows(act, 2, C, a2);
+  const int P = (C + NR - 1) / NR;
+  b.panels.assign(size_t(P) * b.KW * NR, 0);
+  tapsum.assign(size_t(9) * C, 0);
+  for (int n = 0; n < C; ++n)
+    for (int c = 0; c < C; ++c)
+      for (int t = 0; t < 9; ++t) {
+        const bool neg = bit_at(bits, (int64_t(n) * C + c) * 9 + t);
+        tapsum[size_t(t) * C + n] += neg ? -1 : 1;
+        if (neg) b.panels[(size_t(n / NR) * b.KW + size_t(t) * KWc + c / 64) * NR + n % NR] |= uint64_t(1) << (c % 64);
+      }
+}
+
+void build_reactnet(Loader& L, Model& m) {
+  const Config& cfg = m.cfg_;
+  load_float_conv(L, m.stem_, "stem", cfg.in_chans, cfg.stem_dim, cfg.stem_kernel, cfg.stem_stride, cfg.stem_pad,
+                  false, false);
+  m.react_.assign(cfg.dims.size(), ReactBlock());
+  int cin = cfg.stem_dim;
+  for (size_t i = 0; i < cfg.dims.size(); ++i) {
+    ReactBlock& rb = m.react_[i];
+    rb.name = "blocks." + std::to_string(i);
+    rb.cin = cin, rb.cout = cfg.dims[i], rb.stride = cfg.strides[i];
+    load_conv3(L, rb.conv3, rb.tapsum, rb.name + ".binary_3x3", cin);
+    load_binary(L, rb.pw, rb.name + ".binary_pw", cin, rb.cout, false);
+    cin = rb.cout;
+  }
+  const int nc = cfg.num_classes;
+  auto hw = L.f32("head_weight", {nc, cin});
+  auto hb = L.f32("head_bias", {nc});
+  if (L.checking) return;
+  m.head_panels_ = float_panels(hw, nc, cin);
+  m.head_bias_ = std::move(hb);
+}
+
 }  // namespace
 
 Shortcut shortcut_for(int cin, int cout, bool uni) {
@@ -222,10 +271,58 @@ Shortcut shortcut_for(int cin, int cout, bool uni) {
   return {RES_GROUPMEAN, cin / cout};
 }
 
+namespace {
+// ReActNet-A's configuration: stem_dim, dims (each block keeps or doubles its input channels),
+// strides (1 or 2 per block), stem_stride, pad_value (-1 or +1), classes, input channels.
+Config parse_reactnet_config(const std::string& file, const Json& c) {
+  Config cfg;
+  cfg.reactnet = true;
+  cfg.uni_shortcut = cfg.multi_branch = false;
+  const Json& mode = field(file, c, "mode", Json::String);
+  if (mode.text != "paper") fail(file, "configuration 'mode' is '" + mode.text + "'; a reactnet artifact is 'paper'");
+  cfg.num_classes = int_field(file, "num_classes", field(file, c, "num_classes", Json::Number), 1, kMaxClasses);
+  cfg.in_chans = int_field(file, "in_chans", field(file, c, "in_chans", Json::Number), 1, kMaxInChans);
+  cfg.stem_stride = int_field(file, "stem_stride", field(file, c, "stem_stride", Json::Number), 1, 16);
+  cfg.stem_kernel = std::max(3, 2 * cfg.stem_stride - 1);
+  cfg.stem_pad = (cfg.stem_kernel - cfg.stem_stride + 1) / 2;
+  cfg.stem_dim = int_field(file, "stem_dim", field(file, c, "stem_dim", Json::Number), 1, kMaxDim);
+  const Json& pv = field(file, c, "pad_value", Json::Number);
+  if (!pv.integral || (pv.number != 1 && pv.number != -1)) fail(file, "configuration 'pad_value' must be -1 or 1");
+  cfg.pad_value = int(pv.number);
+  const Json& dims = field(file, c, "dims", Json::Array);
+  const Json& strides = field(file, c, "strides", Json::Array);
+  const size_t n = dims.items.size();
+  if (n < 1 || n > size_t(kMaxBlocks)) fail(file, "configuration needs 1 to 256 blocks");
+  if (strides.items.size() != n) fail(file, "configuration 'dims' and 'strides' differ in length");
+  int cin = cfg.stem_dim;
+  for (size_t i = 0; i < n; ++i) {
+    const int d = int_field(file, "dims", dims.items[i], 1, kMaxDim);
+    if (d != cin && d != 2 * cin)
+      fail(file, "configuration 'dims' entry " + std::to_string(i) + " goes " + std::to_string(cin) + " -> " +
+                     std::to_string(d) + " channels; a block keeps or doubles them");
+    const int st = int_field(file, "strides", strides.items[i], 1, 2);
+    cfg.dims.push_back(d), cfg.strides.push_back(st);
+    cin = d;
+  }
+  return cfg;
+}
+}  // namespace
+
 Config parse_config(const std::string& file, const Json& header, int version) {
   const Json* cj = header.find("config");
   if (!cj || cj->kind != Json::Object) fail(file, "model header has no 'config' object");
   const Json& c = *cj;
+  if (const Json* arch = c.find("arch")) {  // absent before version 2: a BiMLP
+    if (arch->kind != Json::String || (arch->text != "bimlp" && arch->text != "reactnet"))
+      fail(file, "configuration 'arch' must be 'bimlp' or 'reactnet'");
+    if (arch->text == "reactnet") {
+      if (version < 2) fail(file, "arch 'reactnet' needs a version 2 artifact");
+      const Json* nm = header.find("numerics");
+      if (!nm || nm->kind != Json::String || nm->text != "paper")
+        fail(file, "model header 'numerics' must be 'paper' for a reactnet artifact");
+      return parse_reactnet_config(file, c);
+    }
+  }
   Config cfg;
   const Json& mode = field(file, c, "mode", Json::String);
   if (mode.text != "paper" && mode.text != "official")
@@ -333,11 +430,14 @@ Model::Model(const Artifact& a, int threads, const Table& table, int isa)
     : table_(&table), isa_(isa), threads_(threads) {
   cfg_ = parse_config(a.name, a.header, a.version);
   Loader check{a, true, {}};
-  build(check, *this);  // every name, dtype and shape, before anything is allocated
+  auto build_any = [&](Loader& L) { cfg_.reactnet ? build_reactnet(L, *this) : build(L, *this); };
+  build_any(check);  // every name, dtype and shape, before anything is allocated
   check.check_complete();
   Loader load{a, false, {}};
-  build(load, *this);
+  build_any(load);
   step_names_ = {"stem"};
+  for (const ReactBlock& rb : react_)
+    for (const char* part : {".binary_3x3", ".binary_pw"}) step_names_.push_back(rb.name + part);
   for (size_t i = 0; i < stages_.size(); ++i) {
     for (const Block& b : stages_[i].blocks) {
       for (const char* part : {".norm1", ".attn.front", ".attn.tokens", ".attn.reweight", ".attn.mix_proj",

@@ -28,6 +28,10 @@ struct Config {
   // 1x7 / 7x1 token convs with real-valued taps
   bool ternary = false;
   bool conv_downsample = false;  // downsample "wavemlp": fp conv 3x3 / 2 pad 1 + norm, no pooling
+  // arch "reactnet" (ReActNet-A): dims = every block's output channels, strides = each block's
+  bool reactnet = false;
+  int stem_dim = 0, pad_value = 1;
+  std::vector<int> strides;
 };
 
 // Bounds on what an artifact may ask for (a hostile header must not allocate gigabytes).
@@ -85,6 +89,16 @@ struct Block {
   float gain = 1.f, b0 = 0.f, b1 = 0.f;
 };
 
+// A ReActNet-A block: binary 3x3 (cin -> cin, stride 1 or 2, pad 1; K = 9 cin in tap-major words,
+// see kernels/bconv/bconv3x3.h) with its shortcut x or avgpool2(x), then the binary 1x1 (cin ->
+// cout; for cout = 2 cin the two duplicated convs as one layer whose shortcut tiles y).
+struct ReactBlock {
+  std::string name;
+  int cin = 0, cout = 0, stride = 1;
+  Binary1x1 conv3, pw;
+  std::vector<int32_t> tapsum;  // (9, cin): sum over input channels of the weight signs per tap
+};
+
 struct Stage {
   std::vector<Block> blocks;
   bool has_downsample = false;  // into the next stage
@@ -115,6 +129,7 @@ class Model {
   FloatConv stem_;
   std::vector<Stage> stages_;
   std::vector<float> head_panels_, head_bias_, final_gn_weight_, final_gn_bias_;
+  std::vector<ReactBlock> react_;  // arch "reactnet" (then stages_ is empty)
 
  private:
   std::unique_ptr<Arena> acquire(int64_t B, int64_t H, int64_t W) const;

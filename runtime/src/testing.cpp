@@ -5,6 +5,7 @@
 #include <vector>
 
 #include "artifact.h"
+#include "kernels/bconv/bconv3x3.h"
 #include "kernels/kernels.h"
 
 using namespace bimlp::kernels;
@@ -165,6 +166,44 @@ int bimlp_testing_token_conv_f32(const char* isa, const float* x, int64_t B, int
   e.alpha = alpha.data(), e.beta = beta.data(), e.N = int(N), e.out = out, e.ld_out = N;
   t->token_conv_f32(planes.data(), w, H, W, int(Cs), int(T), axis, pairs, e, 0, B * H,
                     Scratch{scratch.data(), nullptr, nullptr, fd.data()});
+  return 0;
+}
+
+int bimlp_testing_bconv3x3(const char* isa, const float* x, int64_t B, int64_t H, int64_t W, int64_t C,
+                           const float* w, int64_t N, int stride, int pad_value, float* out) {
+  BIMLP_TESTING_PROLOGUE(B, H, W, C, N)
+  if (!x || !w || !out) return fail("null pointer");
+  if ((stride != 1 && stride != 2) || (pad_value != 1 && pad_value != -1)) return fail("bad bconv3x3 arguments");
+  // the executor's path: packed input rows, weight panels of K = 9 C in tap-major words, bit
+  // im2col in row blocks, the ISA's XNOR GEMM, the zero-padding correction, a plain epilogue
+  const int64_t KWc = (C + 63) / 64, KW = 9 * KWc, P = (N + NR - 1) / NR;
+  const int64_t Ho = stride == 2 ? (H + 1) / 2 : H, Wo = stride == 2 ? (W + 1) / 2 : W, Mo = B * Ho * Wo;
+  const std::vector<float> zero(size_t(C), 0.f);
+  const auto bits = pack_rows(*t, x, B * H * W, C, zero.data());
+  std::vector<uint64_t> panels(size_t(P * KW * NR), 0);
+  std::vector<int32_t> tapsum(size_t(9 * N), 0);
+  for (int64_t n = 0; n < N; ++n)
+    for (int64_t c = 0; c < C; ++c)
+      for (int64_t k = 0; k < 9; ++k) {  // w (N, C, 3, 3)
+        const bool neg = w[(n * C + c) * 9 + k] < 0.f;
+        tapsum[size_t(k * N + n)] += neg ? -1 : 1;
+        if (neg) panels[size_t(((n / NR) * KW + k * KWc + c / 64) * NR + n % NR)] |= uint64_t(1) << (c % 64);
+      }
+  std::vector<float> alpha(size_t(N), 1.f), beta(size_t(N), 0.f), scratch(size_t(2 * N));
+  std::vector<int32_t> dots(size_t(24 * N));
+  std::vector<uint64_t> cols(size_t(24 * KW));
+  std::vector<uint16_t> masks(24);
+  Epilogue e;
+  e.alpha = alpha.data(), e.beta = beta.data(), e.N = int(N), e.ld_out = N;
+  for (int64_t m0 = 0; m0 < Mo; m0 += 24) {
+    const int64_t rows = std::min<int64_t>(24, Mo - m0);
+    bit_im2col3x3(bits.data(), H, W, int(C), stride, pad_value, Ho, Wo, m0, rows, cols.data(), masks.data());
+    t->xnor_dots(cols.data(), KW, rows, panels.data(), int(KW), int(N), int(9 * C), dots.data(), N);
+    pad_correct3x3(dots.data(), N, rows, masks.data(), tapsum.data(), int(N), pad_value);
+    Epilogue eb = e;
+    eb.out = out + m0 * N;
+    t->epilogue_rows(eb, rows, dots.data(), N, scratch.data());
+  }
   return 0;
 }
 

@@ -20,7 +20,15 @@ def conditioned_model(name: str = "bimlp_s", calib_size: int = 64, branch_gain: 
     disagrees (cosine ~0.7-0.99), so no reimplementation could match it to 1e-5. Tests check the
     conditioning (float32 vs float64) before comparing the packed engine.
     """
-    m = bimlp.create_model(name, **kwargs)
+    return condition(bimlp.create_model(name, **kwargs), calib_size, branch_gain,
+                     (".attn.", ".mlp.", "norm_h", "norm_w"), passes=2)
+
+
+def condition(m: torch.nn.Module, calib_size: int, branch_gain: float, branches: tuple[str, ...],
+              passes: int) -> torch.nn.Module:
+    """Random learnable biases, slopes, affines and mix weights, BN statistics from ``passes``
+    training-mode passes on random images, the BN gains of modules named with ``branches``
+    scaled by ``branch_gain``; in eval mode."""
     g = torch.Generator().manual_seed(1)
     with torch.no_grad():
         for pname, p in m.named_parameters():
@@ -37,9 +45,17 @@ def conditioned_model(name: str = "bimlp_s", calib_size: int = 64, branch_gain: 
             if isinstance(mod, torch.nn.BatchNorm2d):
                 mod.momentum = None
                 mod.reset_running_stats()
-                if any(k in mname for k in (".attn.", ".mlp.", "norm_h", "norm_w")):
+                if any(k in mname for k in branches):
                     mod.weight.mul_(branch_gain)
         m.train()
-        for _ in range(2):
+        for _ in range(passes):
             m(torch.randn(4, m.config.in_chans, calib_size, calib_size, generator=g))
     return m.eval()
+
+
+def conditioned_reactnet(name: str = "reactnet_a_xs", calib_size: int = 33, branch_gain: float = 0.05,
+                         **kwargs) -> torch.nn.Module:
+    """A ReActNet with random non-trivial RSign shifts, RPReLU slopes and BN affines, calibrated BN
+    statistics, and the binary units' BN gains scaled by ``branch_gain`` (numerically conditioned,
+    as :func:`conditioned_model`)."""
+    return condition(bimlp.create_model(name, **kwargs), calib_size, branch_gain, (".bn",), passes=1)

@@ -8,6 +8,17 @@ import struct
 from pathlib import Path
 
 import numpy as np
+import pytest
+
+import bimlp_runtime
+
+
+def load_error(path) -> str:
+    """The message of the ArtifactError that loading ``path`` raises (it must name the file)."""
+    with pytest.raises(bimlp_runtime.ArtifactError) as e:
+        bimlp_runtime.load(path)
+    assert str(path) in str(e.value)  # every artifact error names the file
+    return str(e.value)
 
 
 def cosines(a: np.ndarray, b: np.ndarray) -> np.ndarray:

@@ -10,17 +10,10 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from runtime_helpers import edit_config, edit_header, read_raw, resign, set_version, write_raw
+from runtime_helpers import edit_config, edit_header, load_error, read_raw, resign, set_version, write_raw
 
 import bimlp_runtime
 from bimlp_runtime import ArtifactError
-
-
-def load_error(path) -> str:
-    with pytest.raises(ArtifactError) as e:
-        bimlp_runtime.load(path)
-    assert str(path) in str(e.value)  # every artifact error names the file
-    return str(e.value)
 
 
 def test_missing_and_truncated_files(small_artifact, tmp_path):

@@ -21,10 +21,11 @@ def _lib():
         lib.bimlp_testing_tgemm.argtypes = [c_char_p, _f32p, i64, i64, _f32p, i64, _f32p]
         lib.bimlp_testing_token_conv.argtypes = [c_char_p, _f32p, i64, i64, i64, i64, _f32p, i64, c_int, c_int, _f32p]
         lib.bimlp_testing_token_conv_f32.argtypes = lib.bimlp_testing_token_conv.argtypes
+        lib.bimlp_testing_bconv3x3.argtypes = [c_char_p, _f32p, i64, i64, i64, i64, _f32p, i64, c_int, c_int, _f32p]
         lib.bimlp_testing_sgemm.argtypes = [c_char_p, _f32p, i64, i64, _f32p, i64, _f32p]
         lib.bimlp_testing_pack.argtypes = [c_char_p, _f32p, i64, i64, _f32p, u64p]
         lib.bimlp_testing_isa_supported.argtypes = [c_char_p]
-        for name in ("bgemm", "tgemm", "token_conv", "token_conv_f32", "sgemm", "pack", "isa_supported"):
+        for name in ("bgemm", "tgemm", "token_conv", "token_conv_f32", "bconv3x3", "sgemm", "pack", "isa_supported"):
             getattr(lib, "bimlp_testing_" + name).restype = c_int
         lib._testing_ready = True
     return lib
@@ -74,6 +75,20 @@ def token_conv(isa: str, x, w, axis: int, pairs: int, real_taps: bool = False) -
     out = np.empty((b * h * wd, cs // pairs), dtype=np.float32)
     fn = _lib().bimlp_testing_token_conv_f32 if real_taps else _lib().bimlp_testing_token_conv
     _check(fn(isa.encode(), xp, b, h, wd, cs, wp, w.shape[0], axis, pairs, out.ctypes.data_as(_f32p)))
+    return out
+
+
+def bconv3x3(isa: str, x, w, stride: int, pad_value: int = 1) -> np.ndarray:
+    """sign(x) (B, H, W, C) conv sign(w) (N, C, 3, 3), stride 1 or 2, zero padding 1 ->
+    (B * Ho * Wo, N); ``pad_value`` is the kernel's padding before its exact correction."""
+    (x, xp), (w, wp) = _f(x), _f(w)
+    if x.ndim != 4 or w.ndim != 4 or w.shape[1:] != (x.shape[3], 3, 3):
+        raise ValueError(f"bconv3x3: shapes {x.shape} and {w.shape}")
+    b, h, wd, c = x.shape
+    ho, wo = (h + 1) // 2 if stride == 2 else h, (wd + 1) // 2 if stride == 2 else wd
+    out = np.empty((b * ho * wo, w.shape[0]), dtype=np.float32)
+    _check(_lib().bimlp_testing_bconv3x3(isa.encode(), xp, b, h, wd, c, wp, w.shape[0], stride, pad_value,
+                                         out.ctypes.data_as(_f32p)))
     return out
 
 

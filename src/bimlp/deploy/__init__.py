@@ -1,4 +1,4 @@
-"""Deployment: packed 1-bit inference for ``paper``-mode BiMLP models.
+"""Deployment: packed 1-bit inference for BiMLP (``paper`` and ``official`` numerics) and ReActNet.
 
 * :func:`pack_model` -- the model packed into the standalone runtime (``bimlp_runtime``), as a
   PyTorch module whose forward runs the whole network in one native call;

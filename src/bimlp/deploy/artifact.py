@@ -14,7 +14,7 @@ metadata holds
   sorted name order), so a truncated or edited file is refused instead of producing garbage.
 
 Version history: 1 = paper-mode BiMLP with downsample ``bimlp`` (still read); 2 adds ``numerics``,
-official mode and downsample ``wavemlp``.
+official mode, downsample ``wavemlp`` and ReActNet (configuration ``arch = "reactnet"``).
 
 Files are untrusted input: the runtime (``bimlp_runtime``, C++) verifies and reads them; the
 Python reader here (:func:`read_artifact`, for inspection and tests) uses safetensors and JSON
@@ -32,7 +32,7 @@ import torch
 from torch import nn
 
 from ..checkpoint import CheckpointError, load_safetensors_bytes, write_safetensors
-from .layout import BiMLPLayout
+from .layout import BiMLPLayout, ReActNetLayout
 from .runtime import PackedBiMLP
 
 __all__ = ["ArtifactError", "export", "load", "to_bytes", "read_artifact", "read_header", "FORMAT",
@@ -68,10 +68,10 @@ def size_report(packed: BiMLPLayout | PackedBiMLP) -> dict[str, int]:
     return _layout(packed).size_report()
 
 
-def _layout(model: nn.Module) -> BiMLPLayout:
+def _layout(model: nn.Module) -> BiMLPLayout | ReActNetLayout:
     from .pack import pack_weights
 
-    if isinstance(model, BiMLPLayout):
+    if isinstance(model, (BiMLPLayout, ReActNetLayout)):
         return model
     if isinstance(model, PackedBiMLP):
         if model.layout is None:
@@ -80,7 +80,7 @@ def _layout(model: nn.Module) -> BiMLPLayout:
     return pack_weights(model)
 
 
-def _serialize(layout: BiMLPLayout, source: dict[str, Any] | None) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
+def _serialize(layout: BiMLPLayout | ReActNetLayout, source: dict[str, Any] | None) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
     tensors = layout.tensors()
     header = json.dumps({
         "format": FORMAT,

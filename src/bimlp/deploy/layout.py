@@ -19,7 +19,7 @@ from typing import Any
 import torch
 from torch import nn
 
-__all__ = ["BiMLPLayout", "BinaryLayout", "stem_geometry_of"]
+__all__ = ["BiMLPLayout", "BinaryLayout", "ReActNetLayout", "stem_geometry_of"]
 
 
 def stem_geometry_of(cfg: dict[str, Any]) -> tuple[int, int, int]:
@@ -161,3 +161,35 @@ class BiMLPLayout(nn.Module):
         binary = sum(m.weight_numel for m in self.modules() if isinstance(m, BinaryLayout))
         fp = sum(t.numel() for k, t in self.state_dict().items() if not k.endswith(".bits"))
         return {"binary_weights": binary, "float_values": fp, "theoretical_bytes": binary // 8 + 4 * fp}
+
+
+class ReActBlockLayout(nn.Module):
+    """A ReActNet-A block: the binary 3x3 unit (``cin -> cin``, stride 1 or 2, padding 1) and the
+    binary 1x1 unit (``cin -> cout``; for ``cout = 2 cin`` the two duplicated convs as one layer of
+    ``2 cin`` outputs, the first ``cin`` rows from ``binary_pw_down1``)."""
+
+    def __init__(self, cin: int, cout: int) -> None:
+        super().__init__()
+        self.binary_3x3 = BinaryLayout(cin, cin, cin * cin * 9)
+        self.binary_pw = conv1x1(cin, cout)
+
+
+class ReActNetLayout(nn.Module):
+    """The packed tensors of a ReActNet (``arch = "reactnet"`` in the configuration): the fp stem
+    with BatchNorm folded in (no activation), the blocks, the classifier."""
+
+    def __init__(self, config: dict[str, Any]) -> None:
+        super().__init__()
+        self.config = cfg = dict(config)
+        if cfg.get("pad_value") not in (-1, 1):
+            raise ValueError(f"pad_value must be -1 or +1, got {cfg.get('pad_value')!r}")
+        dims, stem_dim = list(cfg["dims"]), int(cfg["stem_dim"])
+        kernel, _, _ = stem_geometry_of({"stem_stride": cfg.get("stem_stride", 2)})
+        self.stem = FloatConvLayout(cfg.get("in_chans", 3), stem_dim, kernel, False, act=False)
+        ins = [stem_dim, *dims[:-1]]
+        self.blocks = nn.ModuleList([ReActBlockLayout(cin, cout) for cin, cout in zip(ins, dims, strict=True)])
+        self.register_buffer("head_weight", torch.zeros(cfg["num_classes"], dims[-1]))
+        self.register_buffer("head_bias", torch.zeros(cfg["num_classes"]))
+
+    tensors = BiMLPLayout.tensors
+    size_report = BiMLPLayout.size_report

@@ -26,6 +26,7 @@ import torch
 from torch import nn
 
 from ..layers import BinaryConv2d, LearnableBias, RPReLU
+from ..models.reactnet import ReActBlock
 from .layout import (
     BiMLPLayout,
     BinaryLayout,
@@ -35,6 +36,7 @@ from .layout import (
     MlpLayout,
     NormLayout,
     PATMLayout,
+    ReActNetLayout,
 )
 from .runtime import PackedBiMLP
 from .simulate import check_packable
@@ -57,11 +59,20 @@ def unpack_bits(data: torch.Tensor, count: int) -> torch.Tensor:
     return bits.reshape(-1)[:count].bool()
 
 
+# The value the runtime pads a binary 3x3 conv's packed input with (bit 0 = +1). The PyTorch model
+# zero-pads the already-signed input, so padded taps add nothing; the runtime subtracts
+# pad_value * sum of those taps' weight signs, which makes any pad value exact.
+REACT_PAD_VALUE = 1
+
+
 def packed_config(model: nn.Module) -> dict:
-    """The architecture fields of the model's config (``BiMLPConfig``, where they are defined)
-    that the packed model needs: all but ``binary_weights``, which packing requires to be on."""
+    """The architecture fields of the model's config (``BiMLPConfig`` / ``ReActNetConfig``, where
+    they are defined) that the packed model needs: all but ``binary_weights``, which packing
+    requires to be on. A ReActNet's also name the arch, its resolved strides and the pad value."""
     cfg = model.config.arch_dict()
     cfg.pop("binary_weights", None)
+    if getattr(model, "family", "bimlp") == "reactnet":
+        cfg.update(arch="reactnet", strides=list(model.config.block_strides()), pad_value=REACT_PAD_VALUE)
     return cfg
 
 
@@ -143,7 +154,8 @@ def _fill_norm(dst: NormLayout, src: nn.Module) -> None:
 
 
 def _fill_float_conv(dst: FloatConvLayout, conv: nn.Conv2d, norm: nn.Module, act: RPReLU | None) -> None:
-    w, b = conv.weight.detach().to(torch.float64), _vec(conv.bias)
+    w = conv.weight.detach().to(torch.float64)
+    b = _vec(conv.bias) if conv.bias is not None else torch.zeros(w.shape[0], dtype=torch.float64)
     if isinstance(norm, nn.BatchNorm2d):
         scale, shift = _bn(norm)
         w, b = w * scale.view(-1, 1, 1, 1), b * scale + shift
@@ -184,8 +196,45 @@ def _fill_block(dst: BlockLayout, src: nn.Module) -> None:
         _set(dst.weight, src.weight.detach())
 
 
+def _fill_react_block(dst, src: nn.Module) -> None:
+    """3x3 unit: shortcut x (or its 2x2 average pool), unshifted; 1x1 unit: shortcut y, and for
+    2x the channels both convs in one layer whose shortcut tiles y twice (the concatenation)."""
+    _fill_binary(dst.binary_3x3, src.binary_3x3, src.bn1, src.act1, src.move11, fold_move=False)
+    if src.cout == src.cin:
+        _fill_binary(dst.binary_pw, src.binary_pw, src.bn2, src.act2, src.move21, fold_move=False)
+        return
+    pw = dst.binary_pw
+    signs, alphas, betas = [], [], []
+    for conv, bn in ((src.binary_pw_down1, src.bn2_1), (src.binary_pw_down2, src.bn2_2)):
+        negative, scale = _signs_and_scale(conv)
+        bn_scale, bn_shift = _bn(bn)
+        signs.append(negative)
+        alphas.append(scale.to(torch.float64) * bn_scale)
+        betas.append(bn_shift)
+    m1, slope, m2 = _rprelu(src.act2)
+    _set(pw.bits, pack_bits(torch.cat(signs)))
+    _set(pw.alpha, torch.cat(alphas))
+    _set(pw.beta, torch.cat(betas) + m1)
+    _set(pw.thresh, _vec(src.move21.bias))
+    _set(pw.act, torch.stack([slope, m2]))
+
+
+def _pack_reactnet(model: nn.Module) -> ReActNetLayout:
+    packed = ReActNetLayout(packed_config(model))
+    for name, m in model.named_modules():
+        if isinstance(m, BinaryConv2d):
+            _signs_and_scale(m, name)
+    _fill_float_conv(packed.stem, model.patch_embed.proj, model.patch_embed.norm, None)
+    blocks = [b for b in model.modules() if isinstance(b, ReActBlock)]  # in forward order
+    for dst, src in zip(packed.blocks, blocks, strict=True):
+        _fill_react_block(dst, src)
+    _set(packed.head_weight, model.head.weight.detach())
+    _set(packed.head_bias, model.head.bias.detach())
+    return packed
+
+
 @torch.no_grad()
-def pack_weights(model: nn.Module) -> BiMLPLayout:
+def pack_weights(model: nn.Module) -> BiMLPLayout | ReActNetLayout:
     """The packed tensors of ``model`` (a BiMLP in eval mode, ``paper`` or ``official`` mode;
     not modified).
 
@@ -193,6 +242,8 @@ def pack_weights(model: nn.Module) -> BiMLPLayout:
         ValueError: real-valued-weight models, zero binary weights, unsupported layouts.
     """
     check_packable(model)
+    if getattr(model, "family", "bimlp") == "reactnet":
+        return _pack_reactnet(model)
     packed = BiMLPLayout(packed_config(model))
     real_taps = packed.config.get("mode") == "official"
     for name, m in model.named_modules():  # every layer stored as bits has a 1-bit code (named errors)
