@@ -9,6 +9,7 @@ place here before the test passes.
 from __future__ import annotations
 
 import ast
+import re
 from pathlib import Path
 
 SRC = Path(__file__).resolve().parents[1] / "src" / "bimlp"
@@ -241,3 +242,26 @@ def test_argument_parsers_live_in_the_cli_and_the_commands_only():
         if isinstance(node, ast.Attribute) and node.attr in ("ArgumentParser", "add_argument")
     ]
     assert not found, f"argparse parsers outside cli.py / commands/: {found}"
+
+
+REPO = SRC.parents[1]
+CITED = re.compile(r"docs/([A-Za-z_]+\.md)")
+
+
+def test_citations_point_at_pages_in_the_repository():
+    # a user's clone has only what is committed: no external spec, every cited docs/ page exists
+    texts = [*SRC.rglob("*.py"), *(REPO / "tests").rglob("*.py"), *(REPO / "tests").rglob("*.md"),
+             *(REPO / "configs").glob("*.yaml"), *(REPO / "docs").glob("*.md"), REPO / "README.md"]
+    bad = []
+    for path in texts:
+        text = path.read_text()
+        rel = path.relative_to(REPO)
+        if path != Path(__file__) and ("BIMLP.md" in text or "spec \u00a7" in text):
+            bad.append(f"{rel}: cites a spec outside the repository")
+        bad += [f"{rel}: docs/{name} does not exist" for name in CITED.findall(text)
+                if not (REPO / "docs" / name).is_file()]
+        if path.suffix == ".md":  # relative links between pages
+            for target in re.findall(r"\]\(([^)#:]+\.md)", text):
+                if not (path.parent / target).resolve().is_file():
+                    bad.append(f"{rel}: link to {target} does not resolve")
+    assert not bad, "\n".join(bad)

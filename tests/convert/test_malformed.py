@@ -37,7 +37,7 @@ def _len_field(number: int, payload: bytes) -> bytes:
 
 
 def write_ckpt(path: Path, tensors: dict[str, np.ndarray]) -> Path:
-    """A minimal MindSpore checkpoint writer (BIMLP.md §9), for crafting test files."""
+    """A minimal MindSpore checkpoint writer (docs/FORMATS.md), for crafting test files."""
     body = b""
     for tag, arr in tensors.items():
         dims = b"".join(_varint(1 << 3 | 0) + _varint(d) for d in arr.shape)

@@ -28,7 +28,8 @@ def _len_field(number: int, payload: bytes) -> bytes:
 
 
 def write_ckpt(path, tensors: dict[str, np.ndarray]) -> None:
-    """A minimal MindSpore checkpoint writer (the format of BIMLP.md §9), for crafting test files."""
+    """A minimal MindSpore checkpoint writer (the format in docs/FORMATS.md), for crafting test
+    files."""
     body = b""
     for tag, arr in tensors.items():
         dims = b"".join(_varint(1 << 3 | 0) + _varint(d) for d in arr.shape)

@@ -1,4 +1,5 @@
-"""Model-level numbers of BIMLP.md §8 and §10 at 224 x 224, with the formulas behind them."""
+"""Model-level numbers of docs/MODEL.md ("Configurations", "Complexity") at 224 x 224, with the
+formulas behind them."""
 
 from __future__ import annotations
 

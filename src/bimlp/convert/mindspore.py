@@ -1,6 +1,6 @@
 """Reader for MindSpore ``.ckpt`` files, without MindSpore.
 
-A checkpoint is one Protocol Buffers message (``BIMLP.md`` §9)::
+A checkpoint is one Protocol Buffers message (``docs/FORMATS.md``, "Official BiMLP checkpoints")::
 
     message Checkpoint  { repeated Value value = 1; }
     message Value       { string tag = 1; TensorProto tensor = 2; }

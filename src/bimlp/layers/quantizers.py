@@ -5,7 +5,7 @@ gradient estimator) wrapped by a small ``nn.Module`` that carries ``precision`` 
 1 binary, 2 ternary, 32 full precision) and is registered under a string name, so layers pick
 their quantizers by name and the profiler reads ``precision`` instead of checking layer types.
 
-Two numerical modes exist (see ``BIMLP.md`` §2):
+Two numerical modes exist (see ``docs/MODEL.md``, "Numerical modes"):
 
 * ``paper``: activations ``sign(x)`` with sign(0) = +1 and the ApproxSign gradient of ReActNet;
   weights ``sign(W) * mean|W|`` with one scale per output channel, straight-through gradient

@@ -1,6 +1,7 @@
 """What one layer costs: precisions, multiply-accumulates and memory bits.
 
-The counting convention is the binary-network one (Bi-Real Net, ReActNet; ``BIMLP.md`` §10):
+The counting convention is the binary-network one (Bi-Real Net, ReActNet; ``docs/MODEL.md``,
+"Complexity"):
 
 * a multiply-accumulate (MAC) of a convolution or linear layer is a **BOP** when both of its
   operands are 1-bit, and a **FLOP** otherwise -- so 2-bit (ternary) activations, or binary

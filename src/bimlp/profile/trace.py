@@ -5,7 +5,7 @@ Rows are the modules that own parameters or do multiply-accumulates (convolution
 layers), named as in ``model.named_modules()`` and in that order. Counts are per sample (the
 forward pass uses batch 1) and cover the MACs of conv / linear layers only -- elementwise
 ops, norms, pooling and functional calls such as ``F.conv2d`` inside a ``forward`` are not
-MACs of any layer and are not counted (the convention of ``BIMLP.md`` §10).
+MACs of any layer and are not counted (the convention of ``docs/MODEL.md``, "Complexity").
 
 Stages come from module names: a top-level child that is an ``nn.ModuleList``,
 ``nn.Sequential`` or ``nn.ModuleDict`` is split into its children (``network.0``,

@@ -1,4 +1,5 @@
-"""Training and evaluation: the two-step recipe (spec §11) with distillation.
+"""Training and evaluation: the two-step recipe (``docs/MODEL.md``, "Training recipe") with
+distillation.
 
     from bimlp.train import load_config, train
     cfg = load_config("configs/bimlp_s_step1.yaml", ["data.root=/data/imagenet"])

@@ -1,7 +1,8 @@
 """Typed training configuration: one YAML file per recipe, ``key=value`` overrides on top.
 
 A recipe is a :class:`TrainConfig` (sections ``model``, ``data``, ``optim``, ``distill``,
-``run``). Field defaults are ReActNet's hyper-parameters (spec §11) and, for the model, ``None``
+``run``). Field defaults are ReActNet's hyper-parameters (``docs/MODEL.md``, "Training recipe")
+and, for the model, ``None``
 = the named model's own default; a recipe file states what differs, and the small built-in
 recipe (:mod:`bimlp.train.recipes`) is such a set of differences. The resolved configuration
 travels inside every checkpoint and is written as ``config.yaml`` beside it, so a run can always
