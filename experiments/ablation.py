@@ -32,7 +32,7 @@ table block in docs/RESULTS.md from the result files alone.
     python experiments/ablation.py --dataset idx --root DIR      # any MNIST-format idx folder
     python experiments/ablation.py --dataset folder --root DIR --image-size 64 --stem-stride 4
     python experiments/ablation.py --device cuda                 # a GPU, same study
-    python experiments/ablation.py --device cuda --compile --jobs 18 --workers 1 --threads 1
+    python experiments/ablation.py --device cuda --compile --jobs 18 --threads 1
                                                                  # a GPU, 18 runs side by side
     OUT=DIR bash experiments/gpu_study.sh                        # that, within a time limit
     python experiments/ablation.py --probe --val-holdout 10000 --train-limit 5000 ...  # checks
@@ -127,6 +127,9 @@ class Study:
     dims: list[int] = field(default_factory=lambda: [32, 64, 96, 128])
     mlp_ratio: float = 4.0
     max_steps: int | None = None  # cap on batches per epoch (smoke tests); None: all
+    # batches: images on the training device, whole batches shifted there (bimlp.data.batches);
+    # samples: the per-sample DataLoader (same augmentation, other draws, ~10x slower to load)
+    loader: str = "batches"
 
     def data_section(self, root: str | None = None) -> dict[str, Any]:
         train_limit = self.train_limit
@@ -135,7 +138,8 @@ class Study:
             train_limit = cap if train_limit is None else min(train_limit, cap)
         return {"dataset": self.dataset, "root": root or self.root,
                 "image_size": self.image_size, "batch_size": self.batch_size,
-                "eval_batch_size": 500, "train_limit": train_limit, "val_limit": None}
+                "eval_batch_size": 500, "train_limit": train_limit, "val_limit": None,
+                "loader": self.loader}
 
 
 @dataclass(frozen=True)
@@ -768,6 +772,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help="evaluate on N seeded training images held out of training instead of "
                         "the test set (learning-rate checks; idx only)")
     p.add_argument("--max-steps", type=int, default=None, help="batches per epoch (smoke test)")
+    p.add_argument("--loader", default=d.loader, choices=["batches", "samples"],
+                   help="batches: augment whole batches on the device (digits / idx); "
+                        "samples: the per-sample DataLoader (any data set)")
     p.add_argument("--probe", action="store_true",
                    help="results and work files under probe/ names (never mixed with the study)")
     p.add_argument("--results", default=None,
@@ -809,6 +816,7 @@ def main(argv: list[str] | None = None) -> int:
         batch_size=args.batch_size, lr=args.lr, label_weight=args.label_weight,
         teacher=not args.no_teacher, depths=args.depths, dims=args.dims,
         mlp_ratio=args.mlp_ratio, max_steps=args.max_steps,
+        loader=args.loader if args.dataset != "folder" else "samples",
     )
     names = [n.strip() for n in args.variants.split(",") if n.strip()]
     unknown = [n for n in names if n not in VARIANTS]

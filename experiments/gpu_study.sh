@@ -5,7 +5,8 @@
 #
 # DATA holds the four Fashion-MNIST idx files (gzip or not); they are put where the study
 # expects them (/usr/share/datasets/fashion-mnist, Debian's path), because the data root is part
-# of the study's settings. Runs go JOBS at a time (each its own process, compiled); any still
+# of the study's settings. Runs go JOBS at a time (each its own process, compiled, batches
+# augmented on the GPU); any still
 # going at DEADLINE seconds is stopped at its last finished epoch. OUT receives the finished runs'
 # result files, every log, the GPU's name, and the work folder's small files and the
 # teacher's weights (every last.pt is 10 MB: too much to bring back), so that a rerun elsewhere
@@ -22,7 +23,7 @@ nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader | 
 nproc >> "$OUT/gpu.txt"
 python3 -c "import torch, timm; print('torch', torch.__version__, 'timm', timm.__version__)" \
     | tee -a "$OUT/gpu.txt"
-python3 experiments/ablation.py --device "${DEVICE:-cuda}" --compile --jobs "$JOBS" --workers 1 --threads 1 \
+python3 experiments/ablation.py --device "${DEVICE:-cuda}" --compile --jobs "$JOBS" --threads 1 \
     --deadline-s "$DEADLINE" --stagger-s "${STAGGER:-90}" --no-report ${EXTRA:-} 2>&1 | tee "$OUT/study.log"
 rc=${PIPESTATUS[0]}
 tar czf "$OUT/results.tgz" docs/results/runs

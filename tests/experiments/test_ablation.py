@@ -126,10 +126,11 @@ def test_parallel_runs_match_sequential(tmp_path: Path) -> None:
     root = make_idx_folder(tmp_path / "idx")
     seq = tmp_path / "seq"
     seq.mkdir()
-    run_script(seq, root, "--variants", "wavemlp_fp,naive")
+    run_script(seq, root, "--variants", "wavemlp_fp,naive", "--loader", "samples")
     par = tmp_path / "par"
     par.mkdir()
-    proc = run_script(par, root, "--variants", "wavemlp_fp,naive", "--jobs", "2", "--workers", "1")
+    proc = run_script(par, root, "--variants", "wavemlp_fp,naive", "--jobs", "2", "--workers", "1",
+                      "--loader", "samples")
     assert "2 run(s) to do, 2 at a time" in proc.stdout
     started = [line.split("started ")[1].split(" (")[0] for line in proc.stdout.splitlines()
                if "started " in line]

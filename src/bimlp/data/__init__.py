@@ -32,6 +32,7 @@ from .loading import (
     ShardedEvalSampler,
     collate_skipping,
 )
+from .batches import DeviceBatchLoader
 from .config import DataConfig
 from .subset import dataset_labels, stratified_indices, stratified_subset
 
@@ -41,6 +42,7 @@ __all__ = [
     "DataBundle",
     "DataConfig",
     "DataError",
+    "DeviceBatchLoader",
     "GlobalBatchSampler",
     "ImageFolderDataset",
     "SeededDataset",

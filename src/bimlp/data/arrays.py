@@ -57,6 +57,9 @@ class ArrayImageDataset(Dataset):
             )
         self.images, self.labels = images, labels.long()
         self.size = size or images.shape[-1]
+        # kept for DeviceBatchLoader, which applies the same augmentation to whole batches
+        self.mean, self.std = list(mean), list(std)
+        self.pad, self.hflip = (pad if augment else 0), (hflip if augment else 0.0)
         # Resizing is deterministic, so it is done once here rather than per sample and epoch
         # (at 28 -> 32 px it was most of the loading time); the crop and flip stay per sample.
         self.resized = None
@@ -79,6 +82,12 @@ class ArrayImageDataset(Dataset):
         else:
             x = self.images[index].float().div_(255.0)  # (C, H, W) in [0, 1]
         return self.transform(x), int(self.labels[index])
+
+
+    def base_images(self) -> torch.Tensor:
+        """Every image as float in [0, 1] at the output size, before augmentation and
+        normalization: ``(N, C, size, size)``."""
+        return self.resized if self.resized is not None else self.images.float().div(255.0)
 
 
 def resize_image(image: torch.Tensor, size: int) -> torch.Tensor:

@@ -21,6 +21,10 @@ class DataConfig:
     batch_size: int = 64  # per process and micro-batch; global = this x processes x accum
     eval_batch_size: int | None = None  # None: 2 x batch_size
     workers: int = 0  # DataLoader worker processes (0 = load in the training process)
+    # samples: a DataLoader over per-sample transforms (every data set); batches: digits / idx
+    # only, the images held on the training device and whole batches shifted, flipped and
+    # normalized there (DeviceBatchLoader): the same augmentation, another random stream
+    loader: str = "samples"
     augment: bool = True  # folder: RandomResizedCrop + flip; digits/idx: random shifts
     crop_scale: list[float] = field(default_factory=lambda: [0.08, 1.0])  # RandomResizedCrop
     hflip: float | None = None  # flip probability; None: 0.5 for folder, 0 for digits/idx

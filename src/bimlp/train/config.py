@@ -300,6 +300,10 @@ def validate_config(cfg: TrainConfig) -> TrainConfig:
     _positive_int("data.batch_size", d.batch_size, optional=False)
     _positive_int("data.eval_batch_size", d.eval_batch_size)
     _check(d.workers >= 0, "data.workers", "an integer >= 0", d.workers)
+    _check(d.loader in ("samples", "batches"), "data.loader", "samples or batches", d.loader)
+    _check(d.loader == "samples" or d.dataset in ("digits", "idx"), "data.loader",
+           "samples for data.dataset=folder (batches needs in-memory arrays: digits, idx)",
+           d.loader)
     _positive_int("data.image_size", d.image_size)
     _positive_int("data.train_limit", d.train_limit)
     _positive_int("data.val_limit", d.val_limit)

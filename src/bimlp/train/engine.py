@@ -36,6 +36,7 @@ from ..models import load_checkpoint
 from ..data import (
     Batch,
     DataBundle,
+    DeviceBatchLoader,
     GlobalBatchSampler,
     SeededDataset,
     ShardedEvalSampler,
@@ -158,14 +159,16 @@ class Trainer:
             num_workers=cfg.data.workers, collate_fn=collate_skipping,
             pin_memory=self.device.type == "cuda", persistent_workers=cfg.data.workers > 0,
         )
+        eval_batch = cfg.data.eval_batch_size or 2 * cfg.data.batch_size
+        eval_sampler = ShardedEvalSampler(len(self.data.val), eval_batch, env.world, env.rank)
+        if cfg.data.loader == "batches":  # images on the device, whole batches augmented there
+            self.train_loader = DeviceBatchLoader(self.data.train, self.sampler, self.device)
+            self.val_loader = DeviceBatchLoader(self.data.val, eval_sampler, self.device)
+            return
         self.train_loader = DataLoader(
             SeededDataset(self.data.train), batch_sampler=self.sampler, **common
         )
-        eval_batch = cfg.data.eval_batch_size or 2 * cfg.data.batch_size
-        self.val_loader = DataLoader(
-            self.data.val, batch_sampler=ShardedEvalSampler(
-                len(self.data.val), eval_batch, env.world, env.rank), **common,
-        )
+        self.val_loader = DataLoader(self.data.val, batch_sampler=eval_sampler, **common)
 
     # --- checkpoints -----------------------------------------------------------------------
     def _gather_rng(self) -> list[dict[str, Any]]:
