@@ -83,7 +83,6 @@ class ArrayImageDataset(Dataset):
             x = self.images[index].float().div_(255.0)  # (C, H, W) in [0, 1]
         return self.transform(x), int(self.labels[index])
 
-
     def base_images(self) -> torch.Tensor:
         """Every image as float in [0, 1] at the output size, before augmentation and
         normalization: ``(N, C, size, size)``."""
