@@ -11,6 +11,10 @@ them alike; medians reported):
 
 Also: the runtime's cosine against PyTorch, its time per step (where the time goes), file sizes,
 and peak memory of the runtime and the float engines, each in a fresh process.
+
+:func:`benchmark_models` answers another question, at what latency and OPs each binary model runs:
+several models (BiMLP-S, BiMLP-M in ``official`` numerics, ReActNet-A), each on the runtime,
+beside float ResNet-18 in ONNX Runtime, interleaved the same way, with ``bimlp.profile``'s counts.
 """
 
 from __future__ import annotations
@@ -24,14 +28,18 @@ import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 import numpy as np
 import torch
 
-__all__ = ["benchmark", "print_report", "write_json"]
+__all__ = ["DEFAULT_MODELS", "benchmark", "benchmark_models", "print_models_report", "print_report", "write_json"]
 
 RUNTIME = "runtime"
+RESNET18 = "resnet18 onnxruntime"
+# What a user can run today: the paper network, the released BiMLP-M (ternary; beside it in paper
+# numerics, which isolates what the ternary path costs), a binary CNN.
+DEFAULT_MODELS = ("bimlp_s", "bimlp_m:paper", "bimlp_m:official", "reactnet_a")
 
 
 def _cpu_name() -> str:
@@ -44,6 +52,14 @@ def _cpu_name() -> str:
     import platform
 
     return platform.processor() or platform.machine()
+
+
+def _load_average() -> list[float]:
+    """1, 5 and 15 minute load averages: a shared machine's timings mean little without them."""
+    try:
+        return [round(v, 2) for v in os.getloadavg()]
+    except OSError:
+        return []
 
 
 def _interleaved(engines: dict[str, Callable[[], Any]], rounds: int, budget_s: float) -> dict[str, float]:
@@ -92,12 +108,14 @@ def _openvino(path: Path, threads: int):
 
 
 def _step_groups(steps: dict[str, float]) -> dict[str, float]:
-    """ms per kind of step summed over blocks (stem, norm1, attn.front, ..., downsample, head)."""
+    """ms per kind of step summed over blocks (BiMLP: stem, norm1, attn.front, ..., downsample, head;
+    ReActNet, whose steps are ``blocks.{i}.{kind}``: stem, binary_3x3, binary_pw, head)."""
     out: dict[str, float] = {}
     for name, s in steps.items():
         parts = name.split(".")
         key = "downsample" if name.endswith(".proj") and len(parts) == 3 else (
-            ".".join(parts[3:]) if name.startswith("network.") else name)
+            ".".join(parts[3:]) if name.startswith("network.") else
+            ".".join(parts[2:]) if name.startswith("blocks.") else name)
         out[key] = out.get(key, 0.0) + 1e3 * s
     return out
 
@@ -267,8 +285,10 @@ def _importable(name: str) -> bool:
     return importlib.util.find_spec(name) is not None
 
 
-def print_report(results: dict[str, Any], out=sys.stdout) -> None:
-    p = lambda s="": print(s, file=out)
+def print_report(results: dict[str, Any], out: TextIO | None = None) -> None:
+    """The table of :func:`benchmark`; ``out`` defaults to the ``sys.stdout`` of the call (not of
+    the import, which pytest's capture or a redirect may have replaced since)."""
+    p = lambda s="": print(s, file=out or sys.stdout)
     p(f"{results['model']} at {results['size']}x{results['size']} on {results['machine']} ({results['cpus']} CPUs), "
       f"runtime isa {results.get('isa')}, {results['rounds']} interleaved rounds, medians")
     names: list[str] = []
@@ -296,6 +316,165 @@ def print_report(results: dict[str, Any], out=sys.stdout) -> None:
         if "runtime_steps_ms" in r:
             steps = sorted(r["runtime_steps_ms"].items(), key=lambda kv: -kv[1])
             p(f"runtime {key} where the time goes (ms): " + ", ".join(f"{k} {v:.2f}" for k, v in steps if v >= 0.005))
+
+
+def _model_spec(spec: str) -> tuple[str, dict[str, Any]]:
+    """``name`` or ``name:mode`` (e.g. ``bimlp_m:official``) -> (registered name, its keywords)."""
+    name, _, mode = spec.partition(":")
+    return name, ({"mode": mode} if mode else {})
+
+
+def _random_model(spec: str, num_classes: int | None, seed: int = 0) -> tuple[torch.nn.Module, int]:
+    """(the model ``spec`` names with its seeded random init, in eval mode, every binary weight
+    nonzero; how many were zero). PyTorch's uniform init draws an exact 0 now and then (a random BiMLP-M holds one or two
+    among its 28 M binary weights); official mode's sign(0) = 0 has no 1-bit code, so export would
+    refuse the model. Such zeros become the smallest positive float32: sign +1, scales unchanged,
+    and the runtime's speed does not depend on weight values."""
+    from ..layers import BinaryConv2d
+    from ..models import create_model
+
+    name, kwargs = _model_spec(spec)
+    if num_classes is not None:
+        kwargs["num_classes"] = num_classes
+    with torch.random.fork_rng():
+        torch.manual_seed(seed)
+        model = create_model(name, **kwargs).eval()
+    zeros = 0
+    with torch.no_grad():
+        for m in model.modules():
+            if isinstance(m, BinaryConv2d):
+                zero = m.weight == 0
+                zeros += int(zero.sum())
+                m.weight[zero] = torch.finfo(m.weight.dtype).tiny
+    return model, zeros
+
+
+def _complexity(model: torch.nn.Module, input_size: tuple[int, int, int], numerics: str | None,
+                file: Path, engine: str) -> dict[str, Any]:
+    """What a row of the table says besides time: ``bimlp.profile``'s counts (its convention: a BOP
+    needs both operands 1-bit, so ternary activations against binary weights are FLOPs) and the
+    size of the file the engine runs."""
+    from ..profile import profile
+
+    p = profile(model, input_size)
+    return {"engine": engine, "numerics": numerics, "params": p.params, "binary_params": p.binary_params,
+            "bops": p.bops, "flops": p.flops, "ops": p.ops, "file_bytes": file.stat().st_size}
+
+
+def benchmark_models(models: tuple[str, ...] = DEFAULT_MODELS, batches: tuple[int, ...] = (1, 32),
+                     size: int = 224, threads: tuple[int, ...] = (1, 2), rounds: int = 5,
+                     batched_rounds: int = 3, budget_s: float = 60.0, num_classes: int | None = None,
+                     reference: bool = True, log: Callable[[str], None] = lambda s: None) -> dict[str, Any]:
+    """Several binary models on the runtime (random weights), timed together with float ResNet-18 in
+    ONNX Runtime: per batch and thread count, every engine runs once a round, ``rounds`` rounds at
+    batch 1 and ``batched_rounds`` at larger batches (they take longer and vary less); medians.
+
+    ``models`` are registered names, optionally with numerics (``bimlp_m:official``), built with a
+    seeded random init (:func:`_random_model`). The artifacts live in a temporary folder removed at
+    the end. Results are keyed ``b{batch}_t{threads}``.
+    """
+    import bimlp_runtime
+
+    from .artifact import export
+
+    results: dict[str, Any] = {
+        "machine": _cpu_name(), "cpus": os.cpu_count(), "size": size, "rounds": rounds,
+        "batched_rounds": batched_rounds, "models": {}, "runs": {}, "notes": [],
+        "load_average": {"start": _load_average()},
+    }
+    chans: dict[str, int] = {}
+    files: dict[str, Path] = {}
+    with tempfile.TemporaryDirectory(prefix="bimlp-bench-models-") as tmp_dir:
+        tmp = Path(tmp_dir)
+        for spec in models:
+            log(f"exporting {spec}")
+            model, zeros = _random_model(spec, num_classes)
+            chans[spec], numerics = model.config.in_chans, getattr(model.config, "mode", None)
+            files[spec] = export(model, tmp / f"model{len(files)}.bimlp")
+            results["models"][spec] = _complexity(model, (chans[spec], size, size), numerics, files[spec], RUNTIME)
+            results["models"][spec]["zero_weights_made_positive"] = zeros
+            if zeros:
+                why = ("official mode's sign(0) = 0 has no 1-bit code" if numerics == "official"
+                       else "the same weight: sign(0) = +1 in paper mode")
+                results["notes"].append(f"{spec}: {zeros} exact-zero binary weight(s) of the random init set to the "
+                                        f"smallest positive float ({why})")
+        if reference and _importable("onnxruntime") and _importable("onnx"):
+            import torchvision
+
+            log("exporting ResNet-18 to ONNX")
+            r18 = torchvision.models.resnet18(**({"num_classes": num_classes} if num_classes else {})).eval()
+            chans[RESNET18], files[RESNET18] = 3, _onnx_file(r18, tmp / "r18.onnx", 3, size)
+            results["models"][RESNET18] = _complexity(r18, (3, size, size), "float", files[RESNET18], "onnxruntime")
+        elif reference:
+            results["notes"].append("onnxruntime/onnx not installed: ResNet-18 reference skipped (pip install .[bench])")
+        for t in threads:
+            runtimes = {spec: bimlp_runtime.load(path, threads=t) for spec, path in files.items() if spec != RESNET18}
+            runners: dict[str, Callable] = {spec: rt.run for spec, rt in runtimes.items()}
+            if RESNET18 in files:
+                runners[RESNET18] = _ort_session(files[RESNET18], t)
+            results["isa"] = next(iter(runtimes.values())).isa
+            for b in batches:
+                log(f"batch {b}, {t} threads")
+                inputs = {spec: np.random.default_rng(b).standard_normal((b, chans[spec], size, size))
+                          .astype(np.float32) for spec in runners}
+                engines = {spec: (lambda fn=fn, x=inputs[spec]: fn(x)) for spec, fn in runners.items()}
+                ms = _interleaved(engines, rounds if b == 1 else batched_rounds, budget_s)
+                run: dict[str, Any] = {"batch": b, "threads": t, "ms": ms,
+                                       "images_per_s": {k: 1e3 * b / v for k, v in ms.items()},
+                                       "load_average": _load_average()}
+                if RESNET18 in ms:
+                    run["speedup_vs_resnet18"] = {k: ms[RESNET18] / v for k, v in ms.items() if k != RESNET18}
+                results["runs"][f"b{b}_t{t}"] = run
+                if (b, t) == (batches[0], threads[0]):  # where the time goes, once per model
+                    for spec, rt in runtimes.items():
+                        _, steps = rt.profile(inputs[spec], repeats=3)
+                        results["models"][spec][f"runtime_steps_ms_b{b}_t{t}"] = _step_groups(
+                            {k: v / 3 for k, v in steps.items()})
+    results["load_average"]["end"] = _load_average()
+    results["notes"].append("OPs = FLOPs + BOPs / 64 (bimlp.profile); a BOP needs both operands 1-bit, so the "
+                            "ternary activations of official mode against binary weights count as FLOPs")
+    return results
+
+
+def _first(values: list[float]) -> str:
+    return f"{values[0]:.2f}" if values else "?"
+
+
+def print_models_report(results: dict[str, Any], out: TextIO | None = None) -> None:
+    """The tables of :func:`benchmark_models` (Markdown): counts and ms per model, then images/s."""
+    p = lambda s="": print(s, file=out or sys.stdout)
+    la = results["load_average"]
+    p(f"binary models on the runtime at {results['size']}x{results['size']}, random weights, on {results['machine']} "
+      f"({results['cpus']} CPUs), runtime isa {results.get('isa')}; medians of {results['rounds']} interleaved rounds "
+      f"at batch 1, {results['batched_rounds']} at larger batches; load average {_first(la['start'])} -> {_first(la['end'])}")
+    keys = list(results["runs"])
+    cols = [f"b{r['batch']} t{r['threads']}" for r in results["runs"].values()]
+    p("| model | engine | numerics | params | BOPs | FLOPs | OPs | file | " + " | ".join(cols) + " |")
+    p("|---|---|---|---|---|---|---|---|" + "---|" * len(cols))
+    for spec, m in results["models"].items():
+        cells = [f"{results['runs'][k]['ms'][spec]:.1f} ms" for k in keys]
+        p(f"| {spec} | {m['engine']} | {m['numerics'] or '-'} | {m['params'] / 1e6:.2f} M | {m['bops'] / 1e9:.2f} G | "
+          f"{m['flops'] / 1e9:.3f} G | {m['ops'] / 1e9:.3f} G | {m['file_bytes'] / 1e6:.1f} MB | " + " | ".join(cells) + " |")
+    p("images/s (x: ResNet-18 ORT's time / this model's, same batch and threads):")
+    p("| model | " + " | ".join(cols) + " |")
+    p("|---|" + "---|" * len(cols))
+    for spec in results["models"]:
+        cells = []
+        for k in keys:
+            r = results["runs"][k]
+            x = r.get("speedup_vs_resnet18", {}).get(spec)
+            cells.append(f"{r['images_per_s'][spec]:.1f}" + (f" ({x:.2f}x)" if x is not None else ""))
+        p(f"| {spec} | " + " | ".join(cells) + " |")
+    p("load average (1 min) after each configuration: " + ", ".join(
+        f"{c} {_first(r['load_average'])}" for c, r in zip(cols, results["runs"].values(), strict=True)))
+    for spec, m in results["models"].items():
+        for key, steps in m.items():
+            if key.startswith("runtime_steps_ms_"):
+                top = sorted(steps.items(), key=lambda kv: -kv[1])[:6]
+                p(f"{spec} {key.removeprefix('runtime_steps_ms_')} where the time goes (ms): "
+                  + ", ".join(f"{k} {v:.1f}" for k, v in top))
+    for note in results["notes"]:
+        p(f"note: {note}")
 
 
 def write_json(results: dict[str, Any], path: str | Path) -> Path:
