@@ -1,149 +1,224 @@
-"""Training-step time: BiMLP-S (paper mode, step 2) against Wave-MLP-T, eager and torch.compile.
+"""Training-step throughput of the Fashion-MNIST study's networks: fast path against the
+reference modules, eager and torch.compile, interleaved in one process.
 
-One step = forward, cross-entropy, backward and an Adam update, at the same input size and
-batch for both models, in one process. Steps of the two models are interleaved (A, B, A, B, ...)
-so that a machine whose load changes during the run slows both alike; the median is reported.
-The binary model simulates its 1-bit layers with float convolutions plus quantizers and adds
-shortcut branches, so its step costs more than the float network's; the target is at most
-1.5x with torch.compile, which fuses the elementwise quantizer and shortcut work.
+One step is what the study runs for every batch: the student's forward, the distillation loss
+against the frozen full-precision teacher (binary networks; the full-precision Wave-MLP learns
+from labels), backward, and the Adam update. For each network of the study (``wavemlp_fp``,
+``naive``, ``bimlp``, ``reactnet_a``: the models, sizes and stems of ``experiments/ablation.py``),
+each path (``fast``: ``model.set_fast_path()`` plus the one-kernel Adam; ``reference``: the plain
+modules and torch's default Adam) and each mode (``eager``; ``compile``: student and teacher
+through ``torch.compile``), it builds a fresh model, runs one step (``warmup_s``: for ``compile``
+this includes compiling, in a cache folder new to this process unless ``--cache-dir`` names
+one), then times ``--rounds`` rounds in which every configuration takes one step in turn, so a
+change of machine load slows them alike. It prints the median images/s of each and the
+ratios the study cares about, and with ``--json`` writes::
 
-    python benchmarks/bench_train_step.py                            # CPU defaults: batch 8, 64 px
-    python benchmarks/bench_train_step.py --device cuda --batch-size 64 --input-size 224 --amp bf16
-    python benchmarks/bench_train_step.py --no-compile --json out/bench.json
+    {"config": {...}, "results": {model: {path: {mode: {"img_s", "warmup_s", ...}}}}}
 
-Prints a table and writes JSON (default ``bench_train_step.json`` in the working directory).
+    python benchmarks/bench_train_step.py                        # the study's set-up, 2 threads
+    python benchmarks/bench_train_step.py --modes eager --json docs/bench_train_step.json
+    python benchmarks/bench_train_step.py --models bimlp wavemlp_fp --device cuda
+
+Compiled warm-ups are measured in the order printed (per model: fast, then reference); a later
+compile may reuse kernels an earlier one built in the same process, so the first of each model
+is the honest cold figure.
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
-import platform
+import os
 import statistics
+import sys
+import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import torch
-import torch.nn.functional as F
+REPO = Path(__file__).resolve().parents[1]
+MODELS = ("wavemlp_fp", "naive", "bimlp", "reactnet_a")
+PATHS = ("fast", "reference")
+MODES = ("eager", "compile")
 
-MODELS = {
-    "bimlp_s (paper, step 2)": ("bimlp_s", {"mode": "paper", "binary_weights": True}),
-    "wavemlp_t (fp32)": ("wavemlp_t", {}),
-}
+
+def _study_module():
+    """``experiments/ablation.py``, loaded by path: the study's variants and settings are
+    defined once, there."""
+    spec = importlib.util.spec_from_file_location("bimlp_study", REPO / "experiments" / "ablation.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses resolve their module by name
+    spec.loader.exec_module(module)
+    return module
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--batch-size", type=int, default=8)
-    p.add_argument("--input-size", type=int, default=64)
-    p.add_argument("--classes", type=int, default=1000)
-    p.add_argument("--steps", type=int, default=6, help="timed steps per model and mode")
-    p.add_argument("--warmup", type=int, default=2, help="untimed steps after compiling")
-    p.add_argument("--device", default="cpu", help="cpu, cuda or auto")
-    p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
-    p.add_argument("--amp", default="none", choices=["none", "bf16", "fp16"])
-    p.add_argument("--no-compile", action="store_true", help="eager only")
-    p.add_argument("--json", default="bench_train_step.json", help="where to write the results")
-    return p.parse_args(argv)
+    p.add_argument("--models", nargs="+", default=list(MODELS), choices=MODELS)
+    p.add_argument("--paths", nargs="+", default=list(PATHS), choices=PATHS)
+    p.add_argument("--modes", nargs="+", default=list(MODES), choices=MODES)
+    p.add_argument("-b", "--batch-size", type=int, default=128)
+    p.add_argument("--threads", type=int, default=2, help="torch CPU threads")
+    p.add_argument("--rounds", type=int, default=5, help="timed steps of every configuration")
+    p.add_argument("--device", default="cpu", help="cpu or cuda")
+    p.add_argument("--cache-dir", default=None,
+                   help="torch.compile's cache folder (default: a new empty one, a cold start)")
+    p.add_argument("--json", default=None, metavar="PATH", help="also write the results here")
+    args = p.parse_args(argv)
+    if args.batch_size < 1 or args.rounds < 1 or args.threads < 1:
+        p.error("--batch-size, --rounds and --threads must be positive")
+    if args.json and Path(args.json).is_dir():
+        p.error(f"--json {args.json} is a folder; give a file path")
+    return args
 
 
-def _sync(device: torch.device) -> None:
+def _sync(device) -> None:
+    import torch
+
     if device.type == "cuda":
         torch.cuda.synchronize(device)
 
 
-def make_step(name: str, kwargs: dict[str, Any], args: argparse.Namespace,
-              device: torch.device, compiled: bool) -> tuple[Callable[[], None], int]:
-    """A closure running one training step of a fresh model, and its parameter count."""
+def make_step(study_mod, name: str, fast: bool, compiled: bool, args: argparse.Namespace,
+              device) -> Callable[[], None]:
+    """A closure running one training step of a freshly built ``name`` on a fixed batch."""
+    import torch
+    import torch.nn.functional as F
+
     import bimlp
+    from bimlp.train.config import OptimConfig
+    from bimlp.train.distill import distillation_loss
+    from bimlp.train.optim import build_optimizer
+
+    study = study_mod.Study()
+    variant = study_mod.VARIANTS[name]
+    size, classes = study.image_size, 10  # Fashion-MNIST: 1 x 32 x 32 after resizing, 10 classes
+
+    def build(v) -> torch.nn.Module:
+        model = bimlp.create_model(v.model, num_classes=classes, in_chans=1,
+                                   **v.model_kwargs(study)).to(device)
+        return model.set_fast_path() if fast else model
 
     torch.manual_seed(0)
-    model = bimlp.create_model(name, num_classes=args.classes, **kwargs).to(device).train()
-    params = sum(p.numel() for p in model.parameters())
-    opt = torch.optim.Adam(model.parameters(), lr=1e-4)
+    model = build(variant).train()
+    teacher = None
+    if variant.binary:
+        teacher = build(study_mod.VARIANTS[study_mod.TEACHER]).eval().requires_grad_(False)
+    opt = build_optimizer(model, OptimConfig(lr=study.lr, weight_decay=1e-5), args.batch_size,
+                          fused=fast)
     forward = torch.compile(model) if compiled else model
-    x = torch.randn(args.batch_size, 3, args.input_size, args.input_size, device=device)
-    y = torch.randint(0, args.classes, (args.batch_size,), device=device)
-    dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(args.amp)
-    scaler = torch.amp.GradScaler(device.type, enabled=dtype == torch.float16)
+    teach = torch.compile(teacher) if compiled and teacher is not None else teacher
+    g = torch.Generator().manual_seed(1)
+    x = torch.randn(args.batch_size, 1, size, size, generator=g).to(device)
+    y = torch.randint(0, classes, (args.batch_size,), generator=g).to(device)
 
     def step() -> None:
-        with torch.autocast(device.type, dtype=dtype or torch.float32, enabled=dtype is not None):
-            loss = F.cross_entropy(forward(x).float(), y)
-        scaler.scale(loss).backward()
-        scaler.step(opt)
-        scaler.update()
+        logits = forward(x)
+        if teach is None:
+            loss = F.cross_entropy(logits, y)
+        else:
+            with torch.no_grad():
+                target = teach(x)
+            loss = distillation_loss(logits, target)
+        loss.backward()
+        opt.step()
         opt.zero_grad(set_to_none=True)
 
-    return step, params
+    return step
 
 
-def bench_mode(args: argparse.Namespace, device: torch.device, compiled: bool) -> list[dict]:
-    steps, rows = {}, {}
-    for label, (name, kwargs) in MODELS.items():
-        step, params = make_step(name, kwargs, args, device, compiled)
-        start = time.perf_counter()
-        step()  # compiles here when compiled
+def run(study_mod, args: argparse.Namespace) -> dict[str, Any]:
+    import torch
+
+    torch.set_num_threads(args.threads)
+    device = torch.device(args.device)
+    keys = [(m, p, mode) for mode in args.modes for m in args.models for p in args.paths]
+    steps, results = {}, {}
+    for key in keys:
+        model, path, mode = key
+        step = make_step(study_mod, model, path == "fast", mode == "compile", args, device)
         _sync(device)
-        first = time.perf_counter() - start
-        for _ in range(args.warmup):
-            step()
-        steps[label] = step
-        rows[label] = {"model": label, "mode": "compile" if compiled else "eager",
-                       "params": params, "first_step_s": first, "times": []}
-    for _ in range(args.steps):  # interleaved
-        for label, step in steps.items():
+        start = time.perf_counter()
+        step()  # compiles, for mode compile
+        _sync(device)
+        warmup = time.perf_counter() - start
+        step()  # a second untimed step: recompilations, allocator growth
+        steps[key] = step
+        results[key] = {"warmup_s": warmup, "times_s": []}
+        print(f"  built {model:<11} {path:<9} {mode:<8} first step {warmup:7.1f} s", flush=True)
+    for _ in range(args.rounds):
+        for key, step in steps.items():
             _sync(device)
             t0 = time.perf_counter()
             step()
             _sync(device)
-            rows[label]["times"].append(time.perf_counter() - t0)
-    for row in rows.values():
-        row["ms_per_step"] = 1000 * statistics.median(row["times"])
-        row["img_per_s"] = args.batch_size / (row["ms_per_step"] / 1000)
-    return list(rows.values())
+            results[key]["times_s"].append(time.perf_counter() - t0)
+    nested: dict[str, Any] = {}
+    for (model, path, mode), r in results.items():
+        median = statistics.median(r["times_s"])
+        r.update(step_ms=1000 * median, img_s=args.batch_size / median)
+        nested.setdefault(model, {}).setdefault(path, {})[mode] = r
+    return nested
+
+
+def ratios(results: dict[str, Any]) -> dict[str, float]:
+    """The study's questions: fast over reference per model and mode, and every compiled fast
+    model's step time over the compiled full-precision Wave-MLP's."""
+    out = {}
+    for model, paths in results.items():
+        for mode in MODES:
+            if mode in paths.get("fast", {}) and mode in paths.get("reference", {}):
+                out[f"{model} {mode}: fast / reference speed"] = (
+                    paths["fast"][mode]["img_s"] / paths["reference"][mode]["img_s"])
+    base = results.get("wavemlp_fp", {}).get("fast", {}).get("compile")
+    for model, paths in results.items():
+        mine = paths.get("fast", {}).get("compile")
+        if base and mine and model != "wavemlp_fp":
+            out[f"{model} compile fast: step time / wavemlp_fp's"] = (
+                mine["step_ms"] / base["step_ms"])
+    return out
+
+
+def machine(study_mod, args: argparse.Namespace) -> str:
+    import torch
+
+    if args.device.startswith("cuda"):
+        return torch.cuda.get_device_name(torch.device(args.device))
+    info = study_mod._machine()
+    return f"{info['cpu']}, {info['cores']} CPUs, {args.threads} threads"
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    device = torch.device("cuda" if args.device == "auto" and torch.cuda.is_available()
-                          else ("cpu" if args.device == "auto" else args.device))
-    modes = [False] if args.no_compile else [False, True]
-    rows = [row for compiled in modes for row in bench_mode(args, device, compiled)]
+    cache = args.cache_dir or tempfile.mkdtemp(prefix="bimlp-inductor-")
+    os.environ["TORCHINDUCTOR_CACHE_DIR"] = cache  # read by the compiler when it first caches
+    import torch
 
-    binary, fp = list(MODELS)
-    ratios = {}
-    for mode in ("eager", "compile"):
-        found = {r["model"]: r for r in rows if r["mode"] == mode}
-        if found:
-            ratios[mode] = found[binary]["ms_per_step"] / found[fp]["ms_per_step"]
-
-    cpu = platform.processor() or platform.machine()
-    where = (torch.cuda.get_device_name(device) if device.type == "cuda"
-             else f"{cpu}, {torch.get_num_threads()} threads")
-    print(f"training step, batch {args.batch_size} x 3 x {args.input_size} x {args.input_size}, "
-          f"amp {args.amp}, {device} ({where}), median of {args.steps}")
-    print(f"{'model':<26} {'mode':<8} {'params (M)':>10} {'ms/step':>9} {'img/s':>8} "
-          f"{'1st step s':>10}")
-    for r in rows:
-        print(f"{r['model']:<26} {r['mode']:<8} {r['params'] / 1e6:>10.2f} "
-              f"{r['ms_per_step']:>9.1f} {r['img_per_s']:>8.1f} {r['first_step_s']:>10.1f}")
-    for mode, ratio in ratios.items():
-        note = "  (target <= 1.5)" if mode == "compile" else ""
-        print(f"ratio binary / fp, {mode}: {ratio:.2f}x{note}")
-    result = {
-        "benchmark": "train_step", "batch_size": args.batch_size, "input_size": args.input_size,
-        "classes": args.classes, "amp": args.amp, "device": str(device), "device_name": where,
-        "torch": torch.__version__, "steps": args.steps, "rows": rows, "ratio": ratios,
-        "target_ratio_compile": 1.5,
-    }
-    Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.json).write_text(json.dumps(result, indent=2))
-    print(f"wrote {args.json}")
+    study_mod = _study_module()
+    results = run(study_mod, args)
+    rat = ratios(results)
+    where = machine(study_mod, args)
+    print(f"\ntraining step of the study's networks, batch {args.batch_size} x 1 x 32 x 32, "
+          f"{args.device} ({where}), torch {torch.__version__}, median of {args.rounds} "
+          f"interleaved rounds")
+    print(f"{'model':<11} {'path':<10} {'mode':<8} {'ms/step':>9} {'img/s':>8} {'warm-up s':>10}")
+    for model, paths in results.items():
+        for path, modes in paths.items():
+            for mode, r in modes.items():
+                print(f"{model:<11} {path:<10} {mode:<8} {r['step_ms']:>9.1f} {r['img_s']:>8.1f} "
+                      f"{r['warmup_s']:>10.1f}")
+    for label, value in rat.items():
+        print(f"{label}: {value:.2f}x")
+    if args.json:
+        config = {k: v for k, v in vars(args).items() if k != "json"}
+        config.update(machine=where, torch=torch.__version__, cache_dir=cache,
+                      image_size=32, in_chans=1, classes=10, loadavg=os.getloadavg())
+        out = {"config": config, "results": results, "ratios": rat}
+        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.json).write_text(json.dumps(out, indent=1) + "\n")
+        print(f"wrote {args.json}")
     return 0
 
 

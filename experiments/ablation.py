@@ -150,6 +150,7 @@ class Execution:
     device: str = "cpu"
     threads: int = 2
     compile: bool = False  # torch.compile student and teacher (run.compile)
+    fast_path: bool = True  # the models' fast training path (run.fast_path): same function
     workers: int = 0  # DataLoader workers per run (samples are seeded per index: same data)
 
 
@@ -213,7 +214,8 @@ def _recipe(study: Study, name: str, seed: int, run_dir: Path, step: int, root: 
         "optim": {"epochs": epochs, "lr": study.lr, "lr_ref_batch": None, "weight_decay": wd},
         "distill": distill,
         "run": {"out_dir": str(run_dir / f"step{step}"), "seed": seed, "device": ex.device,
-                "threads": ex.threads, "compile": ex.compile, "progress": False,
+                "threads": ex.threads, "compile": ex.compile,
+                "fast_path": ex.fast_path, "progress": False,
                 "tensorboard": False},
     }
 
@@ -786,6 +788,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--threads", type=int, default=2, help="torch CPU threads (per run)")
     p.add_argument("--compile", action="store_true",
                    help="torch.compile the student and the teacher (worth it on a GPU)")
+    p.add_argument("--reference-path", action="store_true",
+                   help="train with the plain reference modules instead of the fast path "
+                        "(the same function, slower)")
     p.add_argument("--workers", type=int, default=0, help="DataLoader workers per run")
     p.add_argument("--jobs", type=int, default=1,
                    help="runs at a time, each in its own process (a GPU has room for many)")
@@ -828,6 +833,7 @@ def main(argv: list[str] | None = None) -> int:
     if not seeds or min(seeds) < 0:
         raise SystemExit(f"--seed-list needs seeds >= 0, got {args.seed_list}")
     ex = Execution(device=args.device, threads=args.threads, compile=args.compile,
+                   fast_path=not args.reference_path,
                    workers=args.workers)
     work = Path(args.work)
     if args.probe:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from .fused import rprelu
+
 __all__ = ["LearnableBias", "RPReLU"]
 
 
@@ -27,7 +29,13 @@ class LearnableBias(nn.Module):
 
 
 class RPReLU(nn.Module):
-    """ReActNet's RPReLU: ``move2(PReLU(move1(x)))`` with a per-channel slope initialised to 0.25."""
+    """ReActNet's RPReLU: ``move2(PReLU(move1(x)))`` with a per-channel slope initialised to 0.25.
+
+    ``fused = True`` (set by a model's ``set_fast_path``) runs it as one autograd node with a
+    hand-written backward (:func:`~bimlp.layers.fused.rprelu`): the same values and gradients.
+    """
+
+    fused: bool = False
 
     def __init__(self, channels: int) -> None:
         super().__init__()
@@ -36,4 +44,6 @@ class RPReLU(nn.Module):
         self.move2 = LearnableBias(channels)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.fused:
+            return rprelu(x, self.move1.bias, self.act.weight, self.move2.bias)
         return self.move2(self.act(self.move1(x)))

@@ -21,6 +21,8 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
+from . import fused
+
 __all__ = [
     "ApproxSign",
     "ScaledSign",
@@ -122,9 +124,10 @@ class ApproxSign(Quantizer):
 
     precision = 1
     name = "approx_sign"
+    fused: bool = False  # the fast path's lean node (same values and gradient)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return _ApproxSignFn.apply(x)
+        return fused.approx_sign(x) if self.fused else _ApproxSignFn.apply(x)
 
 
 class ScaledSign(Quantizer):
@@ -154,9 +157,10 @@ class TernaryRound(Quantizer):
 
     precision = 2
     name = "ternary_round"
+    fused: bool = False  # the fast path's lean node (same values and gradient)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return _TernaryRoundFn.apply(x)
+        return fused.ternary_round(x) if self.fused else _TernaryRoundFn.apply(x)
 
 
 class ChannelMeanSign(Quantizer):

@@ -285,6 +285,7 @@ class StagedNet(nn.Module):
     head_drop: nn.Module
     num_features: int
     grad_checkpointing: bool = False
+    fast_path: bool = False  # see set_fast_path
     global_pool_type: str = "avg"  # timm's pool names: avg, max, avgmax, catavgmax, '' (none)
 
     def pop_timm_args(self, overrides: dict[str, Any]) -> None:
@@ -316,6 +317,8 @@ class StagedNet(nn.Module):
 
     # --- forward ---------------------------------------------------------------------------
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        if self.fast_path:
+            x = x.contiguous(memory_format=torch.channels_last)
         x = self.patch_embed(x)  # (B, C0, H/s, W/s), s = stem stride
         for i in range(self.num_stages):
             x = self._stage(i, x)
@@ -433,6 +436,25 @@ class StagedNet(nn.Module):
         """Recompute every block (and downsample) in the backward pass instead of keeping its
         activations; BatchNorm running statistics are updated once, as without it."""
         self.grad_checkpointing = enable
+
+    @torch.jit.ignore
+    def set_fast_path(self, enable: bool = True) -> nn.Module:
+        """Switch the fast training path on (or off): the same function, computed faster.
+
+        On: every module with a ``fused`` switch (RPReLU, the activation quantizers) runs its
+        one-node kernel of :mod:`bimlp.layers.fused`, and weights and activations are kept
+        channels-last (NHWC), in which the 1x1 convolutions, BatchNorms and per-channel
+        element-wise passes of these networks run several times faster on the CPU. Off: the
+        plain modules, contiguous (NCHW) -- the reference implementation, which the fast path
+        matches in outputs and in every gradient (``tests/layers/test_fused.py``). Parameter
+        names, values and checkpoints are the same either way. Returns the model.
+        """
+        self.fast_path = enable
+        for module in self.modules():
+            if hasattr(module, "fused"):
+                module.fused = enable
+        fmt = torch.channels_last if enable else torch.contiguous_format
+        return self.to(memory_format=fmt)
 
     @torch.jit.ignore
     def group_matcher(self, coarse: bool = False) -> dict[str, Any]:

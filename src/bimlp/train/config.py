@@ -155,6 +155,9 @@ class RunConfig:
     threads: int | None = None  # torch CPU threads; None: torch's default (1 helps on busy CPUs)
     amp: str = "none"  # none | bf16 | fp16 (GPU) | auto (bf16 where the device supports it)
     compile: bool = False  # torch.compile the student
+    # the models' fast training path (fused kernels, channels-last, one-kernel Adam): the same
+    # function and gradients as the plain modules, faster; false runs the reference modules
+    fast_path: bool = False
     ema_decay: float | None = None  # keep an exponential moving average of the weights
     deterministic: bool = True  # deterministic kernels (CPU always; cuDNN when on)
     progress: bool = True  # tqdm bar on rank 0

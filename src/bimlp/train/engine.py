@@ -89,6 +89,14 @@ class TrainResult:
     skipped: list[str] = field(default_factory=list)  # undecodable images
 
 
+def enable_fast_path(model: nn.Module, echo: Callable[[str], None]) -> None:
+    """``run.fast_path``: the model's fast path where it has one (this project's families)."""
+    if hasattr(model, "set_fast_path"):
+        model.set_fast_path()
+    else:
+        echo(f"run.fast_path: {type(model).__name__} has no fast path; it runs as it is")
+
+
 def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed % 2**32)
@@ -123,6 +131,8 @@ class Trainer:
             # Step 2 starts from step 1: same parameter names, so the load is strict.
             load_checkpoint(model, cfg.model.init_from)
         model.to(self.device)
+        if cfg.run.fast_path:
+            enable_fast_path(model, self.echo)
         if cfg.model.sync_bn:
             if env.distributed and self.device.type == "cuda":
                 model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
@@ -134,7 +144,8 @@ class Trainer:
 
         self._build_loaders()
         self.global_batch = self.sampler.global_batch
-        self.optimizer = build_optimizer(model, cfg.optim, self.global_batch)
+        self.optimizer = build_optimizer(model, cfg.optim, self.global_batch,
+                                         fused=cfg.run.fast_path)
         self.scheduler = build_scheduler(self.optimizer, cfg.optim, self.sampler.steps)
         fp16 = self.amp_dtype == torch.float16
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=fp16)
@@ -142,6 +153,8 @@ class Trainer:
         forward: nn.Module = model if self.ddp is None else self.ddp
         self.forward_model = torch.compile(forward) if cfg.run.compile else forward
         teacher = load_teacher(cfg.distill, self.device)
+        if teacher is not None and cfg.run.fast_path:
+            enable_fast_path(teacher, self.echo)
         if teacher is not None and cfg.run.compile:
             teacher = torch.compile(teacher)  # on a GPU its eager forward costs as much as a step
         self.criterion = Criterion(teacher, cfg.distill.label_weight, cfg.distill.label_smoothing)

@@ -1,0 +1,144 @@
+"""The fast training path equals the reference modules: outputs, every gradient, BN statistics.
+
+Kernel by kernel (each fused function against the plain modules it replaces, including the
+points where the piecewise functions switch), then whole models: every binary family in both
+numerical modes and both recipe steps, fast path against reference, in float64 so that the only
+differences left are the rounding of a different summation order.
+"""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+import torch
+
+import bimlp
+from bimlp.layers import RPReLU
+from bimlp.layers.fused import approx_sign, rprelu, step_mask, ternary_round
+from bimlp.layers.quantizers import ApproxSign, TernaryRound
+
+# values on both sides of every switching point: 0, -0, +-1 (the quantizers' clip), and around
+EDGES = torch.tensor([0.0, -0.0, 1.0, -1.0, 1e-30, -1e-30, 0.5, -0.5, 1.5, -1.5, 2.0, -3.0],
+                     dtype=torch.float64)
+
+
+def _input(shape: tuple[int, ...], seed: int = 0) -> torch.Tensor:
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randn(shape, generator=g, dtype=torch.float64) * 1.5
+    flat = x.view(-1)
+    flat[: EDGES.numel()] = EDGES
+    return x
+
+
+def test_step_mask_is_one_exactly_where_positive() -> None:
+    x = _input((3, 4, 5, 6))
+    assert torch.equal(step_mask(x), (x > 0).to(x.dtype))
+
+
+@pytest.mark.parametrize("channels_last", [False, True])
+def test_rprelu_matches_the_module(channels_last: bool) -> None:
+    torch.manual_seed(0)
+    ref = RPReLU(6).double()
+    with torch.no_grad():
+        ref.move1.bias.normal_()
+        ref.act.weight.uniform_(-0.5, 0.9)
+        ref.move2.bias.normal_()
+    x = _input((4, 6, 5, 3))
+    with torch.no_grad():  # put some shifted inputs exactly on the PReLU's kink
+        x[:, :, 0, 0] = -ref.move1.bias.view(1, 6)
+    if channels_last:
+        x = x.contiguous(memory_format=torch.channels_last)
+    grad = _input((4, 6, 5, 3), seed=1)
+
+    xr, xf = x.clone().requires_grad_(), x.clone().requires_grad_()
+    out_ref = ref(xr)
+    params = [p.detach().clone().requires_grad_() for p in
+              (ref.move1.bias, ref.act.weight, ref.move2.bias)]
+    out_fast = rprelu(xf, *params)
+    assert torch.equal(out_fast, out_ref)
+    out_ref.backward(grad)
+    out_fast.backward(grad)
+    torch.testing.assert_close(xf.grad, xr.grad, rtol=0, atol=0)
+    for mine, theirs in zip(params, (ref.move1.bias, ref.act.weight, ref.move2.bias),
+                            strict=True):
+        torch.testing.assert_close(mine.grad, theirs.grad, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize(("fast", "reference"), [(approx_sign, ApproxSign()),
+                                                 (ternary_round, TernaryRound())])
+def test_activation_quantizers_match_bit_for_bit(fast, reference) -> None:
+    x = _input((2, 3, 4, 5))
+    grad = _input((2, 3, 4, 5), seed=2)
+    xr, xf = x.clone().requires_grad_(), x.clone().requires_grad_()
+    out_ref, out_fast = reference(xr), fast(xf)
+    assert torch.equal(out_fast, out_ref)
+    out_ref.backward(grad)
+    out_fast.backward(grad)
+    assert torch.equal(xf.grad, xr.grad)
+
+
+# every binary family, both numerical modes, both recipe steps (binary_weights False / True),
+# at small widths: float64 convolutions have no fast CPU kernels
+SMALL_MLP = dict(depths=(1, 1, 2, 1), dims=(8, 16, 16, 24), stem_stride=2)
+SMALL_REACTNET = dict(stem_dim=8, dims=(16, 32, 32, 64), stem_stride=1)
+CASES = {
+    "bimlp paper step 1": ("bimlp_xs", dict(binary_weights=False)),
+    "bimlp paper step 2": ("bimlp_xs", {}),
+    "bimlp official step 1": ("bimlp_xs", dict(mode="official", binary_weights=False)),
+    "bimlp official step 2": ("bimlp_xs", dict(mode="official")),
+    "naive step 2": ("bimlp_xs", dict(multi_branch=False, uni_shortcut=False,
+                                      downsample="wavemlp")),
+    "bimlp groupnorm": ("bimlp_xs", dict(norm="group")),
+    "reactnet step 1": ("reactnet_a_xs", dict(binary_weights=False)),
+    "reactnet step 2": ("reactnet_a_xs", {}),
+    "wavemlp (teacher)": ("wavemlp_xs", {}),
+}
+
+
+def _pair(name: str, kwargs: dict) -> tuple[torch.nn.Module, torch.nn.Module]:
+    torch.manual_seed(0)
+    size = SMALL_REACTNET if name.startswith("reactnet") else SMALL_MLP
+    ref = bimlp.create_model(name, num_classes=10, in_chans=1, **size, **kwargs)
+    ref = ref.double().train()
+    with torch.no_grad():  # move every parameter off its (often zero or one) initial value
+        for p in ref.parameters():
+            p.add_(0.05 * torch.randn_like(p))
+    fast = copy.deepcopy(ref).set_fast_path()
+    return ref, fast
+
+
+@pytest.mark.parametrize("case", list(CASES))
+def test_fast_path_equals_the_reference(case: str) -> None:
+    ref, fast = _pair(*CASES[case])
+    assert fast.fast_path and not ref.fast_path
+    x = torch.randn(4, 1, 16, 16, dtype=torch.float64)  # maps 8/4/2/1 (ReActNet 16 ... 2)
+    for _ in range(2):  # two steps: the second one sees updated BN running statistics too
+        out_ref, out_fast = ref(x), fast(x)
+        torch.testing.assert_close(out_fast, out_ref, rtol=1e-9, atol=1e-9)
+        out_ref.square().sum().backward()
+        out_fast.square().sum().backward()
+    grads = dict(ref.named_parameters())
+    scale = max(p.grad.abs().max().item() for p in grads.values() if p.grad is not None)
+    for name, p in fast.named_parameters():
+        theirs = grads[name].grad
+        assert (p.grad is None) == (theirs is None), name
+        if theirs is not None:  # relative to the largest gradient: some are zero by design
+            torch.testing.assert_close(p.grad, theirs, rtol=1e-7, atol=1e-9 * scale,
+                                       msg=lambda m, n=name: f"{n}: {m}")
+    for (name, mine), theirs in zip(fast.named_buffers(), ref.buffers(), strict=True):
+        torch.testing.assert_close(mine, theirs, rtol=1e-9, atol=1e-9, msg=name)
+    fast.eval(), ref.eval()
+    with torch.no_grad():
+        torch.testing.assert_close(fast(x), ref(x), rtol=1e-9, atol=1e-9)
+
+
+def test_fast_path_switches_back_and_keeps_the_checkpoint() -> None:
+    ref, fast = _pair("bimlp_xs", {})
+    assert fast.state_dict().keys() == ref.state_dict().keys()
+    for (name, a), b in zip(fast.state_dict().items(), ref.state_dict().values(), strict=True):
+        assert torch.equal(a, b), name
+    assert fast.patch_embed.proj.weight.is_contiguous(memory_format=torch.channels_last)
+    fast.set_fast_path(False)
+    assert fast.patch_embed.proj.weight.is_contiguous()
+    assert not any(getattr(m, "fused", False) for m in fast.modules())
