@@ -74,3 +74,9 @@ def test_another_holdout_is_a_fixed_stratified_split():
     assert yv.tolist() == yv2.tolist() and len(yt) + len(yv) == 1797
     counts = np.bincount(yv.numpy(), minlength=10)
     assert abs(len(yv) - 1797 / 2) <= 10 and counts.min() >= 86
+
+
+def test_the_fast_paths_cpp_source_ships_inside_the_package():
+    # built on first use from the installed package (bimlp.layers.fused.cpu_kernels)
+    source = resources.files("bimlp.layers").joinpath("csrc", "unit_tail.cpp").read_text()
+    assert "PYBIND11_MODULE" in source and "tail_backward" in source

@@ -14,13 +14,22 @@ import pytest
 import torch
 
 import bimlp
-from bimlp.layers import RPReLU
-from bimlp.layers.fused import approx_sign, rprelu, step_mask, ternary_round
+from bimlp.layers import BatchNorm2d, RPReLU, fused
+from bimlp.layers.fused import approx_sign, rprelu, step_mask, ternary_round, unit_tail
 from bimlp.layers.quantizers import ApproxSign, TernaryRound
 
 # values on both sides of every switching point: 0, -0, +-1 (the quantizers' clip), and around
 EDGES = torch.tensor([0.0, -0.0, 1.0, -1.0, 1e-30, -1e-30, 0.5, -0.5, 1.5, -1.5, 2.0, -3.0],
                      dtype=torch.float64)
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    """Tiny float64 models: threads only add synchronisation (and stall on a busy machine)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
 
 
 def _input(shape: tuple[int, ...], seed: int = 0) -> torch.Tensor:
@@ -78,6 +87,51 @@ def test_activation_quantizers_match_bit_for_bit(fast, reference) -> None:
     assert torch.equal(xf.grad, xr.grad)
 
 
+def _kernels_or_skip() -> None:
+    if fused.cpu_kernels() is None:
+        pytest.skip(f"the fast path's C++ kernels could not be built here: "
+                    f"{fused.cpu_kernels_error()}")
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+@pytest.mark.parametrize("shape", [(4, 6, 5, 3), (8, 6, 1, 1), (1, 6, 1, 1)])
+@pytest.mark.parametrize("training", [True, False])
+@pytest.mark.parametrize("shortcut", [True, False])
+def test_unit_tail_kernel_matches_the_modules(dtype, shape, training, shortcut) -> None:
+    """act(bn(y) + s) in C++ against BatchNorm2d + add + RPReLU: output, the gradients of y, s
+    and all five parameters, the running statistics (also one value per channel: (1, C, 1, 1))."""
+    _kernels_or_skip()
+    torch.manual_seed(0)
+    bn, act = BatchNorm2d(6).to(dtype).train(training), RPReLU(6).to(dtype)
+    with torch.no_grad():
+        for p in (bn.weight, bn.bias, act.move1.bias, act.move2.bias):
+            p.normal_()
+        act.act.weight.uniform_(-0.5, 0.9)
+        bn.running_var.uniform_(0.5, 2.0)
+        bn.running_mean.normal_()
+    bn_f, act_f = copy.deepcopy(bn), copy.deepcopy(act)
+    act_f.fused = True
+    y = torch.randn(shape, dtype=dtype).contiguous(memory_format=torch.channels_last)
+    s = torch.randn(shape, dtype=dtype) if shortcut else None
+    grad = torch.randn(shape, dtype=dtype)
+    leaves = []
+    outs = []
+    for b, a in ((bn, act), (bn_f, act_f)):
+        yy = y.clone().requires_grad_()
+        ss = s.clone().requires_grad_() if s is not None else None
+        out = unit_tail(yy, ss, b, a)
+        out.backward(grad)
+        outs.append(out)
+        leaves.append([yy, ss, *b.parameters(), *a.parameters()])
+    tol = dict(rtol=1e-12, atol=1e-12) if dtype == torch.float64 else dict(rtol=2e-5, atol=2e-5)
+    torch.testing.assert_close(outs[1], outs[0], **tol)
+    for mine, ref in zip(leaves[1], leaves[0], strict=True):
+        if ref is not None:
+            torch.testing.assert_close(mine.grad, ref.grad, **tol)
+    for mine, ref in zip(bn_f.buffers(), bn.buffers(), strict=True):
+        torch.testing.assert_close(mine, ref, **tol)
+
+
 # every binary family, both numerical modes, both recipe steps (binary_weights False / True),
 # at small widths: float64 convolutions have no fast CPU kernels
 SMALL_MLP = dict(depths=(1, 1, 2, 1), dims=(8, 16, 16, 24), stem_stride=2)
@@ -108,8 +162,17 @@ def _pair(name: str, kwargs: dict) -> tuple[torch.nn.Module, torch.nn.Module]:
     return ref, fast
 
 
-@pytest.mark.parametrize("case", list(CASES))
-def test_fast_path_equals_the_reference(case: str) -> None:
+# the PyTorch-op fast path (where the C++ kernels cannot be built) on one case of each family
+RUNS = [(case, "C++") for case in CASES] + [
+    (case, "PyTorch ops") for case in ("bimlp paper step 2", "reactnet step 2")]
+
+
+@pytest.mark.parametrize(("case", "kernels"), RUNS)
+def test_fast_path_equals_the_reference(case: str, kernels: str, monkeypatch) -> None:
+    if kernels == "C++":
+        _kernels_or_skip()
+    else:  # where the C++ kernels cannot be built, the fast path runs on PyTorch operations
+        monkeypatch.setattr(fused, "cpu_kernels", lambda: None)
     ref, fast = _pair(*CASES[case])
     assert fast.fast_path and not ref.fast_path
     x = torch.randn(4, 1, 16, 16, dtype=torch.float64)  # maps 8/4/2/1 (ReActNet 16 ... 2)

@@ -16,10 +16,21 @@ slower than arithmetic on the same tensor).
 
 from __future__ import annotations
 
+import logging
+import threading
+from pathlib import Path
+from typing import Any
+
 import torch
 import torch.nn.functional as F
+from torch import nn
 
-__all__ = ["rprelu", "approx_sign", "ternary_round", "step_mask"]
+from .norm import BatchNorm2d as _OneValueBatchNorm
+
+__all__ = ["rprelu", "approx_sign", "ternary_round", "step_mask", "unit_tail",
+           "cpu_kernels", "cpu_kernels_error"]
+
+log = logging.getLogger("bimlp.fused")
 
 _CHANNEL_DIMS = (0, 2, 3)  # the broadcast dimensions of a per-channel (1, C, 1, 1) parameter
 
@@ -102,3 +113,126 @@ class _TernaryRoundFn(torch.autograd.Function):
 def ternary_round(x: torch.Tensor) -> torch.Tensor:
     """The ``official`` activation quantizer (clipped straight-through gradient), lean."""
     return _TernaryRoundFn.apply(x)
+
+
+# --- the unit's tail R(BN(y) + s) in C++ (CPU) ------------------------------------------------
+_SOURCE = Path(__file__).with_name("csrc") / "unit_tail.cpp"
+_ext: Any = None
+_ext_error: str | None = None
+_ext_lock = threading.Lock()
+
+
+def _cpu_level() -> str:
+    """The x86-64 micro-architecture level this CPU runs (``v4`` with AVX-512, ``v3`` with
+    AVX2/FMA), for the compiler flags: the build is cached per level, so a cache never holds
+    code for instructions this CPU lacks."""
+    try:
+        flags = set()
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("flags"):
+                flags = set(line.split(":", 1)[1].split())
+                break
+    except OSError:
+        return "generic"
+    if {"avx512f", "avx512bw", "avx512dq", "avx512vl"} <= flags:
+        return "v4"
+    if {"avx2", "fma", "bmi2"} <= flags:
+        return "v3"
+    return "generic"
+
+
+def cpu_kernels() -> Any:
+    """The compiled C++ kernels of the fast path, built on first use with torch's extension
+    builder (g++ and ninja; cached under ``~/.cache/torch_extensions``), or None where they
+    cannot be built -- then :func:`cpu_kernels_error` says why, and the fast path runs its
+    PyTorch-op kernels instead (said once in the log, never silently)."""
+    global _ext, _ext_error
+    if _ext is not None or _ext_error is not None:
+        return _ext
+    with _ext_lock:
+        if _ext is None and _ext_error is None:
+            level = _cpu_level()
+            flags = ["-O3"] + ([f"-march=x86-64-{level}"] if level != "generic" else [])
+            try:
+                from torch.utils.cpp_extension import load
+
+                _ext = load(name=f"bimlp_unit_tail_{level}", sources=[str(_SOURCE)],
+                            extra_cflags=flags, verbose=False)
+            except Exception as e:  # noqa: BLE001 - no compiler, no ninja, a build error
+                _ext_error = f"{type(e).__name__}: {str(e).strip()[:500]}"
+                log.warning("bimlp fast path: the C++ kernels could not be built (%s); the "
+                            "PyTorch-op kernels run instead (same values, slower)", _ext_error)
+    return _ext
+
+
+def cpu_kernels_error() -> str | None:
+    """Why :func:`cpu_kernels` is None (after it was called), else None."""
+    return _ext_error
+
+
+class _UnitTailFn(torch.autograd.Function):
+    """``RPReLU(BN(y) + s)`` with BatchNorm2d's training / evaluation semantics."""
+
+    @staticmethod
+    def forward(ctx, y, s, gamma, beta, b1, a, b2, running_mean, running_var,  # type: ignore[override]
+                batch_stats, momentum, eps):
+        ext = cpu_kernels()
+        out, mean, invstd, scale, shift = ext.tail_forward(
+            y, s, gamma, beta, running_mean, running_var, batch_stats, momentum, eps, b1, a, b2)
+        ctx.save_for_backward(y, s, scale, shift, a, mean, invstd, gamma)
+        ctx.batch_stats = batch_stats
+        return out
+
+    @staticmethod
+    def backward(ctx, grad):  # type: ignore[override]
+        y, s, scale, shift, a, mean, invstd, gamma = ctx.saved_tensors
+        gy, gs, sums = cpu_kernels().tail_backward(grad, y, s, scale, shift, a, mean, invstd,
+                                                   gamma, ctx.batch_stats)
+        sum_g, sum_g_neg, sum_gt, sum_gt_yc = sums.to(y.dtype)
+        grad_gamma = sum_gt_yc * invstd.to(y.dtype)
+        return (gy, gs if s is not None else None, grad_gamma, sum_gt, sum_gt, sum_g_neg, sum_g,
+                None, None, None, None, None)
+
+
+def _kernel_applies(y: torch.Tensor, bn: nn.Module, act: nn.Module) -> bool:
+    return (y.device.type == "cpu" and y.dim() == 4 and y.dtype in (torch.float32, torch.float64)
+            and isinstance(bn, nn.BatchNorm2d) and bn.affine and bn.track_running_stats
+            and y.shape[1] == bn.num_features == act.act.weight.numel()
+            and cpu_kernels() is not None)
+
+
+def unit_tail(y: torch.Tensor, s: torch.Tensor | None, bn: nn.Module, act: nn.Module
+              ) -> torch.Tensor:
+    """The tail of BiMLP's binary unit, ``act(bn(y) + s)`` (``act(bn(y))`` without ``s``).
+
+    The reference modules run unless ``act`` is a fused RPReLU (a model's fast path): then, for a
+    BatchNorm2d on the CPU, two passes of C++ forward and two backward compute the same function
+    -- BatchNorm2d's batch statistics and running-statistic update in training (its running
+    statistics for a one-value-per-channel batch or in evaluation), the shortcut, the RPReLU.
+
+    Args:
+        y: (B, C, H, W), the binary conv's output.
+        s: the shortcut, y's shape, or None.
+        bn: the unit's BatchNorm2d (any other norm runs as a module).
+        act: the unit's RPReLU.
+    """
+    # torch.compile fuses the modules' operations itself, and cannot trace into the C++ call
+    if (not getattr(act, "fused", False) or torch.compiler.is_compiling()
+            or not _kernel_applies(y, bn, act)):
+        z = bn(y)
+        return act(z if s is None else z + s)
+    cl = torch.channels_last
+    one_value = y.numel() == y.shape[1]  # bimlp.layers.BatchNorm2d: running statistics
+    batch_stats = bn.training and not one_value
+    momentum = 0.0
+    if batch_stats:
+        bn.num_batches_tracked.add_(1)
+        momentum = (1.0 / float(bn.num_batches_tracked) if bn.momentum is None
+                    else float(bn.momentum))
+    elif bn.training and not isinstance(bn, _OneValueBatchNorm):
+        z = bn(y)  # torch's own BatchNorm2d refuses one value per channel: keep its error
+        return act(z if s is None else z + s)
+    return _UnitTailFn.apply(
+        y.contiguous(memory_format=cl), None if s is None else s.contiguous(memory_format=cl),
+        bn.weight, bn.bias, act.move1.bias.view(-1), act.act.weight, act.move2.bias.view(-1),
+        bn.running_mean, bn.running_var, batch_stats, momentum, float(bn.eps))

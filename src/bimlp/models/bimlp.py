@@ -35,6 +35,7 @@ from ..layers import (
     UniShortcut,
     quantizer_names,
     same_max_pool,
+    unit_tail,
 )
 from ._base import (
     ConvDownsample,
@@ -119,14 +120,12 @@ class BinaryMlp(nn.Module):
             self.act1 = RPReLU(hidden)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        h = self.norm1(self.fc1(self.move1(x)))
+        s1 = None
         if self.shortcut1 is not None:
-            h = h + self.act1(self.norm0(self.shortcut1(x)))
-        h = self.act2(h)
-        y = self.norm2(self.fc2(self.move2(h)))
-        if self.shortcut2 is not None:
-            y = y + self.shortcut2(h)
-        return self.act3(y)
+            s1 = unit_tail(self.shortcut1(x), None, self.norm0, self.act1)
+        h = unit_tail(self.fc1(self.move1(x)), s1, self.norm1, self.act2)
+        s2 = self.shortcut2(h) if self.shortcut2 is not None else None
+        return unit_tail(self.fc2(self.move2(h)), s2, self.norm2, self.act3)
 
 
 class BinaryPATM(nn.Module):
@@ -158,15 +157,13 @@ class BinaryPATM(nn.Module):
 
     @staticmethod
     def _unit(u: torch.Tensor, conv: nn.Module, bn: nn.Module, act: nn.Module) -> torch.Tensor:
-        return act(bn(conv(u)) + u)  # same-shape binary unit, identity shortcut on shifted u
+        return unit_tail(conv(u), u, bn, act)  # same-shape binary unit, identity shortcut on u
 
     def _token_mix(self, z, move, conv, bn, act, theta, tfc_move, tfc, tfc_bn, tfc_act):
         amp = self._unit(move(z), conv, bn, act)
         u = tfc_move(torch.cat([amp * torch.cos(theta), amp * torch.sin(theta)], dim=1))  # (B,2C,H,W)
-        y = tfc_bn(tfc(u))
-        if self.tfc_shortcut is not None:
-            y = y + self.tfc_shortcut(u)
-        return tfc_act(y)
+        s = self.tfc_shortcut(u) if self.tfc_shortcut is not None else None
+        return unit_tail(tfc(u), s, tfc_bn, tfc_act)
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
         b, c = z.shape[:2]
@@ -218,8 +215,8 @@ class BiMLPBlock(nn.Module):
         out = self.mlp(z)
         if self.multi_branch:
             uh, uw = self.move_h(z), self.move_w(z)
-            bh = self.act1(self.norm_h(self.sfc_h(uh)) + uh)
-            bw = self.act2(self.norm_w(self.sfc_w(uw)) + uw)
+            bh = unit_tail(self.sfc_h(uh), uh, self.norm_h, self.act1)
+            bw = unit_tail(self.sfc_w(uw), uw, self.norm_w, self.act2)
             b0, b1 = self.weight[0], self.weight[1]
             out = b0 * bh + b1 * bw + (1 - b0 - b1) * out
         return x + self.drop_path(out)
@@ -237,7 +234,7 @@ class PatchEmbed(nn.Module):
         self.act = RPReLU(dim)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.act(self.norm(self.proj(x)))
+        return unit_tail(self.proj(x), None, self.norm, self.act)
 
 
 class PoolDownsample(nn.Module):
@@ -253,7 +250,7 @@ class PoolDownsample(nn.Module):
         self.act = RPReLU(cout)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.act(self.norm(self.proj(x)))
+        x = unit_tail(self.proj(x), None, self.norm, self.act)
         return sum(same_max_pool(x, k, 2) for k in self.kernels) / len(self.kernels)
 
 

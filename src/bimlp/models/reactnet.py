@@ -29,7 +29,7 @@ from timm.data import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
 from timm.models import generate_default_cfgs
 from torch import nn
 
-from ..layers import BatchNorm2d, BinaryConv2d, LearnableBias, RPReLU, quantizer_names
+from ..layers import BatchNorm2d, BinaryConv2d, LearnableBias, RPReLU, quantizer_names, unit_tail
 from ._base import MAX_BLOCKS, ArchConfig, StagedNet, arch, check_dims, int_tuple, stem_geometry
 from ._registry import Family, build_variant, register_family, register_model
 
@@ -120,13 +120,12 @@ class ReActBlock(nn.Module):
         self.act2 = RPReLU(cout)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        y = self.act1(self.bn1(self.binary_3x3(self.move11(x))) + self.pool(x))
+        y = unit_tail(self.binary_3x3(self.move11(x)), self.pool(x), self.bn1, self.act1)
         u = self.move21(y)
         if self.cout == self.cin:
-            z = self.bn2(self.binary_pw(u)) + y
-        else:
-            z = torch.cat([self.bn2_1(self.binary_pw_down1(u)) + y,
-                           self.bn2_2(self.binary_pw_down2(u)) + y], dim=1)  # (B, 2C, H, W)
+            return unit_tail(self.binary_pw(u), y, self.bn2, self.act2)
+        z = torch.cat([self.bn2_1(self.binary_pw_down1(u)) + y,
+                       self.bn2_2(self.binary_pw_down2(u)) + y], dim=1)  # (B, 2C, H, W)
         return self.act2(z)
 
     def extra_repr(self) -> str:
