@@ -118,7 +118,8 @@ def test_pretrained_loads_a_local_file_the_timm_way(name, tmp_path):
                               pretrained_cfg_overlay=dict(file=str(path))).eval()
     with torch.no_grad():
         maps = source.forward_intermediates(x, intermediates_only=True)
-        assert [torch.equal(a, b) for a, b in zip(feats(x), maps, strict=True)] == [True] * len(maps)
+        got = feats(x)
+        assert [torch.equal(a, b) for a, b in zip(got, maps, strict=True)] == [True] * len(maps)
     with pytest.raises(ValueError, match="pretrained_cfg_overlay=dict\\(file=PATH\\)"):
         timm.create_model(name, pretrained=True)  # no hosted weights: says where they come from
     state = source.state_dict()
