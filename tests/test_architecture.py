@@ -265,3 +265,53 @@ def test_citations_point_at_pages_in_the_repository():
                 if not (path.parent / target).resolve().is_file():
                     bad.append(f"{rel}: link to {target} does not resolve")
     assert not bad, "\n".join(bad)
+
+
+def _arch_fields() -> dict[str, set[str]]:
+    """family -> its architecture field names, from the registered configuration classes."""
+    import bimlp.models
+
+    return {f.name: set(f.config_cls.arch_fields()) for f in bimlp.models.list_families()}
+
+
+def test_architecture_fields_are_declared_once_in_their_family_configuration():
+    import bimlp.models
+
+    declared: dict[str, list[str]] = {}  # field name -> "module.Class" declaring it
+    for module, tree in TREES.items():
+        for cls in (n for n in ast.walk(tree) if isinstance(n, ast.ClassDef)):
+            for node in cls.body:
+                if isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name) and (
+                    isinstance(node.value, ast.Call) and ast.unparse(node.value.func) == "arch"
+                ):
+                    declared.setdefault(node.target.id, []).append(f"{module}.{cls.name}")
+    for family in bimlp.models.list_families():
+        bases = {f"{c.__module__}.{c.__name__}" for c in family.config_cls.__mro__}
+        for name in family.config_cls.arch_fields():
+            places = declared.get(name, [])
+            mine = [p for p in places if p in bases]
+            assert len(mine) == 1, f"{family.name}.{name} declared in {mine or 'no class'}"
+    # and nothing else declares a field with arch(...): no second configuration of a family
+    owners = {f"{c.__module__}.{c.__name__}" for f in bimlp.models.list_families()
+              for c in f.config_cls.__mro__}
+    stray = sorted({p for places in declared.values() for p in places} - owners)
+    assert not stray, f"arch(...) fields outside the families' configurations: {stray}"
+
+
+def test_no_module_keeps_its_own_list_of_architecture_fields():
+    # a literal list / tuple / set naming three or more architecture fields of one family is a
+    # copy of the configuration's list (metadata keep-lists, packer tables, CLI choices...):
+    # derive it from the configuration class (``arch_fields()``) instead
+    families = _arch_fields()
+    found = []
+    for module, tree in TREES.items():
+        for node in ast.walk(tree):
+            if not isinstance(node, (ast.Tuple, ast.List, ast.Set)):
+                continue
+            names = {e.value for e in node.elts
+                     if isinstance(e, ast.Constant) and isinstance(e.value, str)}
+            for family, fields in families.items():
+                if len(names & fields) >= 3:
+                    found.append(f"{module}:{node.lineno} lists {family} fields "
+                                 f"{sorted(names & fields)}")
+    assert not found, "\n".join(found)

@@ -36,13 +36,25 @@ def test_building_the_parser_imports_no_torch():
     assert done.stdout.strip() == "[]"
 
 
-def test_help_answers_well_under_two_seconds():
+@pytest.mark.parametrize("argv, shown", [([], "COMMAND"), (["train"], "--batch-size")])
+def test_help_answers_well_under_two_seconds(argv, shown):
     start = time.perf_counter()
-    done = subprocess.run([sys.executable, "-m", "bimlp.cli", "train", "--help"],
+    done = subprocess.run([sys.executable, "-m", "bimlp.cli", *argv, "--help"],
                           capture_output=True, text=True, timeout=60)
     elapsed = time.perf_counter() - start
-    assert done.returncode == 0 and "--batch-size" in done.stdout
-    assert elapsed < 2.0, f"bimlp train --help took {elapsed:.2f} s"
+    assert done.returncode == 0 and shown in done.stdout, done.stdout
+    assert elapsed < 2.0, f"bimlp {' '.join(argv)} --help took {elapsed:.2f} s"
+
+
+def test_each_subcommand_is_the_module_of_its_name():
+    # one naming rule: `bimlp NAME` lives in bimlp/commands/NAME.py, and every module there is one
+    from pathlib import Path
+
+    import bimlp.commands
+
+    modules = {p.stem for p in Path(bimlp.commands.__file__).parent.glob("*.py")} - {"__init__"}
+    assert {name: module for name, (module, _) in COMMANDS.items()} == {
+        name: f"bimlp.commands.{name}" for name in modules}
 
 
 @pytest.mark.parametrize("first", ["bimlp", "timm"])

@@ -39,6 +39,29 @@ def test_core_dependencies_leave_plotting_and_scikit_learn_to_extras():
     assert {"onnx", "onnxscript"} <= _requirement_names("onnx")
 
 
+def test_the_core_install_pulls_in_neither_matplotlib_nor_scikit_learn():
+    # what `pip install -e .` installs: the core requirements and theirs, all the way down (read
+    # from the installed distributions' metadata, markers evaluated for this interpreter)
+    requirements = pytest.importorskip("packaging.requirements")
+    seen, todo = set(), ["bimlp"]
+    while todo:
+        name = todo.pop()
+        try:
+            requires = metadata.requires(name) or []
+        except metadata.PackageNotFoundError:
+            continue  # not installed here (another platform's dependency)
+        for line in requires:
+            req = requirements.Requirement(line)
+            if req.marker is not None and not req.marker.evaluate({"extra": ""}):
+                continue  # an extra, or not for this platform
+            dep = re.sub(r"[-_.]+", "-", req.name).lower()
+            if dep not in seen:
+                seen.add(dep)
+                todo.append(dep)
+    assert {"torch", "timm", "safetensors", "numpy"} <= seen
+    assert not seen & {"matplotlib", "scikit-learn", "sklearn"}, sorted(seen)
+
+
 def test_the_built_in_digits_ship_inside_the_package_with_their_license():
     data = resources.files("bimlp.data")
     with data.joinpath("digits.npz").open("rb") as f:
@@ -74,6 +97,42 @@ def test_another_holdout_is_a_fixed_stratified_split():
     assert yv.tolist() == yv2.tolist() and len(yt) + len(yv) == 1797
     counts = np.bincount(yv.numpy(), minlength=10)
     assert abs(len(yv) - 1797 / 2) <= 10 and counts.min() >= 86
+
+
+# Neither scikit-learn nor matplotlib importable: what a core `pip install -e .` gives (cheaper to
+# simulate in one interpreter than to build a fresh venv). ``None`` in sys.modules makes every
+# import of the package and its submodules fail with ImportError.
+_WITHOUT_EXTRAS = (
+    "import sys\n"
+    "for name in ('sklearn', 'matplotlib'):\n"
+    "    sys.modules[name] = None\n"
+    "from bimlp.cli import main\n"
+    "code = main(sys.argv[1:])\n"
+    "leaked = [m for m in sys.modules if m.split('.')[0] in ('sklearn', 'matplotlib')\n"
+    "          and sys.modules[m] is not None]\n"
+    "print('extras imported:', leaked)\n"
+    "sys.exit(code)\n"
+)
+
+
+def test_the_main_job_runs_without_scikit_learn_and_matplotlib(tmp_path):
+    # the README's `bimlp train` (the built-in digits, both steps) on a tiny budget
+    import os
+    import subprocess
+    import sys
+
+    args = ["train", "--output", str(tmp_path), "-j", "0", "--img-size", "16", "-b", "64",
+            "model.depths=[1,1]", "model.dims=[16,32]", "optim.epochs=1", "data.train_limit=256",
+            "data.val_limit=64", "run.progress=false", "run.device=\"cpu\""]
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    done = subprocess.run([sys.executable, "-c", _WITHOUT_EXTRAS, *args], capture_output=True,
+                          text=True, timeout=600, env=env, cwd=tmp_path)
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-3000:]
+    assert "extras imported: []" in done.stdout
+    for step in ("step1", "step2"):
+        assert (tmp_path / step / "model.safetensors").is_file(), step
+        assert not (tmp_path / step / "curves.png").exists()  # no matplotlib, no chart
+        assert "matplotlib is not installed" in (tmp_path / step / "train.log").read_text()
 
 
 def test_the_fast_paths_cpp_source_ships_inside_the_package():

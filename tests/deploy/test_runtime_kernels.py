@@ -134,3 +134,25 @@ def test_unknown_isa_is_an_error(small_artifact, monkeypatch):
     monkeypatch.setenv("BIMLP_ISA", "avx1024")
     with pytest.raises(ValueError, match="BIMLP_ISA=avx1024 is not an instruction set"):
         bimlp_runtime.load(path)
+
+
+def test_comparisons_skip_with_a_reason_on_one_instruction_set(tmp_path):
+    # a machine with the portable kernels only (BIMLP_ISA cannot add sets): the tests comparing
+    # sets report as skipped, saying why, and none passes by comparing a set with itself
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    (tmp_path / "only_portable.py").write_text(
+        "from bimlp_runtime import testing\ntesting.supported_isas = lambda: ['portable']\n")
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(
+        [str(tmp_path), *filter(None, [os.environ.get("PYTHONPATH")])]))
+    done = subprocess.run(
+        [sys.executable, "-m", "pytest", "-p", "only_portable", "-p", "no:cacheprovider", "-q",
+         "-rs", "-k", "across_isas", __file__],
+        capture_output=True, text=True, timeout=300, env=env, cwd=Path(__file__).parents[2])
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-2000:]
+    tail = done.stdout.strip().splitlines()[-1]
+    assert "skipped" in tail and "passed" not in tail, done.stdout[-3000:]
+    assert "one instruction set here (portable): nothing to compare" in done.stdout

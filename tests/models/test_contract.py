@@ -1,5 +1,6 @@
-"""timm's model contract, over every registered model: what detection / segmentation backbones,
-timm's train.py and its optimizer factory expect of a model."""
+"""The contract every registered model keeps, timm style: one generic test per property, run over
+every name of ``bimlp.list_models()`` (a new model is covered by registering it). What timm's
+train.py, its optimizer factory, and detection / segmentation backbones expect of a model."""
 
 from __future__ import annotations
 
@@ -13,16 +14,23 @@ from timm.models import group_parameters
 from timm.optim import param_groups_layer_decay
 
 import bimlp
+from bimlp.checkpoint import save_weights
 from bimlp.train.optim import param_groups
 
 NAMES = bimlp.list_models()
+# The largest variants are the same code as their smaller siblings at more blocks; they run with
+# `-m slow` to keep the default suite fast.
+LARGE = {"bimlp_m", "wavemlp_s", "wavemlp_m"}
+MODELS = [pytest.param(n, marks=pytest.mark.slow) if n in LARGE else n for n in NAMES]
 SIDE = 32  # a multiple of every model's total reduction (32): the last map is 1x1
+CLASSES = 10
+BATCH = 2
 
 
 @functools.cache
 def _built(name: str) -> torch.nn.Module:
     torch.manual_seed(0)
-    return bimlp.create_model(name, num_classes=10)
+    return bimlp.create_model(name, num_classes=CLASSES)
 
 
 def fresh(name: str) -> torch.nn.Module:
@@ -30,16 +38,99 @@ def fresh(name: str) -> torch.nn.Module:
     return copy.deepcopy(_built(name)).eval()
 
 
-def images(batch: int = 2, side: int = SIDE) -> torch.Tensor:
+def images(batch: int = BATCH, side: int = SIDE) -> torch.Tensor:
     return torch.randn(batch, 3, side, side, generator=torch.Generator().manual_seed(1))
 
 
 def test_every_family_is_covered():
-    families = {getattr(_built(n), "family", None) for n in NAMES}
+    families = {f.name for f in bimlp.models.list_families()}
     assert {"bimlp", "wavemlp", "reactnet"} <= families
+    assert {bimlp.models.family_of(n).name for n in NAMES} == families
+    assert not LARGE - set(NAMES)  # the slow marks name real models
 
 
-@pytest.mark.parametrize("name", NAMES)
+@pytest.mark.parametrize("name", MODELS)
+def test_registered_with_timm_and_in_its_family(name):
+    model = fresh(name)
+    assert name in timm.list_models()
+    family = bimlp.models.family_of(name)
+    assert family is not None and family.name == model.family
+    assert isinstance(model.config, family.config_cls)
+    assert set(model.config.arch_fields()) <= set(model.config.to_dict())
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_forward_shapes_and_finite(name):
+    model, x = fresh(name), images()
+    with torch.no_grad():
+        out = model(x)
+        feats = model.forward_features(x)
+        pooled = model.forward_head(feats, pre_logits=True)
+    assert out.shape == (BATCH, CLASSES) and torch.isfinite(out).all()
+    assert feats.shape[:2] == (BATCH, model.num_features)
+    assert pooled.shape == (BATCH, model.num_features)
+    assert torch.equal(model.forward_head(feats), out)
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_every_parameter_gets_a_finite_gradient(name):
+    model = fresh(name).train()
+    model(images()).logsumexp(dim=1).sum().backward()
+    no_grad = [n for n, p in model.named_parameters() if p.grad is None]
+    assert not no_grad, f"no gradient for {no_grad[:5]}"
+    bad = [n for n, p in model.named_parameters() if not torch.isfinite(p.grad).all()]
+    assert not bad, f"non-finite gradient in {bad[:5]}"
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_config_matches_the_real_shapes(name):
+    model = fresh(name)
+    cfg, head = model.config, model.get_classifier()
+    assert head.out_features == cfg.num_classes == model.num_classes == CLASSES
+    assert head.in_features == model.num_features == cfg.dims[-1]
+    assert model.get_submodule(model.pretrained_cfg["first_conv"]).in_channels == cfg.in_chans
+    assert model.get_submodule(model.pretrained_cfg["classifier"]) is head
+    # the stored configuration rebuilds the same tensors
+    with torch.device("meta"):
+        again = bimlp.create_model(name, **cfg.to_dict())
+    assert {k: v.shape for k, v in again.state_dict().items()} == {
+        k: v.shape for k, v in model.state_dict().items()
+    }
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_pretrained_loads_a_local_file_the_timm_way(name, tmp_path):
+    # timm's --pretrained-path: pretrained=True, pretrained_cfg_overlay=dict(file=PATH)
+    source, x = fresh(name), images()
+    path = save_weights(source, tmp_path / "w.safetensors")
+    model = timm.create_model(name, pretrained=True, num_classes=CLASSES,
+                              pretrained_cfg_overlay=dict(file=str(path), num_classes=CLASSES))
+    assert model.pretrained_cfg["file"] == str(path) and "state_dict" not in model.pretrained_cfg
+    with torch.no_grad():
+        assert torch.equal(model.eval()(x), source(x))
+    # fine-tuning: another number of classes keeps every weight but the new classifier's
+    tuned = timm.create_model(name, pretrained=True, num_classes=3,
+                              pretrained_cfg_overlay=dict(file=str(path)))
+    with torch.no_grad():
+        assert torch.equal(tuned.eval().forward_features(x), source.forward_features(x))
+    assert tuned(x).shape == (BATCH, 3)
+    feats = timm.create_model(name, pretrained=True, features_only=True,
+                              pretrained_cfg_overlay=dict(file=str(path))).eval()
+    with torch.no_grad():
+        maps = source.forward_intermediates(x, intermediates_only=True)
+        got = feats(x)
+        assert [torch.equal(a, b) for a, b in zip(got, maps, strict=True)] == [True] * len(maps)
+    with pytest.raises(ValueError, match="pretrained_cfg_overlay=dict\\(file=PATH\\)"):
+        timm.create_model(name, pretrained=True)  # no hosted weights: says where they come from
+    state = source.state_dict()
+    state["head.weight"] = state["head.weight"][:, :-1]  # a file that does not fit
+    bad = save_weights(state, tmp_path / "bad.safetensors")
+    with pytest.raises(RuntimeError, match="size mismatch for head.weight"):
+        timm.create_model(name, pretrained=True, num_classes=CLASSES,
+                          pretrained_cfg_overlay=dict(file=str(bad), num_classes=CLASSES))
+
+
+@pytest.mark.parametrize("name", MODELS)
 def test_features_only_gives_one_map_per_stage_with_its_stride(name):
     model = timm.create_model(name, features_only=True).eval()
     info = model.feature_info
@@ -67,7 +158,7 @@ def test_bimlp_s_features_at_224_are_strides_4_to_32():
     assert model.feature_info.reduction() == [4, 8, 16, 32]
 
 
-@pytest.mark.parametrize("name", NAMES)
+@pytest.mark.parametrize("name", MODELS)
 def test_forward_intermediates_agree_with_forward_features(name):
     model, x = fresh(name), images()
     n = model.num_stages
@@ -87,7 +178,7 @@ def test_forward_intermediates_agree_with_forward_features(name):
         model.forward_intermediates(x, output_fmt="NHWC")
 
 
-@pytest.mark.parametrize("name", NAMES)
+@pytest.mark.parametrize("name", MODELS)
 def test_prune_intermediate_layers_keeps_the_same_maps(name):
     model, x = fresh(name), images()
     with torch.no_grad():
@@ -152,7 +243,7 @@ def test_grad_checkpointing_trades_memory_for_the_same_gradients(name):
         assert torch.equal(a, b), n  # BatchNorm statistics updated once, not twice
 
 
-@pytest.mark.parametrize("name", NAMES)
+@pytest.mark.parametrize("name", MODELS)
 def test_group_matcher_orders_stem_blocks_downsamples_norm(name):
     model = fresh(name)
     fine, coarse = (
@@ -175,7 +266,7 @@ def test_group_matcher_orders_stem_blocks_downsamples_norm(name):
     assert len(lr_scales) == len(fine)
 
 
-@pytest.mark.parametrize("name", NAMES)
+@pytest.mark.parametrize("name", MODELS)
 def test_no_weight_decay_is_the_training_rule(name):
     model = fresh(name)
     names = {id(p): n for n, p in model.named_parameters()}
@@ -184,7 +275,7 @@ def test_no_weight_decay_is_the_training_rule(name):
     assert "head.bias" in model.no_weight_decay() and "head.weight" not in model.no_weight_decay()
 
 
-@pytest.mark.parametrize("name", NAMES)
+@pytest.mark.parametrize("name", MODELS)
 def test_global_pool_in_the_constructor_and_reset_classifier(name):
     x = images()
     model = timm.create_model(name, num_classes=5, global_pool="max").eval()
@@ -200,9 +291,15 @@ def test_global_pool_in_the_constructor_and_reset_classifier(name):
         assert torch.equal(model(x), feats)
         model.reset_classifier(4)  # the pool stays
         assert model.global_pool.pool_type == "" and model.num_classes == 4
+    model = fresh(name)
+    model.reset_classifier(0)  # no head, the pool stays: pooled features
+    with torch.no_grad():
+        assert model(x).shape == (BATCH, model.num_features)
+    model.reset_classifier(3)
+    assert model.get_classifier().out_features == 3 and model.config.num_classes == 3
 
 
-@pytest.mark.parametrize("name", NAMES)
+@pytest.mark.parametrize("name", MODELS)
 def test_torchscript_is_refused_with_the_reason(name):
     with pytest.raises(TypeError, match="does not support torch.jit.script.*torch.compile"):
         torch.jit.script(fresh(name))

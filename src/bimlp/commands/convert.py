@@ -16,7 +16,7 @@ def run(args: argparse.Namespace) -> int:
 
     from ..checkpoint import CheckpointError, read_weights
     from ..files import OutputPathError, check_output_file
-    from ..models import convert_official, variant_for
+    from ..models import convert_official, family_of, variant_for
 
     try:
         check_output_file(args.output, "-o/--output")
@@ -25,8 +25,9 @@ def run(args: argparse.Namespace) -> int:
         print(f"bimlp convert: {e}", file=sys.stderr)
         return 2
     state, config, _ = read_weights(out)
-    arch = ", ".join(f"{k}={config[k]}" for k in ("depths", "dims", "num_classes", "norm"))
     name = variant_for("bimlp", config)
+    shown = [*family_of(name).variants[name], "num_classes"]  # the fields a variant sets
+    arch = ", ".join(f"{k}={config[k]}" for k in shown)
     print(f"wrote {out} ({len(state)} tensors, {out.stat().st_size / 1e6:.2f} MB; {arch})")
     print(f"load it with bimlp.create_model('{name}', checkpoint='{out}', mode='official')")
     return 0

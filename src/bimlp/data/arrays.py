@@ -105,7 +105,8 @@ def _resize_all(images: torch.Tensor, size: int, chunk: int = 4096) -> torch.Ten
     return out
 
 
-def _mean_std(images: torch.Tensor) -> tuple[list[float], list[float]]:
+def dataset_stats(images: torch.Tensor) -> tuple[list[float], list[float]]:
+    """Per-channel mean and std of uint8 images, in [0, 1] units."""
     x = images.float().div(255.0)
     return x.mean(dim=(0, 2, 3)).tolist(), x.std(dim=(0, 2, 3)).tolist()
 
@@ -202,8 +203,3 @@ def load_idx_split(root: str | Path, split: str) -> tuple[torch.Tensor, torch.Te
         )
     x = torch.from_numpy(np.array(images, dtype=np.uint8))[:, None]  # a writable copy
     return x, torch.from_numpy(labels.astype(np.int64))  # astype copies
-
-
-def dataset_stats(images: torch.Tensor) -> tuple[list[float], list[float]]:
-    """Per-channel mean and std of uint8 images, in [0, 1] units."""
-    return _mean_std(images)

@@ -15,10 +15,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import torch
-from timm.models import build_model_with_cfg
+from timm.models import build_model_with_cfg, resolve_pretrained_cfg
 from timm.models import register_model as _timm_register_model
 from torch import nn
 
+from ..convert import open_checkpoint
 from ._base import ArchConfig
 
 __all__ = [
@@ -102,15 +103,40 @@ def build_variant(
     **kwargs: Any,
 ) -> nn.Module:
     """What every entry point does: the variant's defaults, then the caller's keywords, built by
-    timm's ``build_model_with_cfg`` (which attaches the default config). No weights are hosted,
-    so ``pretrained=True`` is an error that says where weights come from instead."""
+    timm's ``build_model_with_cfg`` (which attaches the default config).
+
+    No weights are hosted: ``pretrained=True`` needs a local file, timm's ``--pretrained-path``
+    route (``pretrained_cfg_overlay=dict(file=PATH)``), else it is an error that says where
+    weights come from. The file is read by :func:`bimlp.convert.open_checkpoint` (any format
+    ``checkpoint=`` takes), remapped by the family's ``checkpoint_filter_fn`` and loaded by timm,
+    which drops the classifier when ``num_classes`` differs from the file's (fine-tuning)."""
+    filter_fn = None
     if pretrained:
-        raise ValueError(f"no hosted {variant} weights; {no_weights_hint}")
+        kwargs = _with_local_weights(variant, no_weights_hint, kwargs)
+        family = family_of(variant)
+        filter_fn = family.checkpoint_filter_fn if family is not None else None
     # features_only=True: timm's FeatureGetterNet over forward_intermediates, every stage by
     # default (out_indices=... picks some)
     features = {"feature_cls": "getter", "out_indices": None}
-    return build_model_with_cfg(model_cls, variant, pretrained=False, feature_cfg=features,
-                                **{**defaults, **kwargs})
+    model = build_model_with_cfg(model_cls, variant, pretrained=pretrained, feature_cfg=features,
+                                 pretrained_filter_fn=filter_fn, **{**defaults, **kwargs})
+    for part in (model, getattr(model, "model", None)):  # features_only wraps the model
+        cfg = getattr(part, "pretrained_cfg", None)
+        if isinstance(cfg, dict):
+            cfg.pop("state_dict", None)  # the weights are loaded: the config keeps only the file
+    return model
+
+
+def _with_local_weights(variant: str, hint: str, kwargs: dict[str, Any]) -> dict[str, Any]:
+    """``kwargs`` whose pretrained config carries the weights of its ``file``, read here."""
+    cfg = resolve_pretrained_cfg(variant, pretrained_cfg=kwargs.get("pretrained_cfg"),
+                                 pretrained_cfg_overlay=kwargs.get("pretrained_cfg_overlay"))
+    if not cfg.file:
+        raise ValueError(f"no hosted {variant} weights; {hint}, or pass a local file as "
+                         "pretrained_cfg_overlay=dict(file=PATH) (timm's --pretrained-path)")
+    state = open_checkpoint(cfg.file).state_dict()
+    overlay = {**(kwargs.get("pretrained_cfg_overlay") or {}), "state_dict": state}
+    return {**kwargs, "pretrained_cfg_overlay": overlay}
 
 
 def list_models() -> list[str]:
