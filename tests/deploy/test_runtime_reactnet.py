@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from deploy_helpers import conditioned_reactnet
+from deploy_helpers import conditioned_reactnet, well_conditioned_inputs
 from runtime_helpers import cosines, edit_config, edit_header, load_error, set_version, signs
 
 import bimlp_runtime
@@ -84,8 +84,11 @@ def test_pad_value_minus_one_gives_the_same_logits(tmp_path):
 
 
 def test_reactnet_a_xs_matches_at_32px(tmp_path):
+    # 470,000 sign decisions per image: some image's closest one can sit within float32 rounding
+    # of 0 (seen on a Xeon: 5.6e-8, one flipped bit, cosine 0.99996), so the images are chosen
+    # among candidates for a margin that rounding cannot cross
     model = conditioned_reactnet(num_classes=10, calib_size=32)
-    check(model, torch.randn(2, 3, 32, 32), tmp_path / "xs.bimlp")
+    check(model, well_conditioned_inputs(model, torch.randn(8, 3, 32, 32)), tmp_path / "xs.bimlp")
 
 
 @pytest.mark.slow
