@@ -6,57 +6,44 @@ compiled) per model, and the data loader alone (workers 0 / 1 / 4), at the study
 Written after the first GPU attempt at the study: the full-precision teacher trained at only
 about 2,000 images/s there (30 s an epoch), so this separates the step from the loading.
 Each part is skipped once the time budget would be exceeded; the JSON is rewritten after each.
+The step is the reference path's, built by ``benchmarks/bench_train_step.py`` (which also times
+the fast path, interleaved, on any device).
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
+import sys
 import time
+from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 
-import bimlp
 from bimlp.data import build_datasets
 from bimlp.data.loading import GlobalBatchSampler, SeededDataset, collate_skipping
 from bimlp.train.config import DataConfig
 
-KW = dict(depths=[1, 1, 2, 1], dims=[32, 64, 96, 128], mlp_ratios=4.0, stem_stride=2,
-          num_classes=10, in_chans=1)
-MODELS = {
-    "wavemlp_fp": ("wavemlp_xs", KW),
-    "naive": ("bimlp_xs", {**KW, "mode": "paper", "multi_branch": False, "uni_shortcut": False,
-                           "downsample": "wavemlp"}),
-    "bimlp": ("bimlp_xs", {**KW, "mode": "paper"}),
-    "reactnet_a": ("reactnet_a_xs", dict(stem_stride=1, num_classes=10, in_chans=1)),
-}
+REPO = Path(__file__).resolve().parents[1]
+MODELS = ("wavemlp_fp", "naive", "bimlp", "reactnet_a")
+
+
+def _bench():
+    """``benchmarks/bench_train_step.py``, loaded by path: the study's training step is built
+    once, there (models, teacher, distillation loss, Adam)."""
+    path = REPO / "benchmarks" / "bench_train_step.py"
+    spec = importlib.util.spec_from_file_location("bimlp_bench_train_step", path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
 
 
 def step_ms(name: str, compiled: bool, device: torch.device, batch: int, steps: int) -> dict:
-    model_name, kwargs = MODELS[name]
-    model = bimlp.create_model(model_name, **kwargs).to(device).train()
-    teacher = None
-    if name != "wavemlp_fp":
-        teacher = bimlp.create_model("wavemlp_xs", **KW).to(device).eval().requires_grad_(False)
-    opt = torch.optim.Adam(model.parameters(), 1e-3)
-    fwd = torch.compile(model) if compiled else model
-    tfwd = (torch.compile(teacher) if compiled else teacher) if teacher is not None else None
-    x = torch.randn(batch, 1, 32, 32, device=device)
-    y = torch.randint(0, 10, (batch,), device=device)
-
-    def one() -> None:
-        out = fwd(x)
-        if tfwd is None:
-            loss = F.cross_entropy(out, y)
-        else:
-            with torch.no_grad():
-                t = tfwd(x)
-            loss = F.kl_div(F.log_softmax(out, -1), F.softmax(t, -1), reduction="batchmean")
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-
+    bench = _bench()
+    args = argparse.Namespace(batch_size=batch)
+    one = bench.make_step(bench._study_module(), name, False, compiled, args, device)
     sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
     t0 = time.perf_counter()
     one()
