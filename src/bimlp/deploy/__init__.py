@@ -6,8 +6,8 @@
 * :func:`simulate` -- the float32 network with binarized weights (baseline, ONNX interchange).
 """
 
-from .artifact import ArtifactError, export, load
-from .pack import pack_model, pack_weights
+from .artifact import ArtifactError, export, load, pack_model
+from .pack import pack_weights
 from .runtime import PackedBiMLP
 from .simulate import simulate
 

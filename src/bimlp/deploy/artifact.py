@@ -33,9 +33,10 @@ from torch import nn
 
 from ..checkpoint import CheckpointError, load_safetensors_bytes, write_safetensors
 from .layout import BiMLPLayout, ReActNetLayout
+from .pack import pack_weights
 from .runtime import PackedBiMLP
 
-__all__ = ["ArtifactError", "export", "load", "to_bytes", "read_artifact", "read_header", "FORMAT",
+__all__ = ["ArtifactError", "export", "load", "pack_model", "to_bytes", "read_artifact", "read_header", "FORMAT",
            "VERSION", "size_report"]
 
 FORMAT = "bimlp-packed"
@@ -69,8 +70,6 @@ def size_report(packed: BiMLPLayout | PackedBiMLP) -> dict[str, int]:
 
 
 def _layout(model: nn.Module) -> BiMLPLayout | ReActNetLayout:
-    from .pack import pack_weights
-
     if isinstance(model, (BiMLPLayout, ReActNetLayout)):
         return model
     if isinstance(model, PackedBiMLP):
@@ -179,4 +178,22 @@ def load(path: str | Path, threads: int | None = None) -> PackedBiMLP:
         ArtifactError: missing, truncated, tampered, foreign or incompatible file (the runtime
             checks every tensor against the header's configuration before allocating).
     """
-    return PackedBiMLP.from_file(path, threads=threads)
+    import bimlp_runtime
+
+    try:
+        rt = bimlp_runtime.load(path, threads=threads)
+    except bimlp_runtime.ArtifactError as e:
+        raise ArtifactError(str(e)) from e
+    return PackedBiMLP(rt, read_header(path).get("config", {}))
+
+
+def pack_model(model: nn.Module, threads: int | None = None) -> PackedBiMLP:
+    """``model`` (a BiMLP or ReActNet in eval mode, ``paper`` or ``official`` mode) packed and
+    loaded into the runtime: a module whose forward runs the whole network natively.
+    ``threads``: per call (default all).
+
+    Raises:
+        ValueError: real-valued-weight models, zero binary weights, unsupported layouts.
+    """
+    layout = pack_weights(model)
+    return PackedBiMLP.from_bytes(to_bytes(layout), layout=layout, threads=threads)

@@ -3,8 +3,9 @@
 :func:`pack_weights` folds every binary unit ``R(BN(BiConv(x + b)) + S(x + b))`` into the buffers
 of a :class:`~bimlp.deploy.layout.BinaryLayout` (packed sign bits + per-channel ``alpha``,
 ``beta``, ``thresh``, ``act``), BatchNorm into the full-precision convs and the classifier, and
-leaves the input model untouched. :func:`pack_model` hands those tensors to the runtime
-(``bimlp_runtime``) and returns a :class:`~bimlp.deploy.runtime.PackedBiMLP` that runs them.
+leaves the input model untouched. :func:`bimlp.deploy.pack_model` (in ``artifact.py``) hands
+those tensors to the runtime (``bimlp_runtime``) and returns a
+:class:`~bimlp.deploy.runtime.PackedBiMLP` that runs them.
 
 Bit format of binary weights (``bits`` buffers, also in the ``.bimlp`` artifact): the signs of the
 weight flattened in PyTorch's ``(out, in/groups, kh, kw)`` row-major order form one bit stream; bit
@@ -38,7 +39,6 @@ from .layout import (
     PATMLayout,
     ReActNetLayout,
 )
-from .runtime import PackedBiMLP
 from .simulate import check_packable
 
 __all__ = ["pack_model", "pack_weights", "pack_bits", "unpack_bits", "packed_config"]
@@ -265,17 +265,3 @@ def pack_weights(model: nn.Module) -> BiMLPLayout | ReActNetLayout:
     _set(packed.head_weight, w)
     _set(packed.head_bias, b)
     return packed
-
-
-def pack_model(model: nn.Module, threads: int | None = None) -> PackedBiMLP:
-    """``model`` (a BiMLP in eval mode, ``paper`` or ``official`` mode) packed and loaded into
-    the runtime: a module whose forward runs the whole network natively. ``threads``: per call
-    (default all).
-
-    Raises:
-        ValueError: real-valued-weight models, zero binary weights, unsupported layouts.
-    """
-    from .artifact import to_bytes
-
-    layout = pack_weights(model)
-    return PackedBiMLP.from_bytes(to_bytes(layout), layout=layout, threads=threads)

@@ -4,7 +4,6 @@ float32 CPU tensor, the logits written straight into the returned tensor."""
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import torch
@@ -31,18 +30,6 @@ class PackedBiMLP(nn.Module):
         import bimlp_runtime
 
         return cls(bimlp_runtime.from_bytes(data, name="<packed model>", threads=threads), layout.config, layout)
-
-    @classmethod
-    def from_file(cls, path: str | Path, threads: int | None = None) -> PackedBiMLP:
-        import bimlp_runtime
-
-        from .artifact import ArtifactError, read_header
-
-        try:
-            rt = bimlp_runtime.load(path, threads=threads)
-        except bimlp_runtime.ArtifactError as e:
-            raise ArtifactError(str(e)) from e
-        return cls(rt, read_header(path).get("config", {}))
 
     @property
     def threads(self) -> int:

@@ -154,9 +154,9 @@ def cpu_kernels() -> Any:
             level = _cpu_level()
             flags = ["-O3"] + ([f"-march=x86-64-{level}"] if level != "generic" else [])
             try:
-                from torch.utils.cpp_extension import load
+                from torch.utils import cpp_extension  # JIT builder (not a weight reader)
 
-                _ext = load(name=f"bimlp_unit_tail_{level}", sources=[str(_SOURCE)],
+                _ext = cpp_extension.load(name=f"bimlp_unit_tail_{level}", sources=[str(_SOURCE)],
                             extra_cflags=flags, verbose=False)
             except Exception as e:  # noqa: BLE001 - no compiler, no ninja, a build error
                 _ext_error = f"{type(e).__name__}: {str(e).strip()[:500]}"
