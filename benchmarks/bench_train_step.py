@@ -133,6 +133,9 @@ def run(study_mod, args: argparse.Namespace) -> dict[str, Any]:
     import torch
 
     torch.set_num_threads(args.threads)
+    # every model here runs the same forward code (StagedNet.forward): without a higher limit
+    # dynamo stops compiling it after 8 graphs and silently runs the rest eagerly
+    torch._dynamo.config.recompile_limit = 64
     device = torch.device(args.device)
     keys = [(m, p, mode) for mode in args.modes for m in args.models for p in args.paths]
     steps, results = {}, {}

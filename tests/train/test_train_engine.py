@@ -172,3 +172,18 @@ def test_builtin_recipe_from_the_command_line(tmp_path, capsys):
     for step in ("step1", "step2"):
         row = load_training_checkpoint(tmp_path / step / "last.pt")["history"][-1]
         assert row["val_top1"] > 90.0, (step, row)
+
+
+def test_fast_path_trains_like_the_reference(tmp_path, recipe):
+    """run.fast_path: the same recipe, seeds and batches; the fast kernels change only rounding,
+    so one epoch of each ends at nearly the same loss, and the weights load into a plain model."""
+    common = dict(data={"train_limit": 256, "val_limit": 64}, optim={"epochs": 1})
+    ref = train(config_from_dict(recipe(tmp_path / "ref", 1, **common)))
+    fast = train(config_from_dict(recipe(tmp_path / "fast", 1, run={"fast_path": True},
+                                         **common)))
+    assert fast.final["train_loss"] == pytest.approx(ref.final["train_loss"], rel=2e-2)
+    assert yaml.safe_load((tmp_path / "fast" / "step1" / "config.yaml").read_text())["run"][
+        "fast_path"] is True
+    state, meta, _ = read_weights(fast.weights)
+    plain = bimlp.create_model("bimlp_s", checkpoint=str(fast.weights))
+    assert not plain.fast_path and state.keys() == plain.state_dict().keys()
