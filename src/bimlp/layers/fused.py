@@ -195,9 +195,19 @@ class _UnitTailFn(torch.autograd.Function):
 
 
 def _kernel_applies(y: torch.Tensor, bn: nn.Module, act: nn.Module) -> bool:
+    """The C++ tail computes this call: a fused RPReLU after a BatchNorm2d on CPU float tensors
+    of one dtype, outside torch.compile (which fuses the modules itself and cannot trace into
+    the C++ call), and not torch's own BatchNorm2d in training on one value per channel (which
+    raises, unlike :class:`~bimlp.layers.BatchNorm2d`)."""
+    if not getattr(act, "fused", False) or torch.compiler.is_compiling():
+        return False
+    if not (isinstance(bn, nn.BatchNorm2d) and bn.affine and bn.track_running_stats):
+        return False
+    one_value = y.numel() == y.shape[1]
     return (y.device.type == "cpu" and y.dim() == 4 and y.dtype in (torch.float32, torch.float64)
-            and isinstance(bn, nn.BatchNorm2d) and bn.affine and bn.track_running_stats
+            and bn.weight.dtype == act.act.weight.dtype == y.dtype
             and y.shape[1] == bn.num_features == act.act.weight.numel()
+            and not (bn.training and one_value and not isinstance(bn, _OneValueBatchNorm))
             and cpu_kernels() is not None)
 
 
@@ -216,22 +226,17 @@ def unit_tail(y: torch.Tensor, s: torch.Tensor | None, bn: nn.Module, act: nn.Mo
         bn: the unit's BatchNorm2d (any other norm runs as a module).
         act: the unit's RPReLU.
     """
-    # torch.compile fuses the modules' operations itself, and cannot trace into the C++ call
-    if (not getattr(act, "fused", False) or torch.compiler.is_compiling()
-            or not _kernel_applies(y, bn, act)):
+    if not _kernel_applies(y, bn, act):
         z = bn(y)
         return act(z if s is None else z + s)
     cl = torch.channels_last
-    one_value = y.numel() == y.shape[1]  # bimlp.layers.BatchNorm2d: running statistics
-    batch_stats = bn.training and not one_value
+    # one value per channel (bimlp.layers.BatchNorm2d): running statistics, as in evaluation
+    batch_stats = bn.training and y.numel() != y.shape[1]
     momentum = 0.0
     if batch_stats:
         bn.num_batches_tracked.add_(1)
         momentum = (1.0 / float(bn.num_batches_tracked) if bn.momentum is None
                     else float(bn.momentum))
-    elif bn.training and not isinstance(bn, _OneValueBatchNorm):
-        z = bn(y)  # torch's own BatchNorm2d refuses one value per channel: keep its error
-        return act(z if s is None else z + s)
     return _UnitTailFn.apply(
         y.contiguous(memory_format=cl), None if s is None else s.contiguous(memory_format=cl),
         bn.weight, bn.bias, act.move1.bias.view(-1), act.act.weight, act.move2.bias.view(-1),
