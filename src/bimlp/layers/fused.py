@@ -11,7 +11,8 @@ Why these, by measurement on the CPU (2 cores, batch 128, BiMLP-XS at 32 px): ``
 backward was the largest single cost of a training step (about 18 %), and every fresh
 full-size buffer costs page faults here, so the backward passes below work in place on one
 buffer where they can and avoid boolean masks (``x > 0`` and ``torch.where`` were several times
-slower than arithmetic on the same tensor).
+slower than arithmetic on the same tensor). The activation quantizers' lean backwards live
+beside their reference ones in :mod:`bimlp.layers.quantizers`.
 """
 
 from __future__ import annotations
@@ -27,8 +28,7 @@ from torch import nn
 
 from .norm import BatchNorm2d as _OneValueBatchNorm
 
-__all__ = ["rprelu", "approx_sign", "ternary_round", "step_mask", "unit_tail",
-           "cpu_kernels", "cpu_kernels_error"]
+__all__ = ["rprelu", "step_mask", "unit_tail", "cpu_kernels", "cpu_kernels_error"]
 
 log = logging.getLogger("bimlp.fused")
 
@@ -71,48 +71,6 @@ def rprelu(x: torch.Tensor, b1: torch.Tensor, a: torch.Tensor, b2: torch.Tensor)
         a: (C,) PReLU slopes.
     """
     return _RPReLUFn.apply(x, b1, a, b2)
-
-
-class _ApproxSignFn(torch.autograd.Function):
-    """``sign(x)`` with sign(0) = +1; backward ``grad * max(0, 2 - 2|x|)``, the values of
-    :class:`~bimlp.layers.quantizers.ApproxSign` bit for bit, computed in place on one buffer."""
-
-    @staticmethod
-    def forward(ctx, x):  # type: ignore[override]
-        ctx.save_for_backward(x)
-        return torch.sign(x).add_(0.5).sign_()
-
-    @staticmethod
-    def backward(ctx, grad):  # type: ignore[override]
-        (x,) = ctx.saved_tensors
-        # 2 + (-2|x|) == 2 - 2|x| exactly, so this equals the reference's factor bit for bit
-        return x.abs().mul_(-2.0).add_(2.0).clamp_(min=0.0).mul_(grad)
-
-
-def approx_sign(x: torch.Tensor) -> torch.Tensor:
-    """The ``paper`` activation quantizer (sign, ApproxSign gradient) in one lean node."""
-    return _ApproxSignFn.apply(x)
-
-
-class _TernaryRoundFn(torch.autograd.Function):
-    """``round(clip(x, -1, 1))``; backward ``grad`` where ``|x| <= 1``, else 0 (the values of
-    :class:`~bimlp.layers.quantizers.TernaryRound`), without a boolean mask."""
-
-    @staticmethod
-    def forward(ctx, x):  # type: ignore[override]
-        ctx.save_for_backward(x)
-        return torch.round(x.clamp(-1.0, 1.0))
-
-    @staticmethod
-    def backward(ctx, grad):  # type: ignore[override]
-        (x,) = ctx.saved_tensors
-        # sign(1 - |x|) is 1, 0, -1 for |x| <, =, > 1; + 1 and clamped to 1: 1, 1, 0
-        return x.abs().neg_().add_(1.0).sign_().add_(1.0).clamp_(max=1.0).mul_(grad)
-
-
-def ternary_round(x: torch.Tensor) -> torch.Tensor:
-    """The ``official`` activation quantizer (clipped straight-through gradient), lean."""
-    return _TernaryRoundFn.apply(x)
 
 
 # --- the unit's tail R(BN(y) + s) in C++ (CPU) ------------------------------------------------

@@ -21,8 +21,6 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
-from . import fused
-
 __all__ = [
     "ApproxSign",
     "ScaledSign",
@@ -74,6 +72,17 @@ class _ScaledSignFn(torch.autograd.Function):
         return grad * (w.abs() <= 1.0).to(grad.dtype)
 
 
+class _ApproxSignLeanFn(_ApproxSignFn):
+    """The same forward; the same backward values, computed in place on one buffer (the fast
+    path's: fewer fresh full-size buffers)."""
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
+        (x,) = ctx.saved_tensors
+        # 2 + (-2|x|) == 2 - 2|x| exactly, so this equals _ApproxSignFn's factor bit for bit
+        return x.abs().mul_(-2.0).add_(2.0).clamp_(min=0.0).mul_(grad)
+
+
 class _TernaryRoundFn(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
@@ -84,6 +93,16 @@ class _TernaryRoundFn(torch.autograd.Function):
     def backward(ctx, grad: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
         (x,) = ctx.saved_tensors
         return grad * (x.abs() <= 1.0).to(grad.dtype)
+
+
+class _TernaryRoundLeanFn(_TernaryRoundFn):
+    """The same forward; the same backward values without a boolean mask (the fast path's)."""
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
+        (x,) = ctx.saved_tensors
+        # sign(1 - |x|) is 1, 0, -1 for |x| <, =, > 1; + 1 and clamped to 1: 1, 1, 0
+        return x.abs().neg_().add_(1.0).sign_().add_(1.0).clamp_(max=1.0).mul_(grad)
 
 
 class _ChannelMeanSignFn(torch.autograd.Function):
@@ -127,7 +146,7 @@ class ApproxSign(Quantizer):
     fused: bool = False  # the fast path's lean node (same values and gradient)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return fused.approx_sign(x) if self.fused else _ApproxSignFn.apply(x)
+        return (_ApproxSignLeanFn if self.fused else _ApproxSignFn).apply(x)
 
 
 class ScaledSign(Quantizer):
@@ -160,7 +179,7 @@ class TernaryRound(Quantizer):
     fused: bool = False  # the fast path's lean node (same values and gradient)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return fused.ternary_round(x) if self.fused else _TernaryRoundFn.apply(x)
+        return (_TernaryRoundLeanFn if self.fused else _TernaryRoundFn).apply(x)
 
 
 class ChannelMeanSign(Quantizer):
