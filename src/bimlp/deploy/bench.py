@@ -62,9 +62,18 @@ def _load_average() -> list[float]:
         return []
 
 
-def _interleaved(engines: dict[str, Callable[[], Any]], rounds: int, budget_s: float) -> dict[str, float]:
+# Idle time before each timed call. Engines in one process leave threads busy after they return
+# (ONNX Runtime's pool spins for a while after a run); without a pause the next engine shares the
+# cores with them and is timed as if the machine were loaded (measured: the runtime's 2-thread
+# batch-1 call took 22-25 ms right after ONNX Runtime against 9.9 ms after 100 ms of idle).
+SETTLE_S = 0.1
+
+
+def _interleaved(engines: dict[str, Callable[[], Any]], rounds: int, budget_s: float,
+                 settle_s: float = SETTLE_S) -> dict[str, float]:
     """Median ms per engine over ``rounds`` rounds, one call of every engine per round (after one
-    warm-up call each); an engine whose total time passed ``budget_s`` stops after 3 calls."""
+    warm-up call each), each timed call after ``settle_s`` seconds of idle; an engine whose total
+    time passed ``budget_s`` stops after 3 calls."""
     for fn in engines.values():
         fn()
     times: dict[str, list[float]] = {k: [] for k in engines}
@@ -72,6 +81,7 @@ def _interleaved(engines: dict[str, Callable[[], Any]], rounds: int, budget_s: f
         for name, fn in engines.items():
             if len(times[name]) >= 3 and sum(times[name]) > budget_s:
                 continue
+            time.sleep(settle_s)
             t0 = time.perf_counter()
             fn()
             times[name].append(time.perf_counter() - t0)
@@ -208,6 +218,7 @@ def benchmark(model_name: str = "bimlp_s", checkpoint: str | None = None, batche
     compiled = torch.compile(sim) if use_compile else None
     results: dict[str, Any] = {
         "machine": _cpu_name(), "cpus": os.cpu_count(), "model": model_name, "size": size, "rounds": rounds,
+        "settle_s": SETTLE_S,
         "files": files, "runs": {}, "notes": [],
     }
     if not onnx_ok:
@@ -381,7 +392,7 @@ def benchmark_models(models: tuple[str, ...] = DEFAULT_MODELS, batches: tuple[in
 
     results: dict[str, Any] = {
         "machine": _cpu_name(), "cpus": os.cpu_count(), "size": size, "rounds": rounds,
-        "batched_rounds": batched_rounds, "models": {}, "runs": {}, "notes": [],
+        "batched_rounds": batched_rounds, "settle_s": SETTLE_S, "models": {}, "runs": {}, "notes": [],
         "load_average": {"start": _load_average()},
     }
     chans: dict[str, int] = {}
