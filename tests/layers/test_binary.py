@@ -110,6 +110,23 @@ def test_uni_shortcut_kinds():
         UniShortcut(6, 4)
 
 
+def test_uni_shortcut_keeps_channels_last_with_the_same_values_and_gradients():
+    """The fast path's NHWC layout: tile and group mean stay channels-last (no layout copy
+    after them) and give what the NCHW forms give, forward and backward."""
+    y = torch.randn(2, 12, 3, 5, dtype=torch.float64)
+    grads = {4: torch.randn(2, 3, 3, 5, dtype=torch.float64),
+             2: torch.randn(2, 24, 3, 5, dtype=torch.float64)}
+    for fn, k in ((group_mean, 4), (tile_channels, 2)):
+        plain = y.clone().requires_grad_()
+        nhwc = y.contiguous(memory_format=torch.channels_last).requires_grad_()
+        out_plain, out_nhwc = fn(plain, k), fn(nhwc, k)
+        assert out_nhwc.is_contiguous(memory_format=torch.channels_last)
+        torch.testing.assert_close(out_nhwc, out_plain, rtol=1e-15, atol=0)
+        out_plain.backward(grads[k])
+        out_nhwc.backward(grads[k])
+        torch.testing.assert_close(nhwc.grad, plain.grad, rtol=1e-15, atol=0)
+
+
 def test_rprelu_and_learnable_bias():
     act = RPReLU(2)
     with torch.no_grad():

@@ -101,8 +101,19 @@ class BinaryConv2d(nn.Conv2d):
         return self._conv_forward(self.input_quantizer(x), self.quantized_weight(), None)
 
 
+def _channels_last(x: torch.Tensor) -> bool:
+    """Channels-last memory (NHWC) that is not also plain contiguous (a 1 x 1 map is both)."""
+    return x.is_contiguous(memory_format=torch.channels_last) and not x.is_contiguous()
+
+
 def tile_channels(x: torch.Tensor, k: int) -> torch.Tensor:
-    """``k`` copies along channels: ``out[:, i] = x[:, i mod C]`` (not repeat_interleave)."""
+    """``k`` copies along channels: ``out[:, i] = x[:, i mod C]`` (not repeat_interleave).
+
+    A channels-last input gives a channels-last output (the fast path's layout) by repeating
+    its (B, H, W, C) view along the last axis, so no layout copy follows.
+    """
+    if _channels_last(x):
+        return x.permute(0, 2, 3, 1).repeat(1, 1, 1, k).permute(0, 3, 1, 2)  # (B, kC, H, W)
     return x.repeat(1, k, 1, 1)
 
 
@@ -112,6 +123,8 @@ def group_mean(x: torch.Tensor, k: int) -> torch.Tensor:
     This equals the release's strided form ``(x[:, 0::k] + ... + x[:, k-1::k]) / k``.
     """
     b, c, h, w = x.shape
+    if _channels_last(x):  # the runs are contiguous in the (B, H, W, C) view: no layout copy
+        return x.permute(0, 2, 3, 1).reshape(b, h, w, c // k, k).mean(dim=4).permute(0, 3, 1, 2)
     return x.reshape(b, c // k, k, h, w).mean(dim=2)  # (B, C/k, H, W)
 
 
