@@ -41,6 +41,31 @@ struct Barrier {
   }
 };
 
+// Denormal floats flushed to zero on this thread for the lifetime of the guard (x86: MXCSR FTZ and
+// DAZ; aarch64: FPCR.FZ), the previous mode restored after. Inference engines run this way: an
+// operation on a denormal costs a microcode assist of ~100 cycles on x86 (the PATM mix of a
+// random-weight BiMLP-S at 224 ran 1.7x slower without it), and a value below 1.2e-38 changes no
+// logit. Every instruction set of a build runs under the same mode, so they stay bit-identical.
+struct FlushDenormals {
+#if defined(__x86_64__) || defined(_M_X64)
+  unsigned saved = _mm_getcsr();
+  FlushDenormals() { _mm_setcsr(saved | 0x8040u); }  // FTZ (bit 15) | DAZ (bit 6)
+  ~FlushDenormals() { _mm_setcsr(saved); }
+#elif defined(__aarch64__)
+  uint64_t saved = read();
+  static uint64_t read() {
+    uint64_t v;
+    __asm__ __volatile__("mrs %0, fpcr" : "=r"(v));
+    return v;
+  }
+  static void write(uint64_t v) { __asm__ __volatile__("msr fpcr, %0" : : "r"(v)); }
+  FlushDenormals() { write(saved | (uint64_t(1) << 24)); }  // FZ
+  ~FlushDenormals() { write(saved); }
+#endif
+  FlushDenormals(const FlushDenormals&) = delete;
+  FlushDenormals& operator=(const FlushDenormals&) = delete;
+};
+
 struct StageShape {
   int64_t H, W, M, C;
 };

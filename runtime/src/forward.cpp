@@ -712,15 +712,18 @@ void Model::run(const float* x, int64_t B, int64_t H, int64_t W, float* out, dou
     // the passes split work by omp_get_num_threads(); the barrier counts T (equal unless the
     // OpenMP runtime gave fewer threads, e.g. inside another parallel region: then run serially)
     if (omp_get_num_threads() == T) {
+      FlushDenormals ftz;
       Exec ex{*this, *table_, *arena, omp_get_thread_num(), T, times, 0, {}, nullptr, nullptr};
       ex.forward(x, out);
     } else if (omp_get_thread_num() == 0) {
+      FlushDenormals ftz;
       Exec ex{*this, *table_, *arena, 0, 1, times, 0, {}, nullptr, nullptr};
       arena->barrier.n = 1;
       ex.forward(x, out);
     }
   }
 #else
+  FlushDenormals ftz;
   Exec ex{*this, *table_, *arena, 0, 1, times, 0, {}, nullptr, nullptr};
   ex.forward(x, out);
 #endif
