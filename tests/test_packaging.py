@@ -137,5 +137,8 @@ def test_the_main_job_runs_without_scikit_learn_and_matplotlib(tmp_path):
 
 def test_the_fast_paths_cpp_source_ships_inside_the_package():
     # built on first use from the installed package (bimlp.layers.fused.cpu_kernels)
-    source = resources.files("bimlp.layers").joinpath("csrc", "unit_tail.cpp").read_text()
-    assert "PYBIND11_MODULE" in source and "tail_backward" in source
+    csrc = resources.files("bimlp.layers").joinpath("csrc")
+    assert "PYBIND11_MODULE" in csrc.joinpath("module.cpp").read_text()
+    assert "tail_backward" in csrc.joinpath("unit_tail.cpp").read_text()
+    assert "head_backward" in csrc.joinpath("unit_head.cpp").read_text()
+    assert "chunked_sums" in csrc.joinpath("rows.h").read_text()

@@ -14,8 +14,15 @@ import pytest
 import torch
 
 import bimlp
-from bimlp.layers import BatchNorm2d, RPReLU, fused
-from bimlp.layers.fused import rprelu, step_mask, unit_tail
+from bimlp.layers import (
+    BatchNorm2d,
+    BinaryConv2d,
+    LearnableBias,
+    RPReLU,
+    UniShortcut,
+    fused,
+)
+from bimlp.layers.fused import binary_unit, rprelu, step_mask, unit_tail
 from bimlp.layers.quantizers import ApproxSign, TernaryRound
 
 # values on both sides of every switching point: 0, -0, +-1 (the quantizers' clip), and around
@@ -125,12 +132,73 @@ def test_unit_tail_kernel_matches_the_modules(dtype, shape, training, shortcut) 
         outs.append(out)
         leaves.append([yy, ss, *b.parameters(), *a.parameters()])
     tol = dict(rtol=1e-12, atol=1e-12) if dtype == torch.float64 else dict(rtol=2e-5, atol=2e-5)
+    _assert_same_results(outs, leaves, (bn_f.buffers(), bn.buffers()), tol)
+
+
+def _assert_same_results(outs, leaves, buffers, tol) -> None:
+    """Fast (index 1) against reference (index 0): outputs, every leaf's gradient, buffers."""
     torch.testing.assert_close(outs[1], outs[0], **tol)
     for mine, ref in zip(leaves[1], leaves[0], strict=True):
         if ref is not None:
             torch.testing.assert_close(mine.grad, ref.grad, **tol)
-    for mine, ref in zip(bn_f.buffers(), bn.buffers(), strict=True):
+    for mine, ref in zip(*buffers, strict=True):
         torch.testing.assert_close(mine, ref, **tol)
+
+
+# (shortcut, shifted, C_in, C_out, kernel, groups): every way BiMLP's units read their shortcut
+UNIT_SHORTCUTS = {
+    "identity of u": ("identity", True, 6, 6, 1, 1),
+    "pair mean of u, grouped 1x3": ("mean", True, 12, 6, (1, 3), 6),
+    "mean of 4 of x": ("mean", False, 12, 3, 1, 1),
+    "tile of u": ("tile", True, 3, 6, 1, 1),
+    "tensor": ("tensor", True, 6, 6, 1, 1),
+    "none": (None, True, 6, 6, (3, 1), 2),
+}
+
+
+@pytest.mark.parametrize("quantizer", ["approx_sign", "ternary_round"])
+@pytest.mark.parametrize("training", [True, False])
+@pytest.mark.parametrize("case", list(UNIT_SHORTCUTS))
+def test_binary_unit_matches_the_modules(case: str, training: bool, quantizer: str) -> None:
+    """act(bn(conv(move(x))) + S) as one node against the modules: output, the gradients of x,
+    of the shortcut tensor and of every parameter, the running statistics."""
+    _kernels_or_skip()
+    kind, shifted, cin, cout, kernel, groups = UNIT_SHORTCUTS[case]
+    torch.manual_seed(0)
+    move = LearnableBias(cin).double()
+    pad = tuple(k // 2 for k in kernel) if isinstance(kernel, tuple) else 0
+    conv = BinaryConv2d(cin, cout, kernel, padding=pad, groups=groups,
+                        input_quantizer=quantizer).double()
+    bn, act = BatchNorm2d(cout).double().train(training), RPReLU(cout).double()
+    with torch.no_grad():
+        for p in (move.bias, bn.weight, bn.bias, act.move1.bias, act.move2.bias):
+            p.normal_()
+        act.act.weight.uniform_(-0.5, 0.9)
+        bn.running_var.uniform_(0.5, 2.0)
+    ref = torch.nn.ModuleList([move, conv, bn, act])
+    fast = copy.deepcopy(ref)
+    for m in fast.modules():
+        if hasattr(m, "fused"):
+            m.fused = True
+    shortcut = None if kind in (None, "tensor") else (
+        "identity" if kind == "identity" else UniShortcut(cin, cout))
+    x = _input((4, cin, 5, 3)).contiguous(memory_format=torch.channels_last)
+    with torch.no_grad():  # some shifted inputs exactly on the quantizers' switching points
+        x[0, :, 0, 0] = -move.bias.view(-1)
+        x[0, :, 0, 1] = 1.0 - move.bias.view(-1)
+    s = _input((4, cout, 5, 3), seed=3) if kind == "tensor" else None
+    grad = _input((4, cout, 5, 3), seed=1)
+    outs, leaves = [], []
+    for mods in (ref, fast):
+        xx = x.clone().requires_grad_()
+        ss = s.clone().requires_grad_() if s is not None else None
+        out = binary_unit(xx, *mods, shortcut=shortcut, shifted=shifted, s=ss)
+        out.backward(grad)
+        outs.append(out)
+        leaves.append([xx, ss, *mods.parameters()])
+    assert type(outs[1].grad_fn).__name__ == "_BinaryUnitFnBackward"  # the one-node unit ran
+    _assert_same_results(outs, leaves, (fast.buffers(), ref.buffers()),
+                         dict(rtol=1e-12, atol=1e-12))
 
 
 # every binary family, both numerical modes, both recipe steps (binary_weights False / True),

@@ -2,7 +2,7 @@
 BatchNorm that also trains on one value per channel."""
 
 from .activation import LearnableBias, RPReLU
-from .fused import unit_tail
+from .fused import binary_unit, unit_tail
 from .binary import MODES, BinaryConv2d, UniShortcut, group_mean, quantizer_names, tile_channels
 from .norm import BatchNorm2d
 from .pooling import same_max_pool
@@ -20,7 +20,7 @@ from .quantizers import (
 
 __all__ = [
     "ApproxSign", "BatchNorm2d", "BinaryConv2d", "ChannelMeanSign", "LearnableBias", "MODES",
-    "QUANTIZERS", "Quantizer", "RPReLU", "ScaledSign", "TernaryRound", "UniShortcut", "get_quantizer",
+    "QUANTIZERS", "binary_unit", "Quantizer", "RPReLU", "ScaledSign", "TernaryRound", "UniShortcut", "get_quantizer",
     "group_mean", "quantizer_names", "register_quantizer", "same_max_pool", "sign_plus",
     "tile_channels", "unit_tail",
 ]

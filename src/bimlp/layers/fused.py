@@ -13,6 +13,12 @@ full-size buffer costs page faults here, so the backward passes below work in pl
 buffer where they can and avoid boolean masks (``x > 0`` and ``torch.where`` were several times
 slower than arithmetic on the same tensor). The activation quantizers' lean backwards live
 beside their reference ones in :mod:`bimlp.layers.quantizers`.
+
+``binary_unit`` makes a whole binary unit ``R(BN(BiConv(x + b)) + S)`` one node: the shift and
+the activation quantizer were five element-wise passes forward and six backward (shift, sign,
+the estimator's chain, the shift's gradient sum, adding the shortcut's gradient), now one
+C++ pass each (``csrc/unit_head.cpp``), and the tail reads the Uni-shortcut (identity, group
+mean, tile) straight from the unit's input instead of a materialised tensor.
 """
 
 from __future__ import annotations
@@ -27,8 +33,10 @@ import torch.nn.functional as F
 from torch import nn
 
 from .norm import BatchNorm2d as _OneValueBatchNorm
+from .quantizers import ApproxSign, TernaryRound
 
-__all__ = ["rprelu", "step_mask", "unit_tail", "cpu_kernels", "cpu_kernels_error"]
+__all__ = ["binary_unit", "rprelu", "step_mask", "unit_tail", "cpu_kernels",
+           "cpu_kernels_error"]
 
 log = logging.getLogger("bimlp.fused")
 
@@ -74,7 +82,8 @@ def rprelu(x: torch.Tensor, b1: torch.Tensor, a: torch.Tensor, b2: torch.Tensor)
 
 
 # --- the unit's tail R(BN(y) + s) in C++ (CPU) ------------------------------------------------
-_SOURCE = Path(__file__).with_name("csrc") / "unit_tail.cpp"
+_CSRC = Path(__file__).with_name("csrc")
+_SOURCES = [_CSRC / name for name in ("module.cpp", "unit_head.cpp", "unit_tail.cpp")]
 _ext: Any = None
 _ext_error: str | None = None
 _ext_lock = threading.Lock()
@@ -114,8 +123,9 @@ def cpu_kernels() -> Any:
             try:
                 from torch.utils import cpp_extension  # JIT builder (not a weight reader)
 
-                _ext = cpp_extension.load(name=f"bimlp_unit_tail_{level}", sources=[str(_SOURCE)],
-                            extra_cflags=flags, verbose=False)
+                _ext = cpp_extension.load(name=f"bimlp_unit_{level}",
+                                          sources=[str(p) for p in _SOURCES],
+                                          extra_cflags=flags, verbose=False)
             except Exception as e:  # noqa: BLE001 - no compiler, no ninja, a build error
                 _ext_error = f"{type(e).__name__}: {str(e).strip()[:500]}"
                 log.warning("bimlp fast path: the C++ kernels could not be built (%s); the "
@@ -136,7 +146,8 @@ class _UnitTailFn(torch.autograd.Function):
                 batch_stats, momentum, eps):
         ext = cpu_kernels()
         out, mean, invstd, scale, shift = ext.tail_forward(
-            y, s, gamma, beta, running_mean, running_var, batch_stats, momentum, eps, b1, a, b2)
+            y, s, None, _SAME, 1, gamma, beta, running_mean, running_var, batch_stats, momentum,
+            eps, b1, a, b2)
         ctx.save_for_backward(y, s, scale, shift, a, mean, invstd, gamma)
         ctx.batch_stats = batch_stats
         return out
@@ -144,29 +155,48 @@ class _UnitTailFn(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad):  # type: ignore[override]
         y, s, scale, shift, a, mean, invstd, gamma = ctx.saved_tensors
-        gy, gs, sums = cpu_kernels().tail_backward(grad, y, s, scale, shift, a, mean, invstd,
-                                                   gamma, ctx.batch_stats)
+        gy, gs, sums = cpu_kernels().tail_backward(grad, y, s, None, _SAME, 1, scale, shift, a,
+                                                   mean, invstd, gamma, ctx.batch_stats)
         sum_g, sum_g_neg, sum_gt, sum_gt_yc = sums.to(y.dtype)
         grad_gamma = sum_gt_yc * invstd.to(y.dtype)
         return (gy, gs if s is not None else None, grad_gamma, sum_gt, sum_gt, sum_g_neg, sum_g,
                 None, None, None, None, None)
 
 
-def _kernel_applies(y: torch.Tensor, bn: nn.Module, act: nn.Module) -> bool:
-    """The C++ tail computes this call: a fused RPReLU after a BatchNorm2d on CPU float tensors
-    of one dtype, outside torch.compile (which fuses the modules itself and cannot trace into
-    the C++ call), and not torch's own BatchNorm2d in training on one value per channel (which
-    raises, unlike :class:`~bimlp.layers.BatchNorm2d`)."""
+def _tail_applies(dtype: torch.dtype, device: torch.device, channels: int, rows: int,
+                  bn: nn.Module, act: nn.Module) -> bool:
+    """The C++ tail computes ``act(bn(y) + s)`` for a ``y`` of this dtype, device, channel
+    count and rows per channel: a fused RPReLU after a BatchNorm2d on CPU float tensors of one
+    dtype, outside torch.compile (which fuses the modules itself and cannot trace into the C++
+    call), and not torch's own BatchNorm2d in training on one value per channel (which raises,
+    unlike :class:`~bimlp.layers.BatchNorm2d`)."""
     if not getattr(act, "fused", False) or torch.compiler.is_compiling():
         return False
     if not (isinstance(bn, nn.BatchNorm2d) and bn.affine and bn.track_running_stats):
         return False
-    one_value = y.numel() == y.shape[1]
-    return (y.device.type == "cpu" and y.dim() == 4 and y.dtype in (torch.float32, torch.float64)
-            and bn.weight.dtype == act.act.weight.dtype == y.dtype
-            and y.shape[1] == bn.num_features == act.act.weight.numel()
-            and not (bn.training and one_value and not isinstance(bn, _OneValueBatchNorm))
+    return (device.type == "cpu" and dtype in (torch.float32, torch.float64)
+            and bn.weight.dtype == act.act.weight.dtype == dtype
+            and channels == bn.num_features == act.act.weight.numel()
+            and not (bn.training and rows == 1 and not isinstance(bn, _OneValueBatchNorm))
             and cpu_kernels() is not None)
+
+
+def _kernel_applies(y: torch.Tensor, bn: nn.Module, act: nn.Module) -> bool:
+    return y.dim() == 4 and _tail_applies(y.dtype, y.device, y.shape[1],
+                                          y.numel() // max(y.shape[1], 1), bn, act)
+
+
+def _batch_norm_step(bn: nn.Module, rows: int) -> tuple[bool, float]:
+    """(batch statistics?, momentum) of a BatchNorm2d call on ``rows`` values per channel, with
+    its batch counter advanced as the module would: one value per channel
+    (bimlp.layers.BatchNorm2d) uses the running statistics, as in evaluation."""
+    batch_stats = bn.training and rows != 1
+    momentum = 0.0
+    if batch_stats:
+        bn.num_batches_tracked.add_(1)
+        momentum = (1.0 / float(bn.num_batches_tracked) if bn.momentum is None
+                    else float(bn.momentum))
+    return batch_stats, momentum
 
 
 def unit_tail(y: torch.Tensor, s: torch.Tensor | None, bn: nn.Module, act: nn.Module
@@ -188,14 +218,125 @@ def unit_tail(y: torch.Tensor, s: torch.Tensor | None, bn: nn.Module, act: nn.Mo
         z = bn(y)
         return act(z if s is None else z + s)
     cl = torch.channels_last
-    # one value per channel (bimlp.layers.BatchNorm2d): running statistics, as in evaluation
-    batch_stats = bn.training and y.numel() != y.shape[1]
-    momentum = 0.0
-    if batch_stats:
-        bn.num_batches_tracked.add_(1)
-        momentum = (1.0 / float(bn.num_batches_tracked) if bn.momentum is None
-                    else float(bn.momentum))
+    batch_stats, momentum = _batch_norm_step(bn, y.numel() // y.shape[1])
     return _UnitTailFn.apply(
         y.contiguous(memory_format=cl), None if s is None else s.contiguous(memory_format=cl),
         bn.weight, bn.bias, act.move1.bias.view(-1), act.act.weight, act.move2.bias.view(-1),
         bn.running_mean, bn.running_var, batch_stats, momentum, float(bn.eps))
+
+
+# --- the whole binary unit R(BN(BiConv(x + b)) + S) in one node (CPU) ----------------------------
+# the C++ head's activation quantizers (csrc/unit_head.cpp) and the tail's shortcut maps
+_HEAD_QUANTIZERS = {ApproxSign: 0, TernaryRound: 1}
+_SAME, _MEAN, _TILE = 0, 1, 2
+_SHORTCUT_MAPS = {"identity": _SAME, "mean": _MEAN, "tile": _TILE}
+
+
+class _BinaryUnitFn(torch.autograd.Function):
+    """``RPReLU(BN(conv(Q(x + b), wq)) + s)``: the head Q(x + b) and the tail in C++, the
+    convolution by torch's kernels. ``spec`` says where the shortcut comes from: ``s`` (a tensor
+    computed elsewhere, with its own gradient) or x's channels mapped by ``(map, factor)``, read
+    after the shift (``shifted``) or before; the head's backward adds the latter's gradient to
+    x's in the same pass."""
+
+    @staticmethod
+    def forward(ctx, x, b, wq, gamma, beta, b1, a, b2, s,  # type: ignore[override]
+                spec, conv_args, running_mean, running_var, batch_stats, momentum, eps):
+        quantizer, from_input, shifted, s_map, factor = spec
+        ext = cpu_kernels()
+        q = ext.head_forward(x, b, quantizer)
+        y = torch.convolution(q, wq, None, *conv_args[:3], False, (0, 0), conv_args[3])
+        y = y.contiguous(memory_format=torch.channels_last)
+        src, s_bias = (x, b if shifted else None) if from_input else (s, None)
+        out, mean, invstd, scale, shift = ext.tail_forward(
+            y, src, s_bias, s_map, factor, gamma, beta, running_mean, running_var, batch_stats,
+            momentum, eps, b1, a, b2)
+        ctx.save_for_backward(x, b, wq, q, y, s, scale, shift, a, mean, invstd, gamma)
+        ctx.spec, ctx.conv_args, ctx.batch_stats = spec, conv_args, batch_stats
+        return out
+
+    @staticmethod
+    def backward(ctx, grad):  # type: ignore[override]
+        x, b, wq, q, y, s, scale, shift, a, mean, invstd, gamma = ctx.saved_tensors
+        quantizer, from_input, shifted, s_map, factor = ctx.spec
+        ext = cpu_kernels()
+        src, s_bias = (x, b if shifted else None) if from_input else (s, None)
+        gy, gsrc, sums = ext.tail_backward(grad, y, src, s_bias, s_map, factor, scale, shift, a,
+                                           mean, invstd, gamma, ctx.batch_stats)
+        stride, padding, dilation, groups = ctx.conv_args
+        gq, gwq, _ = torch.ops.aten.convolution_backward(
+            gy, q, wq, None, stride, padding, dilation, False, [0, 0], groups,
+            [True, ctx.needs_input_grad[2], False])
+        gx, gb = ext.head_backward(gq, x, b, quantizer, gsrc if from_input else None,
+                                   from_input and shifted)
+        sum_g, sum_g_neg, sum_gt, sum_gt_yc = sums.to(y.dtype)
+        grad_gamma = sum_gt_yc * invstd.to(y.dtype)
+        return (gx, gb, gwq, grad_gamma, sum_gt, sum_gt, sum_g_neg, sum_g,
+                None if from_input or s is None else gsrc,
+                None, None, None, None, None, None, None)
+
+
+def _conv_rows(x: torch.Tensor, conv: nn.Conv2d) -> int:
+    """Values per output channel of ``conv(x)``: batch x output height x output width."""
+    rows = x.shape[0]
+    for i in (0, 1):
+        span = conv.dilation[i] * (conv.kernel_size[i] - 1) + 1
+        rows *= (x.shape[2 + i] + 2 * conv.padding[i] - span) // conv.stride[i] + 1
+    return rows
+
+
+def _unit_applies(x: torch.Tensor, move: nn.Module, conv: nn.Module, bn: nn.Module,
+                  act: nn.Module) -> bool:
+    """The one-node unit computes this call: the C++ tail applies, the conv is a binary conv
+    with numeric zero padding whose activation quantizer has a C++ head and runs fused, on a
+    (B, C, H, W) input of the parameters' dtype."""
+    quantizer = getattr(conv, "input_quantizer", None)
+    if not (type(quantizer) in _HEAD_QUANTIZERS and getattr(quantizer, "fused", False)
+            and hasattr(conv, "quantized_weight") and isinstance(conv.padding, tuple)
+            and conv.padding_mode == "zeros" and conv.bias is None and x.dim() == 4
+            and x.shape[1] == conv.in_channels and x.dtype == move.bias.dtype
+            == conv.weight.dtype):
+        return False
+    return _tail_applies(x.dtype, x.device, conv.out_channels, _conv_rows(x, conv), bn, act)
+
+
+def binary_unit(x: torch.Tensor, move: nn.Module, conv: nn.Module, bn: nn.Module,
+                act: nn.Module, shortcut: nn.Module | str | None = None, shifted: bool = True,
+                s: torch.Tensor | None = None) -> torch.Tensor:
+    """BiMLP's binary unit ``act(bn(conv(u)) + S)`` on the shifted input ``u = move(x)``.
+
+    The reference modules run unless the unit's RPReLU and activation quantizer are fused (a
+    model's fast path): then, on the CPU, it is one autograd node -- the shift and the
+    quantizer in one C++ pass, torch's convolution, the C++ tail reading the shortcut straight
+    from ``x`` -- whose backward adds the shortcut's gradient to ``x``'s in the head's one pass.
+
+    Args:
+        x: (B, C_in, H, W), the unit's input.
+        move: the LearnableBias before the conv (``u = x + move.bias``).
+        conv: the unit's BinaryConv2d.
+        bn, act: the unit's BatchNorm2d and RPReLU.
+        shortcut: ``"identity"`` or a :class:`~bimlp.layers.UniShortcut` of ``u`` (``shifted``)
+            or of ``x`` (not ``shifted``); None for none.
+        shifted: whether ``shortcut`` reads ``u`` rather than ``x``.
+        s: instead of ``shortcut``, a shortcut computed elsewhere (the output's shape).
+    """
+    if s is not None and shortcut is not None:
+        raise ValueError("binary_unit takes a shortcut module or a shortcut tensor, not both")
+    if not _unit_applies(x, move, conv, bn, act):
+        u = move(x)
+        if shortcut is not None:
+            src = u if shifted else x
+            s = src if shortcut == "identity" else shortcut(src)
+        return unit_tail(conv(u), s, bn, act)
+    kind, factor = ("identity", 1) if shortcut in (None, "identity") else (shortcut.kind,
+                                                                           shortcut.factor)
+    spec = (_HEAD_QUANTIZERS[type(conv.input_quantizer)], shortcut is not None, shifted,
+            _SHORTCUT_MAPS[kind], factor)
+    batch_stats, momentum = _batch_norm_step(bn, _conv_rows(x, conv))
+    cl = torch.channels_last
+    return _BinaryUnitFn.apply(
+        x.contiguous(memory_format=cl), move.bias.view(-1), conv.quantized_weight(), bn.weight,
+        bn.bias, act.move1.bias.view(-1), act.act.weight, act.move2.bias.view(-1),
+        None if s is None else s.contiguous(memory_format=cl), spec,
+        (conv.stride, conv.padding, conv.dilation, conv.groups), bn.running_mean,
+        bn.running_var, batch_stats, momentum, float(bn.eps))

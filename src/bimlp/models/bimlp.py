@@ -33,6 +33,7 @@ from ..layers import (
     LearnableBias,
     RPReLU,
     UniShortcut,
+    binary_unit,
     quantizer_names,
     same_max_pool,
     unit_tail,
@@ -123,9 +124,10 @@ class BinaryMlp(nn.Module):
         s1 = None
         if self.shortcut1 is not None:
             s1 = unit_tail(self.shortcut1(x), None, self.norm0, self.act1)
-        h = unit_tail(self.fc1(self.move1(x)), s1, self.norm1, self.act2)
-        s2 = self.shortcut2(h) if self.shortcut2 is not None else None
-        return unit_tail(self.fc2(self.move2(h)), s2, self.norm2, self.act3)
+        h = binary_unit(x, self.move1, self.fc1, self.norm1, self.act2, s=s1)
+        # the second shortcut starts from the unshifted h
+        return binary_unit(h, self.move2, self.fc2, self.norm2, self.act3,
+                           shortcut=self.shortcut2, shifted=False)
 
 
 class BinaryPATM(nn.Module):
@@ -156,30 +158,33 @@ class BinaryPATM(nn.Module):
         self.reweight = BinaryMlp(dim, dim // 4, 3 * dim, b)
 
     @staticmethod
-    def _unit(u: torch.Tensor, conv: nn.Module, bn: nn.Module, act: nn.Module) -> torch.Tensor:
-        return unit_tail(conv(u), u, bn, act)  # same-shape binary unit, identity shortcut on u
+    def _unit(z: torch.Tensor, move: nn.Module, conv: nn.Module, bn: nn.Module, act: nn.Module
+              ) -> torch.Tensor:
+        # same-shape binary unit, identity shortcut on the shifted input u = move(z)
+        return binary_unit(z, move, conv, bn, act, shortcut="identity")
 
     def _token_mix(self, z, move, conv, bn, act, theta, tfc_move, tfc, tfc_bn, tfc_act):
-        amp = self._unit(move(z), conv, bn, act)
-        u = tfc_move(torch.cat([amp * torch.cos(theta), amp * torch.sin(theta)], dim=1))  # (B,2C,H,W)
-        s = self.tfc_shortcut(u) if self.tfc_shortcut is not None else None
-        return unit_tail(tfc(u), s, tfc_bn, tfc_act)
+        amp = self._unit(z, move, conv, bn, act)
+        wave = torch.cat([amp * torch.cos(theta), amp * torch.sin(theta)], dim=1)  # (B, 2C, H, W)
+        return binary_unit(wave, tfc_move, tfc, tfc_bn, tfc_act, shortcut=self.tfc_shortcut)
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
         b, c = z.shape[:2]
-        theta_h = self._unit(self.move_thetah(z), self.theta_h_conv, self.theta_h_bn, self.theta_h_act)
-        theta_w = self._unit(self.move_thetaw(z), self.theta_w_conv, self.theta_w_bn, self.theta_w_act)
+        theta_h = self._unit(z, self.move_thetah, self.theta_h_conv, self.theta_h_bn,
+                             self.theta_h_act)
+        theta_w = self._unit(z, self.move_thetaw, self.theta_w_conv, self.theta_w_bn,
+                             self.theta_w_act)
         h = self._token_mix(z, self.move_fch, self.fc_h, self.fc_h_bn, self.fc_h_act, theta_h,
                             self.move_tfch, self.tfc_h, self.norm_h, self.act_h)
         w = self._token_mix(z, self.move_fcw, self.fc_w, self.fc_w_bn, self.fc_w_act, theta_w,
                             self.move_tfcw, self.tfc_w, self.norm_w, self.act_w)
-        c_ = self._unit(self.move_fcc(z), self.fc_c, self.norm_c, self.act_c)
+        c_ = self._unit(z, self.move_fcc, self.fc_c, self.norm_c, self.act_c)
         g = (h + w + c_ + z).mean(dim=(2, 3), keepdim=True)  # (B, C, 1, 1)
         # reweight output channel 3c + k is branch k's weight for channel c
         a = self.reweight(g).reshape(b, c, 3).softmax(dim=2)
         a = a.permute(2, 0, 1).unsqueeze(-1).unsqueeze(-1)  # (3, B, C, 1, 1)
         m = a[0] * h + a[1] * w + a[2] * c_ + z
-        return self._unit(self.move_proj(m), self.proj, self.norm_proj, self.act_proj)
+        return self._unit(m, self.move_proj, self.proj, self.norm_proj, self.act_proj)
 
 
 class BiMLPBlock(nn.Module):
@@ -214,9 +219,10 @@ class BiMLPBlock(nn.Module):
         z = self.norm2(x)
         out = self.mlp(z)
         if self.multi_branch:
-            uh, uw = self.move_h(z), self.move_w(z)
-            bh = unit_tail(self.sfc_h(uh), uh, self.norm_h, self.act1)
-            bw = unit_tail(self.sfc_w(uw), uw, self.norm_w, self.act2)
+            bh = binary_unit(z, self.move_h, self.sfc_h, self.norm_h, self.act1,
+                             shortcut="identity")
+            bw = binary_unit(z, self.move_w, self.sfc_w, self.norm_w, self.act2,
+                             shortcut="identity")
             b0, b1 = self.weight[0], self.weight[1]
             out = b0 * bh + b1 * bw + (1 - b0 - b1) * out
         return x + self.drop_path(out)

@@ -1,85 +1,108 @@
 // The tail of the binary unit, R(BN(y) + s), as two passes forward and two backward.
 //
-// y (the binary conv's output) and s (the shortcut) are channels-last tensors, so their memory
-// is M = N*H*W rows of C channels. BN is BatchNorm2d (batch statistics in training, running
-// statistics otherwise) and R is RPReLU: PReLU(t + b1; a) + b2. With scale = gamma * invstd and
-// shift = beta - mean * scale + b1 the unit is
+// y (the binary conv's output) is channels-last: M = N*H*W rows of C channels. BN is BatchNorm2d
+// (batch statistics in training, running statistics otherwise) and R is RPReLU:
+// PReLU(t + b1; a) + b2. With scale = gamma * invstd and shift = beta - mean * scale + b1 the
+// unit is
 //     t = y * scale + shift + s,    out = (t > 0 ? t : a * t) + b2,
 // and its backward, with gt = dL/dt = g * (t > 0 ? 1 : a) and yc = y - mean,
 //     gb2 = sum g, ga = sum g * min(t, 0), gbeta = gb1 = sum gt, ggamma = invstd * sum gt * yc,
 //     gy = gamma * invstd * (gt - sum gt / M - yc * invstd^2 * sum gt * yc / M)   (training),
 //     gy = gamma * invstd * gt                                                   (evaluation),
 //     gs = gt.
-// Per-channel sums go through one buffer of partial sums per chunk of rows (in double), added in
-// a fixed order, so a result depends on the thread count but never on scheduling.
-#include <torch/extension.h>
-#include <ATen/Parallel.h>
+// The shortcut s is BiMLP's Uni-shortcut of a channels-last source v of Cs channels (v = src +
+// s_bias when a bias is given: the shifted input of the unit), read row by row:
+//     same (Cs = C):       s = v,                         gv = gt,
+//     mean (Cs = f * C):   s[k] = mean(v[f k .. f k + f - 1]),   gv[f k + i] = gt[k] / f,
+//     tile (C = f * Cs):   s[k] = v[k mod Cs],            gv[j] = sum over i of gt[i Cs + j].
+#include "rows.h"
 
 #include <cmath>
-#include <vector>
 
+namespace bimlp {
 namespace {
 
-struct Chunks {
-  int64_t count, rows;  // chunks of `rows` rows (the last one shorter)
-};
+constexpr int64_t kSame = 0, kMean = 1, kTile = 2;
 
-Chunks chunks_of(int64_t m) {
-  int64_t n = std::max<int64_t>(1, std::min<int64_t>(at::get_num_threads() * 4, (m + 63) / 64));
-  return {n, (m + n - 1) / n};
-}
+// The shortcut's source and how it maps onto the unit's channels.
+template <typename T>
+struct Shortcut {
+  const T* src;   // M rows of cs channels, or nullptr (no shortcut)
+  const T* bias;  // cs values added to src first, or nullptr
+  int64_t map, f, cs;
 
-constexpr int64_t kBlock = 64;  // rows summed in the tensor's type before a double partial
-
-void check_rows(const torch::Tensor& t, const char* name, int64_t m, int64_t c) {
-  TORCH_CHECK(t.device().is_cpu(), name, " must be a CPU tensor");
-  TORCH_CHECK(t.dim() == 4 && t.size(1) == c && t.numel() == m * c, name, " must be (N, ", c,
-              ", H, W) like y, got ", t.sizes());
-  TORCH_CHECK(t.is_contiguous(at::MemoryFormat::ChannelsLast), name, " must be channels-last");
-}
-
-void check_vector(const torch::Tensor& t, const char* name, int64_t c) {
-  TORCH_CHECK(t.device().is_cpu() && t.numel() == c && t.is_contiguous(), name,
-              " must be a contiguous CPU tensor of ", c, " values, got ", t.sizes());
-}
-
-// Runs body(r0, r1, partial) over chunks of rows; partial is that chunk's `width` doubles,
-// filled by adding blocks of up to kBlock rows summed in T (`local`, `width` values).
-template <typename T, typename Body>
-void chunked_sums(int64_t m, int64_t width, std::vector<double>& total, Body body) {
-  Chunks ch = chunks_of(m);
-  std::vector<double> part(ch.count * width, 0.0);
-  at::parallel_for(0, ch.count, 1, [&](int64_t b, int64_t e) {
-    std::vector<T> local(width);
-    for (int64_t i = b; i < e; ++i) {
-      double* p = part.data() + i * width;
-      int64_t r1 = std::min(m, (i + 1) * ch.rows);
-      for (int64_t r0 = i * ch.rows; r0 < r1; r0 += kBlock) {
-        std::fill(local.begin(), local.end(), T(0));
-        body(r0, std::min(r1, r0 + kBlock), local.data());
-        for (int64_t j = 0; j < width; ++j) p[j] += double(local[j]);
+  // s's row r (c values): src itself where it can be, else written into buf
+  const T* row(int64_t r, T* __restrict__ buf, int64_t c) const {
+    const T* __restrict__ v = src + r * cs;
+    if (map == kSame && !bias) return v;
+    if (map == kSame) {
+      for (int64_t k = 0; k < c; ++k) buf[k] = v[k] + bias[k];
+    } else if (map == kTile) {
+      for (int64_t i = 0; i < f; ++i)
+        for (int64_t j = 0; j < cs; ++j) buf[i * cs + j] = bias ? v[j] + bias[j] : v[j];
+    } else {
+      for (int64_t k = 0; k < c; ++k) {
+        const T* __restrict__ vk = v + k * f;
+        const T* bk = bias ? bias + k * f : nullptr;
+        T acc = bk ? vk[0] + bk[0] : vk[0];
+        for (int64_t i = 1; i < f; ++i) acc += bk ? vk[i] + bk[i] : vk[i];
+        buf[k] = acc / T(f);
       }
     }
-  });
-  total.assign(width, 0.0);
-  for (int64_t i = 0; i < ch.count; ++i)
-    for (int64_t j = 0; j < width; ++j) total[j] += part[i * width + j];
+    return buf;
+  }
+
+  // the source's gradient row (cs values) from gt's row (c values)
+  void grad_row(const T* __restrict__ gt, T* __restrict__ gv, int64_t c) const {
+    if (map == kSame) {
+      for (int64_t k = 0; k < c; ++k) gv[k] = gt[k];
+    } else if (map == kTile) {
+      for (int64_t j = 0; j < cs; ++j) gv[j] = gt[j];
+      for (int64_t i = 1; i < f; ++i)
+        for (int64_t j = 0; j < cs; ++j) gv[j] += gt[i * cs + j];
+    } else {
+      for (int64_t k = 0; k < c; ++k)
+        for (int64_t i = 0; i < f; ++i) gv[k * f + i] = gt[k] / T(f);
+    }
+  }
+};
+
+template <typename T>
+Shortcut<T> shortcut_of(const c10::optional<torch::Tensor>& s,
+                        const c10::optional<torch::Tensor>& s_bias, int64_t map, int64_t f,
+                        int64_t m, int64_t c) {
+  if (!s) return {nullptr, nullptr, kSame, 1, c};
+  TORCH_CHECK(map == kSame || map == kMean || map == kTile, "unknown shortcut map ", map);
+  TORCH_CHECK(f >= 1 && (map != kSame || f == 1), "bad shortcut factor ", f);
+  int64_t cs = map == kMean ? c * f : (map == kTile ? c / f : c);
+  TORCH_CHECK(map != kTile || cs * f == c, "tile: ", c, " channels are not ", f, " x ", cs);
+  check_rows(*s, "s", m, cs);
+  TORCH_CHECK(s->scalar_type() == c10::CppTypeToScalarType<T>::value, "s must have y's dtype");
+  if (s_bias) check_vector(*s_bias, "s_bias", cs);
+  return {s->data_ptr<T>(), s_bias ? s_bias->data_ptr<T>() : nullptr, map, f, cs};
 }
 
-template <typename T, bool HasS>
-void tail_forward_impl(const T* __restrict__ y, const T* __restrict__ s,
+template <typename T>
+void tail_forward_impl(const T* __restrict__ y, const Shortcut<T>& sc,
                        const T* __restrict__ scale, const T* __restrict__ shift,
                        const T* __restrict__ a, const T* __restrict__ b2, T* __restrict__ out,
                        int64_t m, int64_t c) {
-  at::parallel_for(0, m, 256, [&](int64_t begin, int64_t end) {
+  at::parallel_for(0, m, kRowGrain, [&](int64_t begin, int64_t end) {
+    std::vector<T> buf(c);
     for (int64_t r = begin; r < end; ++r) {
       const T* __restrict__ yr = y + r * c;
-      const T* __restrict__ sr = HasS ? s + r * c : nullptr;
       T* __restrict__ o = out + r * c;
-      for (int64_t k = 0; k < c; ++k) {
-        T t = yr[k] * scale[k] + shift[k];
-        if constexpr (HasS) t += sr[k];
-        o[k] = (t > T(0) ? t : a[k] * t) + b2[k];
+      if (sc.src) {
+        const T* __restrict__ sr = sc.row(r, buf.data(), c);
+        for (int64_t k = 0; k < c; ++k) {
+          T t = yr[k] * scale[k] + shift[k] + sr[k];
+          o[k] = (t > T(0) ? t : a[k] * t) + b2[k];
+        }
+      } else {
+        for (int64_t k = 0; k < c; ++k) {
+          T t = yr[k] * scale[k] + shift[k];
+          o[k] = (t > T(0) ? t : a[k] * t) + b2[k];
+        }
       }
     }
   });
@@ -112,11 +135,11 @@ void moments(const T* __restrict__ y, int64_t m, int64_t c, std::vector<double>&
 }
 
 template <typename T, bool HasS>
-void tail_backward_impl(const T* __restrict__ g, const T* __restrict__ y,
-                        const T* __restrict__ s, const T* __restrict__ scale,
-                        const T* __restrict__ shift, const T* __restrict__ a, const double* mean,
-                        const double* invstd, const T* gamma, bool training, T* __restrict__ gy,
-                        T* __restrict__ gs, double* sums, int64_t m, int64_t c) {
+void tail_backward_impl(const T* __restrict__ g, const T* __restrict__ y, const Shortcut<T>& sc,
+                        const T* __restrict__ scale, const T* __restrict__ shift,
+                        const T* __restrict__ a, const double* mean, const double* invstd,
+                        const T* gamma, bool training, T* __restrict__ gy, T* __restrict__ gs,
+                        double* sums, int64_t m, int64_t c) {
   // sums: 4 x C = sum g, sum g * min(t, 0), sum gt, sum gt * (y - mean)
   std::vector<T> meanT(c);
   for (int64_t k = 0; k < c; ++k) meanT[k] = T(mean[k]);
@@ -127,10 +150,11 @@ void tail_backward_impl(const T* __restrict__ g, const T* __restrict__ y,
     T* __restrict__ sneg = acc + c;
     T* __restrict__ sgt = acc + 2 * c;
     T* __restrict__ sgty = acc + 3 * c;
+    std::vector<T> buf(c);
     for (int64_t r = r0; r < r1; ++r) {
       const T* __restrict__ gr = g + r * c;
       const T* __restrict__ yr = y + r * c;
-      const T* __restrict__ sr = HasS ? s + r * c : nullptr;
+      const T* __restrict__ sr = HasS ? sc.row(r, buf.data(), c) : nullptr;
       for (int64_t k = 0; k < c; ++k) {
         T t = yr[k] * scale[k] + shift[k];
         if constexpr (HasS) t += sr[k];
@@ -155,34 +179,41 @@ void tail_backward_impl(const T* __restrict__ g, const T* __restrict__ y,
   const T* __restrict__ q1 = k1.data();
   const T* __restrict__ q2 = k2.data();
   const T* __restrict__ q3 = k3.data();
-  at::parallel_for(0, m, 256, [&](int64_t begin, int64_t end) {
+  // gs is written in the loop where it is gt itself, else mapped from a row of gt
+  const bool direct = !HasS || sc.map == kSame;
+  at::parallel_for(0, m, kRowGrain, [&](int64_t begin, int64_t end) {
+    std::vector<T> buf(c), gtrow(c);
     for (int64_t r = begin; r < end; ++r) {
       const T* __restrict__ gr = g + r * c;
       const T* __restrict__ yr = y + r * c;
-      const T* __restrict__ sr = HasS ? s + r * c : nullptr;
+      const T* __restrict__ sr = HasS ? sc.row(r, buf.data(), c) : nullptr;
       T* __restrict__ gyr = gy + r * c;
-      T* __restrict__ gsr = HasS ? gs + r * c : nullptr;
+      T* __restrict__ gt = HasS ? (direct ? gs + r * c : gtrow.data()) : nullptr;
       for (int64_t k = 0; k < c; ++k) {
         T t = yr[k] * scale[k] + shift[k];
         if constexpr (HasS) t += sr[k];
-        T gt = t > T(0) ? gr[k] : a[k] * gr[k];
-        if constexpr (HasS) gsr[k] = gt;
-        gyr[k] = q1[k] * gt + q2[k] * (yr[k] - mu[k]) + q3[k];
+        T gtk = t > T(0) ? gr[k] : a[k] * gr[k];
+        if constexpr (HasS) gt[k] = gtk;
+        gyr[k] = q1[k] * gtk + q2[k] * (yr[k] - mu[k]) + q3[k];
       }
+      if (HasS && !direct) sc.grad_row(gt, gs + r * sc.cs, c);
     }
   });
 }
 
+}  // namespace
+
 // Returns out, mean (double), invstd (double), scale, shift. Updates the running statistics in
-// place when training (momentum: the factor of the new batch's statistics).
+// place when training (momentum: the factor of the new batch's statistics). s, s_bias, s_map
+// (0 same, 1 mean, 2 tile) and s_factor give the shortcut (see the top of this file).
 std::vector<torch::Tensor> tail_forward(torch::Tensor y, c10::optional<torch::Tensor> s,
-                                        torch::Tensor gamma, torch::Tensor beta,
+                                        c10::optional<torch::Tensor> s_bias, int64_t s_map,
+                                        int64_t s_factor, torch::Tensor gamma, torch::Tensor beta,
                                         torch::Tensor running_mean, torch::Tensor running_var,
                                         bool training, double momentum, double eps,
                                         torch::Tensor b1, torch::Tensor a, torch::Tensor b2) {
   int64_t c = y.size(1), m = y.numel() / std::max<int64_t>(c, 1);
   check_rows(y, "y", m, c);
-  if (s) check_rows(*s, "s", m, c);
   for (auto* t : {&gamma, &beta, &running_mean, &running_var, &b1, &a, &b2})
     check_vector(*t, "a per-channel parameter", c);
   TORCH_CHECK(!training || m > 1, "batch statistics need more than one value per channel");
@@ -214,27 +245,30 @@ std::vector<torch::Tensor> tail_forward(torch::Tensor y, c10::optional<torch::Te
   torch::Tensor scale = torch::empty({c}, y.options()), shift = torch::empty({c}, y.options());
   torch::Tensor out = torch::empty_like(y, at::MemoryFormat::ChannelsLast);
   AT_DISPATCH_FLOATING_TYPES(y.scalar_type(), "tail_forward", [&] {
-    auto* sc = scale.data_ptr<scalar_t>();
+    auto sc = shortcut_of<scalar_t>(s, s_bias, s_map, s_factor, m, c);
+    auto* scl = scale.data_ptr<scalar_t>();
     auto* sh = shift.data_ptr<scalar_t>();
     const auto* gm = gamma.data_ptr<scalar_t>();
     const auto* bt = beta.data_ptr<scalar_t>();
     const auto* bb = b1.data_ptr<scalar_t>();
     for (int64_t k = 0; k < c; ++k) {
       double sk = double(gm[k]) * ip[k];
-      sc[k] = scalar_t(sk);
+      scl[k] = scalar_t(sk);
       sh[k] = scalar_t(double(bt[k]) - mp[k] * sk + double(bb[k]));
     }
-    auto run = s ? tail_forward_impl<scalar_t, true> : tail_forward_impl<scalar_t, false>;
-    run(y.data_ptr<scalar_t>(), s ? s->data_ptr<scalar_t>() : nullptr, sc, sh,
-        a.data_ptr<scalar_t>(), b2.data_ptr<scalar_t>(), out.data_ptr<scalar_t>(), m, c);
+    tail_forward_impl<scalar_t>(y.data_ptr<scalar_t>(), sc, scl, sh, a.data_ptr<scalar_t>(),
+                                b2.data_ptr<scalar_t>(), out.data_ptr<scalar_t>(), m, c);
   });
   return {out, mean, invstd, scale, shift};
 }
 
-// Returns gy, gs (undefined without s), and the per-channel sums (4, C) in double:
+// Returns gy, the gradient of the shortcut's source s (undefined without s; the gradient of
+// s_bias is its sum over rows), and the per-channel sums (4, C) in double:
 // sum g, sum g * min(t, 0), sum gt, sum gt * (y - mean).
 std::vector<torch::Tensor> tail_backward(torch::Tensor g, torch::Tensor y,
-                                         c10::optional<torch::Tensor> s, torch::Tensor scale,
+                                         c10::optional<torch::Tensor> s,
+                                         c10::optional<torch::Tensor> s_bias, int64_t s_map,
+                                         int64_t s_factor, torch::Tensor scale,
                                          torch::Tensor shift, torch::Tensor a,
                                          torch::Tensor mean, torch::Tensor invstd,
                                          torch::Tensor gamma, bool training) {
@@ -242,24 +276,19 @@ std::vector<torch::Tensor> tail_backward(torch::Tensor g, torch::Tensor y,
   g = g.contiguous(at::MemoryFormat::ChannelsLast);
   check_rows(y, "y", m, c);
   check_rows(g, "grad", m, c);
-  if (s) check_rows(*s, "s", m, c);
   torch::Tensor gy = torch::empty_like(y, at::MemoryFormat::ChannelsLast);
-  torch::Tensor gs = s ? torch::empty_like(y, at::MemoryFormat::ChannelsLast) : torch::Tensor();
+  torch::Tensor gs = s ? torch::empty_like(*s, at::MemoryFormat::ChannelsLast) : torch::Tensor();
   torch::Tensor sums = torch::zeros({4, c}, torch::TensorOptions().dtype(torch::kFloat64));
   AT_DISPATCH_FLOATING_TYPES(y.scalar_type(), "tail_backward", [&] {
+    auto sc = shortcut_of<scalar_t>(s, s_bias, s_map, s_factor, m, c);
     auto run = s ? tail_backward_impl<scalar_t, true> : tail_backward_impl<scalar_t, false>;
-    run(g.data_ptr<scalar_t>(), y.data_ptr<scalar_t>(), s ? s->data_ptr<scalar_t>() : nullptr,
-        scale.data_ptr<scalar_t>(), shift.data_ptr<scalar_t>(), a.data_ptr<scalar_t>(),
-        mean.data_ptr<double>(), invstd.data_ptr<double>(), gamma.data_ptr<scalar_t>(), training,
+    run(g.data_ptr<scalar_t>(), y.data_ptr<scalar_t>(), sc, scale.data_ptr<scalar_t>(),
+        shift.data_ptr<scalar_t>(), a.data_ptr<scalar_t>(), mean.data_ptr<double>(),
+        invstd.data_ptr<double>(), gamma.data_ptr<scalar_t>(), training,
         gy.data_ptr<scalar_t>(), s ? gs.data_ptr<scalar_t>() : nullptr, sums.data_ptr<double>(),
         m, c);
   });
   return {gy, gs, sums};
 }
 
-}  // namespace
-
-PYBIND11_MODULE(TORCH_EXTENSION_NAME, mod) {
-  mod.def("tail_forward", &tail_forward, "R(BN(y) + s) forward");
-  mod.def("tail_backward", &tail_backward, "R(BN(y) + s) backward");
-}
+}  // namespace bimlp
