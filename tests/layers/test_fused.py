@@ -162,7 +162,21 @@ UNIT_SHORTCUTS = {
 def test_binary_unit_matches_the_modules(case: str, training: bool, quantizer: str) -> None:
     """act(bn(conv(move(x))) + S) as one node against the modules: output, the gradients of x,
     of the shortcut tensor and of every parameter, the running statistics."""
+    _unit_against_modules(case, training, quantizer, (4, 5, 3))
+
+
+@pytest.mark.parametrize("case", ["identity of u", "mean of 4 of x", "tile of u", "tensor"])
+def test_binary_unit_splits_rows_over_threads(case: str) -> None:
+    """With 2 threads the kernels split 4,096 rows (16 tasks of parallel_for, per-chunk sums):
+    the same results as the modules, so no two threads write the same row or partial sum."""
+    torch.set_num_threads(2)  # the autouse fixture restores the count
+    _unit_against_modules(case, True, "approx_sign", (16, 16, 16))
+
+
+def _unit_against_modules(case: str, training: bool, quantizer: str,
+                          size: tuple[int, int, int]) -> None:
     _kernels_or_skip()
+    batch, height, width = size
     kind, shifted, cin, cout, kernel, groups = UNIT_SHORTCUTS[case]
     torch.manual_seed(0)
     move = LearnableBias(cin).double()
@@ -182,12 +196,12 @@ def test_binary_unit_matches_the_modules(case: str, training: bool, quantizer: s
             m.fused = True
     shortcut = None if kind in (None, "tensor") else (
         "identity" if kind == "identity" else UniShortcut(cin, cout))
-    x = _input((4, cin, 5, 3)).contiguous(memory_format=torch.channels_last)
+    x = _input((batch, cin, height, width)).contiguous(memory_format=torch.channels_last)
     with torch.no_grad():  # some shifted inputs exactly on the quantizers' switching points
         x[0, :, 0, 0] = -move.bias.view(-1)
         x[0, :, 0, 1] = 1.0 - move.bias.view(-1)
-    s = _input((4, cout, 5, 3), seed=3) if kind == "tensor" else None
-    grad = _input((4, cout, 5, 3), seed=1)
+    s = _input((batch, cout, height, width), seed=3) if kind == "tensor" else None
+    grad = _input((batch, cout, height, width), seed=1)
     outs, leaves = [], []
     for mods in (ref, fast):
         xx = x.clone().requires_grad_()

@@ -120,14 +120,23 @@ def cpu_kernels() -> Any:
         if _ext is None and _ext_error is None:
             level = _cpu_level()
             flags = ["-O3"] + ([f"-march=x86-64-{level}"] if level != "generic" else [])
-            try:
-                from torch.utils import cpp_extension  # JIT builder (not a weight reader)
+            # -fopenmp: at::parallel_for splits the rows over torch's threads (the extension
+            # binds to the libgomp that torch has loaded); without it every kernel runs on one
+            # thread. A compiler without OpenMP gets the one-thread build.
+            errors = []
+            for omp in (["-fopenmp"], []):
+                try:
+                    from torch.utils import cpp_extension  # JIT builder (not a weight reader)
 
-                _ext = cpp_extension.load(name=f"bimlp_unit_{level}",
-                                          sources=[str(p) for p in _SOURCES],
-                                          extra_cflags=flags, verbose=False)
-            except Exception as e:  # noqa: BLE001 - no compiler, no ninja, a build error
-                _ext_error = f"{type(e).__name__}: {str(e).strip()[:500]}"
+                    _ext = cpp_extension.load(
+                        name=f"bimlp_unit_{level}{'_omp' if omp else ''}",
+                        sources=[str(p) for p in _SOURCES], extra_cflags=flags + omp,
+                        extra_ldflags=omp, verbose=False)
+                    break
+                except Exception as e:  # noqa: BLE001 - no compiler, no ninja, a build error
+                    errors.append(f"{type(e).__name__}: {str(e).strip()[:500]}")
+            if _ext is None:
+                _ext_error = errors[-1]
                 log.warning("bimlp fast path: the C++ kernels could not be built (%s); the "
                             "PyTorch-op kernels run instead (same values, slower)", _ext_error)
     return _ext

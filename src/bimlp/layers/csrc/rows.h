@@ -13,6 +13,10 @@
 
 namespace bimlp {
 
+// A row-range kernel: a function of its own (not inlined into a parallel_for body), so that its
+// __restrict__ parameters still tell the vectorizer that its rows do not overlap.
+#define BIMLP_ROWS __attribute__((noinline))
+
 constexpr int64_t kRowGrain = 256;  // rows per parallel_for task of an element-wise pass
 constexpr int64_t kBlock = 64;      // rows summed in the tensor's type before a double partial
 

@@ -31,44 +31,58 @@ inline T estimator(T u, int64_t quantizer) {
   return std::abs(u) <= T(1) ? T(1) : T(0);
 }
 
+// Row-range kernels are separate functions with __restrict__ parameters: inlined into an
+// OpenMP-outlined parallel_for body, the same loops lose the no-alias facts and stay scalar.
 template <typename T>
-void head_forward_impl(const T* __restrict__ x, const T* __restrict__ b, T* __restrict__ q,
-                       int64_t m, int64_t c, int64_t quantizer) {
-  at::parallel_for(0, m, kRowGrain, [&](int64_t begin, int64_t end) {
-    for (int64_t r = begin; r < end; ++r) {
-      const T* __restrict__ xr = x + r * c;
-      T* __restrict__ qr = q + r * c;
-      if (quantizer == kApproxSign) {
-        for (int64_t k = 0; k < c; ++k) qr[k] = quantize(xr[k] + b[k], kApproxSign);
-      } else {
-        for (int64_t k = 0; k < c; ++k) qr[k] = quantize(xr[k] + b[k], kTernaryRound);
-      }
+BIMLP_ROWS void head_forward_rows(const T* __restrict__ x, const T* __restrict__ b,
+                                  T* __restrict__ q, int64_t r0, int64_t r1, int64_t c,
+                                  int64_t quantizer) {
+  for (int64_t r = r0; r < r1; ++r) {
+    const T* __restrict__ xr = x + r * c;
+    T* __restrict__ qr = q + r * c;
+    if (quantizer == kApproxSign) {
+      for (int64_t k = 0; k < c; ++k) qr[k] = quantize(xr[k] + b[k], kApproxSign);
+    } else {
+      for (int64_t k = 0; k < c; ++k) qr[k] = quantize(xr[k] + b[k], kTernaryRound);
     }
+  }
+}
+
+template <typename T>
+void head_forward_impl(const T* x, const T* b, T* q, int64_t m, int64_t c, int64_t quantizer) {
+  at::parallel_for(0, m, kRowGrain, [&](int64_t begin, int64_t end) {
+    head_forward_rows<T>(x, b, q, begin, end, c, quantizer);
   });
 }
 
+// gx may be gs itself (updated in place), so neither is __restrict__
 template <typename T, int64_t Quantizer, bool HasS, bool InBias>
-void head_backward_impl(const T* __restrict__ gq, const T* __restrict__ x,
-                        const T* __restrict__ b, const T* gs, T* gx, std::vector<double>& gb,
-                        int64_t m, int64_t c) {
-  // gx may be gs itself (updated in place), so neither is __restrict__
-  chunked_sums<T>(m, c, gb, [&](int64_t r0, int64_t r1, T* __restrict__ acc) {
-    for (int64_t r = r0; r < r1; ++r) {
-      const T* __restrict__ gqr = gq + r * c;
-      const T* __restrict__ xr = x + r * c;
-      T* gxr = gx + r * c;
-      for (int64_t k = 0; k < c; ++k) {
-        T gu = gqr[k] * estimator(xr[k] + b[k], Quantizer);
-        if constexpr (HasS) {
-          T total = gu + gs[r * c + k];
-          acc[k] += InBias ? total : gu;
-          gxr[k] = total;
-        } else {
-          acc[k] += gu;
-          gxr[k] = gu;
-        }
+BIMLP_ROWS void head_backward_rows(const T* __restrict__ gq, const T* __restrict__ x,
+                                   const T* __restrict__ b, const T* gs, T* gx,
+                                   T* __restrict__ acc, int64_t r0, int64_t r1, int64_t c) {
+  for (int64_t r = r0; r < r1; ++r) {
+    const T* __restrict__ gqr = gq + r * c;
+    const T* __restrict__ xr = x + r * c;
+    T* gxr = gx + r * c;
+    for (int64_t k = 0; k < c; ++k) {
+      T gu = gqr[k] * estimator(xr[k] + b[k], Quantizer);
+      if constexpr (HasS) {
+        T total = gu + gs[r * c + k];
+        acc[k] += InBias ? total : gu;
+        gxr[k] = total;
+      } else {
+        acc[k] += gu;
+        gxr[k] = gu;
       }
     }
+  }
+}
+
+template <typename T, int64_t Quantizer, bool HasS, bool InBias>
+void head_backward_impl(const T* gq, const T* x, const T* b, const T* gs, T* gx,
+                        std::vector<double>& gb, int64_t m, int64_t c) {
+  chunked_sums<T>(m, c, gb, [&](int64_t r0, int64_t r1, T* acc) {
+    head_backward_rows<T, Quantizer, HasS, InBias>(gq, x, b, gs, gx, acc, r0, r1, c);
   });
 }
 

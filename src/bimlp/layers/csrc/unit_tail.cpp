@@ -83,47 +83,60 @@ Shortcut<T> shortcut_of(const c10::optional<torch::Tensor>& s,
 }
 
 template <typename T>
-void tail_forward_impl(const T* __restrict__ y, const Shortcut<T>& sc,
-                       const T* __restrict__ scale, const T* __restrict__ shift,
-                       const T* __restrict__ a, const T* __restrict__ b2, T* __restrict__ out,
-                       int64_t m, int64_t c) {
-  at::parallel_for(0, m, kRowGrain, [&](int64_t begin, int64_t end) {
-    std::vector<T> buf(c);
-    for (int64_t r = begin; r < end; ++r) {
-      const T* __restrict__ yr = y + r * c;
-      T* __restrict__ o = out + r * c;
-      if (sc.src) {
-        const T* __restrict__ sr = sc.row(r, buf.data(), c);
-        for (int64_t k = 0; k < c; ++k) {
-          T t = yr[k] * scale[k] + shift[k] + sr[k];
-          o[k] = (t > T(0) ? t : a[k] * t) + b2[k];
-        }
-      } else {
-        for (int64_t k = 0; k < c; ++k) {
-          T t = yr[k] * scale[k] + shift[k];
-          o[k] = (t > T(0) ? t : a[k] * t) + b2[k];
-        }
+BIMLP_ROWS void tail_forward_rows(const T* __restrict__ y, const Shortcut<T>& sc,
+                                  const T* __restrict__ scale, const T* __restrict__ shift,
+                                  const T* __restrict__ a, const T* __restrict__ b2,
+                                  T* __restrict__ out, int64_t r0, int64_t r1, int64_t c,
+                                  T* __restrict__ buf) {
+  for (int64_t r = r0; r < r1; ++r) {
+    const T* __restrict__ yr = y + r * c;
+    T* __restrict__ o = out + r * c;
+    if (sc.src) {
+      const T* __restrict__ sr = sc.row(r, buf, c);
+      for (int64_t k = 0; k < c; ++k) {
+        T t = yr[k] * scale[k] + shift[k] + sr[k];
+        o[k] = (t > T(0) ? t : a[k] * t) + b2[k];
+      }
+    } else {
+      for (int64_t k = 0; k < c; ++k) {
+        T t = yr[k] * scale[k] + shift[k];
+        o[k] = (t > T(0) ? t : a[k] * t) + b2[k];
       }
     }
+  }
+}
+
+template <typename T>
+void tail_forward_impl(const T* y, const Shortcut<T>& sc, const T* scale, const T* shift,
+                       const T* a, const T* b2, T* out, int64_t m, int64_t c) {
+  at::parallel_for(0, m, kRowGrain, [&](int64_t begin, int64_t end) {
+    std::vector<T> buf(c);
+    tail_forward_rows<T>(y, sc, scale, shift, a, b2, out, begin, end, c, buf.data());
   });
+}
+
+template <typename T>
+BIMLP_ROWS void moment_rows(const T* __restrict__ y, T* __restrict__ acc, int64_t r0, int64_t r1,
+                            int64_t c) {
+  T* __restrict__ s1 = acc;
+  T* __restrict__ s2 = acc + c;
+  for (int64_t r = r0; r < r1; ++r) {
+    const T* __restrict__ yr = y + r * c;
+    for (int64_t k = 0; k < c; ++k) {
+      T d = yr[k] - y[k];
+      s1[k] += d;
+      s2[k] += d * d;
+    }
+  }
 }
 
 // mean and biased variance per channel, shifted by the first row for stability
 template <typename T>
-void moments(const T* __restrict__ y, int64_t m, int64_t c, std::vector<double>& mean,
+void moments(const T* y, int64_t m, int64_t c, std::vector<double>& mean,
              std::vector<double>& var) {
   std::vector<double> sums;
-  chunked_sums<T>(m, 2 * c, sums, [&](int64_t r0, int64_t r1, T* __restrict__ acc) {
-    T* __restrict__ s1 = acc;
-    T* __restrict__ s2 = acc + c;
-    for (int64_t r = r0; r < r1; ++r) {
-      const T* __restrict__ yr = y + r * c;
-      for (int64_t k = 0; k < c; ++k) {
-        T d = yr[k] - y[k];
-        s1[k] += d;
-        s2[k] += d * d;
-      }
-    }
+  chunked_sums<T>(m, 2 * c, sums, [&](int64_t r0, int64_t r1, T* acc) {
+    moment_rows<T>(y, acc, r0, r1, c);
   });
   mean.assign(c, 0.0);
   var.assign(c, 0.0);
@@ -134,39 +147,75 @@ void moments(const T* __restrict__ y, int64_t m, int64_t c, std::vector<double>&
   }
 }
 
+// sums of one chunk of rows, 4 x C: sum g, sum g * min(t, 0), sum gt, sum gt * (y - mean)
 template <typename T, bool HasS>
-void tail_backward_impl(const T* __restrict__ g, const T* __restrict__ y, const Shortcut<T>& sc,
-                        const T* __restrict__ scale, const T* __restrict__ shift,
-                        const T* __restrict__ a, const double* mean, const double* invstd,
-                        const T* gamma, bool training, T* __restrict__ gy, T* __restrict__ gs,
-                        double* sums, int64_t m, int64_t c) {
-  // sums: 4 x C = sum g, sum g * min(t, 0), sum gt, sum gt * (y - mean)
+BIMLP_ROWS void backward_sum_rows(const T* __restrict__ g, const T* __restrict__ y,
+                                  const Shortcut<T>& sc, const T* __restrict__ scale,
+                                  const T* __restrict__ shift, const T* __restrict__ a,
+                                  const T* __restrict__ mu, T* __restrict__ acc, int64_t r0,
+                                  int64_t r1, int64_t c, T* __restrict__ buf) {
+  T* __restrict__ sg = acc;
+  T* __restrict__ sneg = acc + c;
+  T* __restrict__ sgt = acc + 2 * c;
+  T* __restrict__ sgty = acc + 3 * c;
+  for (int64_t r = r0; r < r1; ++r) {
+    const T* __restrict__ gr = g + r * c;
+    const T* __restrict__ yr = y + r * c;
+    const T* __restrict__ sr = HasS ? sc.row(r, buf, c) : nullptr;
+    for (int64_t k = 0; k < c; ++k) {
+      T t = yr[k] * scale[k] + shift[k];
+      if constexpr (HasS) t += sr[k];
+      T gk = gr[k];
+      T neg = t > T(0) ? T(0) : t;  // min(t, 0)
+      T gt = t > T(0) ? gk : a[k] * gk;
+      sg[k] += gk;
+      sneg[k] += gk * neg;
+      sgt[k] += gt;
+      sgty[k] += gt * (yr[k] - mu[k]);
+    }
+  }
+}
+
+// gy (and gs) of rows [r0, r1); q1..q3 the per-channel factors of gy
+template <typename T, bool HasS>
+BIMLP_ROWS void backward_grad_rows(const T* __restrict__ g, const T* __restrict__ y,
+                                   const Shortcut<T>& sc, const T* __restrict__ scale,
+                                   const T* __restrict__ shift, const T* __restrict__ a,
+                                   const T* __restrict__ mu, const T* __restrict__ q1,
+                                   const T* __restrict__ q2, const T* __restrict__ q3,
+                                   T* __restrict__ gy, T* __restrict__ gs, int64_t r0, int64_t r1,
+                                   int64_t c, T* __restrict__ buf, T* __restrict__ gtrow) {
+  // gs is written in the loop where it is gt itself, else mapped from a row of gt
+  const bool direct = !HasS || sc.map == kSame;
+  for (int64_t r = r0; r < r1; ++r) {
+    const T* __restrict__ gr = g + r * c;
+    const T* __restrict__ yr = y + r * c;
+    const T* __restrict__ sr = HasS ? sc.row(r, buf, c) : nullptr;
+    T* __restrict__ gyr = gy + r * c;
+    T* __restrict__ gt = HasS ? (direct ? gs + r * c : gtrow) : nullptr;
+    for (int64_t k = 0; k < c; ++k) {
+      T t = yr[k] * scale[k] + shift[k];
+      if constexpr (HasS) t += sr[k];
+      T gtk = t > T(0) ? gr[k] : a[k] * gr[k];
+      if constexpr (HasS) gt[k] = gtk;
+      gyr[k] = q1[k] * gtk + q2[k] * (yr[k] - mu[k]) + q3[k];
+    }
+    if (HasS && !direct) sc.grad_row(gt, gs + r * sc.cs, c);
+  }
+}
+
+template <typename T, bool HasS>
+void tail_backward_impl(const T* g, const T* y, const Shortcut<T>& sc, const T* scale,
+                        const T* shift, const T* a, const double* mean, const double* invstd,
+                        const T* gamma, bool training, T* gy, T* gs, double* sums, int64_t m,
+                        int64_t c) {
   std::vector<T> meanT(c);
   for (int64_t k = 0; k < c; ++k) meanT[k] = T(mean[k]);
-  const T* __restrict__ mu = meanT.data();
+  const T* mu = meanT.data();
   std::vector<double> total;
-  chunked_sums<T>(m, 4 * c, total, [&](int64_t r0, int64_t r1, T* __restrict__ acc) {
-    T* __restrict__ sg = acc;
-    T* __restrict__ sneg = acc + c;
-    T* __restrict__ sgt = acc + 2 * c;
-    T* __restrict__ sgty = acc + 3 * c;
+  chunked_sums<T>(m, 4 * c, total, [&](int64_t r0, int64_t r1, T* acc) {
     std::vector<T> buf(c);
-    for (int64_t r = r0; r < r1; ++r) {
-      const T* __restrict__ gr = g + r * c;
-      const T* __restrict__ yr = y + r * c;
-      const T* __restrict__ sr = HasS ? sc.row(r, buf.data(), c) : nullptr;
-      for (int64_t k = 0; k < c; ++k) {
-        T t = yr[k] * scale[k] + shift[k];
-        if constexpr (HasS) t += sr[k];
-        T gk = gr[k];
-        T neg = t > T(0) ? T(0) : t;  // min(t, 0)
-        T gt = t > T(0) ? gk : a[k] * gk;
-        sg[k] += gk;
-        sneg[k] += gk * neg;
-        sgt[k] += gt;
-        sgty[k] += gt * (yr[k] - mu[k]);
-      }
-    }
+    backward_sum_rows<T, HasS>(g, y, sc, scale, shift, a, mu, acc, r0, r1, c, buf.data());
   });
   for (int64_t j = 0; j < 4 * c; ++j) sums[j] = total[j];
   std::vector<T> k1(c), k2(c), k3(c);
@@ -176,28 +225,10 @@ void tail_backward_impl(const T* __restrict__ g, const T* __restrict__ y, const 
     k2[k] = training ? T(-gi * invstd[k] * invstd[k] * sums[3 * c + k] / m) : T(0);
     k3[k] = training ? T(-gi * sums[2 * c + k] / m) : T(0);
   }
-  const T* __restrict__ q1 = k1.data();
-  const T* __restrict__ q2 = k2.data();
-  const T* __restrict__ q3 = k3.data();
-  // gs is written in the loop where it is gt itself, else mapped from a row of gt
-  const bool direct = !HasS || sc.map == kSame;
   at::parallel_for(0, m, kRowGrain, [&](int64_t begin, int64_t end) {
     std::vector<T> buf(c), gtrow(c);
-    for (int64_t r = begin; r < end; ++r) {
-      const T* __restrict__ gr = g + r * c;
-      const T* __restrict__ yr = y + r * c;
-      const T* __restrict__ sr = HasS ? sc.row(r, buf.data(), c) : nullptr;
-      T* __restrict__ gyr = gy + r * c;
-      T* __restrict__ gt = HasS ? (direct ? gs + r * c : gtrow.data()) : nullptr;
-      for (int64_t k = 0; k < c; ++k) {
-        T t = yr[k] * scale[k] + shift[k];
-        if constexpr (HasS) t += sr[k];
-        T gtk = t > T(0) ? gr[k] : a[k] * gr[k];
-        if constexpr (HasS) gt[k] = gtk;
-        gyr[k] = q1[k] * gtk + q2[k] * (yr[k] - mu[k]) + q3[k];
-      }
-      if (HasS && !direct) sc.grad_row(gt, gs + r * sc.cs, c);
-    }
+    backward_grad_rows<T, HasS>(g, y, sc, scale, shift, a, mu, k1.data(), k2.data(), k3.data(),
+                                gy, gs, begin, end, c, buf.data(), gtrow.data());
   });
 }
 
