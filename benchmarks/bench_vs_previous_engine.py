@@ -58,7 +58,9 @@ print("ready", flush=True)
 for line in sys.stdin:
     b, t = map(int, line.split())
     rt = models.setdefault(t, bimlp_runtime.load(path, threads=t))
-    x = xs.setdefault(b, np.random.default_rng(b).standard_normal((b, 3, 224, 224)).astype(np.float32))
+    if b not in xs:
+        xs[b] = np.random.default_rng(b).standard_normal((b, 3, 224, 224)).astype(np.float32)
+    x = xs[b]
     rt.run(x)
     t0 = time.perf_counter(); rt.run(x); dt = time.perf_counter() - t0
     print(f"{1e3 * dt:.4f}", flush=True)
@@ -66,12 +68,20 @@ for line in sys.stdin:
 
 
 def _worker(code: str, env: dict[str, str]) -> subprocess.Popen:
-    w = subprocess.Popen([sys.executable, "-c", code], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                         text=True, env=env, cwd=tempfile.gettempdir())
+    w = subprocess.Popen(
+        [sys.executable, "-c", code],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+        env=env,
+        cwd=tempfile.gettempdir(),
+    )
     line = w.stdout.readline().strip()
     if line != "ready":
         w.kill()
-        raise RuntimeError(f"a benchmark worker failed to start (said {line!r}); run it alone to see why")
+        raise RuntimeError(
+            f"a benchmark worker failed to start (said {line!r}); run it alone to see why"
+        )
     return w
 
 
@@ -79,24 +89,34 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("-b", "--batch-size", type=int, nargs="+", default=[1, 32])
     p.add_argument("--threads", type=int, nargs="+", default=[1, 2])
-    p.add_argument("--rounds", type=int, default=7, help="interleaved rounds at batch 1 (default 7)")
-    p.add_argument("--batched-rounds", type=int, default=5, help="rounds at larger batches (default 5)")
+    p.add_argument(
+        "--rounds", type=int, default=7, help="interleaved rounds at batch 1 (default 7)"
+    )
+    p.add_argument(
+        "--batched-rounds", type=int, default=5, help="rounds at larger batches (default 5)"
+    )
     p.add_argument("--json", help="write the results here")
     args = p.parse_args(argv)
     if min(args.batch_size + args.threads + [args.rounds, args.batched_rounds]) < 1:
         p.error("batch sizes, threads and rounds must be >= 1")
     tree = Path(tempfile.mkdtemp(prefix="bimlp-previous-")) / "tree"
     try:
-        subprocess.run(["git", "worktree", "add", "--detach", "-q", str(tree), PREVIOUS], cwd=ROOT, check=True)
+        subprocess.run(
+            ["git", "worktree", "add", "--detach", "-q", str(tree), PREVIOUS], cwd=ROOT, check=True
+        )
     except (OSError, subprocess.CalledProcessError) as e:
-        print(f"bench_vs_previous_engine: cannot check out {PREVIOUS} (a full clone is needed): {e}",
-              file=sys.stderr)
+        print(
+            f"bench_vs_previous_engine: cannot check out {PREVIOUS} (a full clone is needed): {e}",
+            file=sys.stderr,
+        )
         return 2
     workers: dict[str, subprocess.Popen] = {}
     runs: dict[str, dict] = {}
     try:
         try:
-            workers["previous engine"] = _worker(_OLD, {**os.environ, "PYTHONPATH": str(tree / "src")})
+            workers["previous engine"] = _worker(
+                _OLD, {**os.environ, "PYTHONPATH": str(tree / "src")}
+            )
             workers["runtime"] = _worker(_NEW, dict(os.environ))
         except RuntimeError as e:
             print(f"bench_vs_previous_engine: {e}", file=sys.stderr)
@@ -114,10 +134,15 @@ def main(argv: list[str] | None = None) -> int:
                         times[name].append(float(w.stdout.readline()))
                 ms = {k: statistics.median(v) for k, v in times.items()}
                 ratio = ms["previous engine"] / ms["runtime"]
-                runs[f"b{b}_t{t}"] = {"batch": b, "threads": t, "ms": ms, "speedup": ratio,
-                                      "rounds": len(times["runtime"])}
-                print(f"| {b} | {t} | {ms['previous engine']:.1f} ms | {ms['runtime']:.1f} ms | {ratio:.2f}x |",
-                      flush=True)
+                runs[f"b{b}_t{t}"] = {
+                    "batch": b,
+                    "threads": t,
+                    "ms": ms,
+                    "speedup": ratio,
+                    "rounds": len(times["runtime"]),
+                }
+                old, new = ms["previous engine"], ms["runtime"]
+                print(f"| {b} | {t} | {old:.1f} ms | {new:.1f} ms | {ratio:.2f}x |", flush=True)
     finally:
         for w in workers.values():
             if w.stdin:
@@ -125,10 +150,23 @@ def main(argv: list[str] | None = None) -> int:
             w.wait(timeout=60)
         subprocess.run(["git", "worktree", "remove", "--force", str(tree)], cwd=ROOT, check=False)
     if args.json:
-        cpu = next((ln.split(":", 1)[1].strip() for ln in Path("/proc/cpuinfo").read_text().splitlines()
-                    if ln.startswith("model name")), "unknown")
-        out = {"previous_commit": PREVIOUS, "model": "bimlp_s", "size": 224, "machine": cpu,
-               "cpus": os.cpu_count(), "load_average": list(os.getloadavg()), "runs": runs}
+        cpu = next(
+            (
+                ln.split(":", 1)[1].strip()
+                for ln in Path("/proc/cpuinfo").read_text().splitlines()
+                if ln.startswith("model name")
+            ),
+            "unknown",
+        )
+        out = {
+            "previous_commit": PREVIOUS,
+            "model": "bimlp_s",
+            "size": 224,
+            "machine": cpu,
+            "cpus": os.cpu_count(),
+            "load_average": list(os.getloadavg()),
+            "runs": runs,
+        }
         Path(args.json).write_text(json.dumps(out, indent=1) + "\n")
         print(f"wrote {args.json}")
     return 0
