@@ -2,8 +2,8 @@
 BatchNorm that also trains on one value per channel."""
 
 from .activation import LearnableBias, RPReLU
-from .fused import binary_unit, unit_tail
 from .binary import MODES, BinaryConv2d, UniShortcut, group_mean, quantizer_names, tile_channels
+from .fused import binary_unit, unit_tail
 from .norm import BatchNorm2d
 from .pooling import same_max_pool
 from .quantizers import (
