@@ -288,3 +288,31 @@ def test_fast_path_switches_back_and_keeps_the_checkpoint() -> None:
     fast.set_fast_path(False)
     assert fast.patch_embed.proj.weight.is_contiguous()
     assert not any(getattr(m, "fused", False) for m in fast.modules())
+
+
+def test_kernels_build_without_openmp_when_the_compiler_lacks_it(monkeypatch) -> None:
+    """The C++ kernels are built with -fopenmp first; where that build fails (a compiler without
+    OpenMP) the one-thread build is tried before giving up, and a total failure is reported."""
+    from torch.utils import cpp_extension
+
+    calls = []
+
+    def load(name, sources, extra_cflags, extra_ldflags, verbose):
+        calls.append((name, list(extra_cflags), list(extra_ldflags)))
+        if "-fopenmp" in extra_cflags:
+            raise RuntimeError("omp.h: No such file or directory")
+        return "the one-thread module"
+
+    monkeypatch.setattr(cpp_extension, "load", load)
+    monkeypatch.setattr(fused, "_ext", None)
+    monkeypatch.setattr(fused, "_ext_error", None)
+    assert fused.cpu_kernels() == "the one-thread module"
+    assert [c[0].endswith("_omp") for c in calls] == [True, False]
+    assert "-fopenmp" not in calls[1][1] and not calls[1][2]
+    assert fused.cpu_kernels_error() is None
+
+    monkeypatch.setattr(cpp_extension, "load", lambda **kw: (_ for _ in ()).throw(OSError("no g++")))
+    monkeypatch.setattr(fused, "_ext", None)
+    monkeypatch.setattr(fused, "_ext_error", None)
+    assert fused.cpu_kernels() is None
+    assert "no g++" in fused.cpu_kernels_error()
