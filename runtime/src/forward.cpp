@@ -80,8 +80,7 @@ void Model::check_input(int64_t B, int64_t C, int64_t H, int64_t W) const {
                    std::to_string(lo) + ", 16384]");
 }
 
-std::unique_ptr<Arena> Model::acquire(int64_t B, int64_t H, int64_t W) const {
-  const int T = threads_;
+std::unique_ptr<Arena> Model::acquire(int64_t B, int64_t H, int64_t W, int T) const {
   {
     std::lock_guard<std::mutex> lock(pool_mutex_);
     for (size_t i = 0; i < pool_.size(); ++i)
@@ -701,33 +700,95 @@ struct Exec {
   }
 };
 
+namespace {
+// Whole images go to one thread in sub-batches whose first-stage activation is about this size,
+// so that a sub-batch's passes stay in the core's cache (one image of BiMLP-S at 224 is 0.8 MB:
+// a sub-batch of one; small images are grouped so that their last stages still fill GEMM tiles).
+constexpr double kChunkBytes = 512.0 * 1024;
+}  // namespace
+
+int64_t Model::images_per_chunk(int64_t H, int64_t W) const {
+  const StageShape s = (cfg_.reactnet ? react_shapes(cfg_, 1, H, W) : stage_shapes(cfg_, 1, H, W))[0];
+  const double bytes = double(s.M) * double(s.C) * sizeof(float);
+  return std::max<int64_t>(1, int64_t(kChunkBytes / std::max(bytes, 1.0)));
+}
+
+// The arenas of one thread that runs `images` images alone, `chunk` per executor call: `full`
+// (batch chunk) and, when chunk does not divide the count, `rest` (the remainder). They are taken
+// before any thread starts, so that nothing inside a parallel region can throw.
+Model::Lane Model::lane(int64_t images, int64_t chunk, int64_t H, int64_t W) const {
+  Lane l;
+  if (images <= 0) return l;
+  l.full = acquire(std::min(chunk, images), H, W, 1);
+  if (images > chunk && images % chunk) l.rest = acquire(images % chunk, H, W, 1);
+  for (Arena* a : {l.full.get(), l.rest.get()})
+    if (a) a->barrier.n = 1;
+  return l;
+}
+
+// Images [i0, i1) of x on the calling thread alone, on the arenas of its lane.
+void Model::run_alone(const float* x, int64_t i0, int64_t i1, const Lane& l, float* out, double* times) const {
+  if (i0 >= i1) return;
+  const int64_t image = int64_t(cfg_.in_chans) * l.full->H * l.full->W, classes = cfg_.num_classes;
+  const int64_t chunk = l.full->B;
+  FlushDenormals ftz;
+  for (int64_t i = i0; i < i1; i += chunk) {
+    Arena& a = i1 - i >= chunk ? *l.full : *l.rest;
+    Exec ex{*this, *table_, a, 0, 1, times, 0, {}, nullptr, nullptr};
+    ex.forward(x + i * image, out + i * classes);
+  }
+}
+
+void Model::release(Lane l) const {
+  if (l.full) release(std::move(l.full));
+  if (l.rest) release(std::move(l.rest));
+}
+
+// A batch of one image is split between the threads inside every pass. Larger batches go to the
+// threads as whole images: each of the T threads runs floor(B / T) images alone, in sub-batches
+// that stay in its cache (no barriers, no shared rows), and the B % T left over run as one batch
+// split by the team. Every pass computes each image's rows in the same order either way, so the
+// logits are the same bits for every batch size and thread count. A profiled run books thread 0's
+// steps (its images, then the team's), which run in parallel with the others'.
 void Model::run(const float* x, int64_t B, int64_t H, int64_t W, float* out, double* times) const {
   check_input(B, cfg_.in_chans, H, W);
-  std::unique_ptr<Arena> arena = acquire(B, H, W);
-  const int T = arena->T;
+  const int T = threads_;
+  const int64_t chunk = images_per_chunk(H, W);
 #if defined(_OPENMP)
-  arena->barrier.n = T;
-#pragma omp parallel num_threads(T)
-  {
-    // the passes split work by omp_get_num_threads(); the barrier counts T (equal unless the
-    // OpenMP runtime gave fewer threads, e.g. inside another parallel region: then run serially)
-    if (omp_get_num_threads() == T) {
-      FlushDenormals ftz;
-      Exec ex{*this, *table_, *arena, omp_get_thread_num(), T, times, 0, {}, nullptr, nullptr};
-      ex.forward(x, out);
-    } else if (omp_get_thread_num() == 0) {
-      FlushDenormals ftz;
-      Exec ex{*this, *table_, *arena, 0, 1, times, 0, {}, nullptr, nullptr};
-      arena->barrier.n = 1;
-      ex.forward(x, out);
+  if (T > 1) {
+    const int64_t alone = B > 1 ? B / T * T : 0;
+    const int64_t image = int64_t(cfg_.in_chans) * H * W, classes = cfg_.num_classes;
+    std::vector<Lane> lanes;
+    for (int t = 0; t < T && alone > 0; ++t) lanes.push_back(lane(alone / T, chunk, H, W));
+    std::unique_ptr<Arena> team;
+    if (alone < B) {
+      team = acquire(B - alone, H, W, T);
+      team->barrier.n = T;
     }
+    bool serial = false;
+#pragma omp parallel num_threads(T)
+    {
+      const int t = omp_get_thread_num();
+      if (omp_get_num_threads() == T) {
+        if (alone > 0)
+          run_alone(x, alone * t / T, alone * (t + 1) / T, lanes[size_t(t)], out, t == 0 ? times : nullptr);
+        if (team) {
+          FlushDenormals ftz;
+          Exec ex{*this, *table_, *team, t, T, times, 0, {}, nullptr, nullptr};
+          ex.forward(x + alone * image, out + alone * classes);
+        }
+      } else if (t == 0) {
+        serial = true;  // fewer threads than asked (e.g. inside another parallel region)
+      }
+    }
+    for (Lane& l : lanes) release(std::move(l));
+    if (team) release(std::move(team));
+    if (!serial) return;
   }
-#else
-  FlushDenormals ftz;
-  Exec ex{*this, *table_, *arena, 0, 1, times, 0, {}, nullptr, nullptr};
-  ex.forward(x, out);
 #endif
-  release(std::move(arena));
+  Lane l = lane(B, chunk, H, W);
+  run_alone(x, 0, B, l, out, times);
+  release(std::move(l));
 }
 
 Model::~Model() = default;

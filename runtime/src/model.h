@@ -132,8 +132,17 @@ class Model {
   std::vector<ReactBlock> react_;  // arch "reactnet" (then stages_ is empty)
 
  private:
-  std::unique_ptr<Arena> acquire(int64_t B, int64_t H, int64_t W) const;
+  std::unique_ptr<Arena> acquire(int64_t B, int64_t H, int64_t W, int T) const;
   void release(std::unique_ptr<Arena> a) const;
+  // Images per executor call when whole images go to one thread (see run()).
+  int64_t images_per_chunk(int64_t H, int64_t W) const;
+  // One thread's arenas for running whole images alone (see forward.cpp).
+  struct Lane {
+    std::unique_ptr<Arena> full, rest;
+  };
+  Lane lane(int64_t images, int64_t chunk, int64_t H, int64_t W) const;
+  void release(Lane l) const;
+  void run_alone(const float* x, int64_t i0, int64_t i1, const Lane& l, float* out, double* times) const;
 
   const kernels::Table* table_;
   int isa_;

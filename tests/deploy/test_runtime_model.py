@@ -99,6 +99,22 @@ def test_thread_counts_give_identical_logits(small_artifact):
         assert np.array_equal(out, outs[0])
 
 
+@pytest.mark.parametrize("size", [33, 257])
+def test_batches_split_into_whole_images_give_the_logits_of_one_image_at_a_time(small_artifact, size):
+    """Batches of two or more go to the threads as whole images (sub-batches sized to the cache:
+    many 33 px images per call, two of 257 px so that the sub-batch and its remainder differ), the
+    images left over after an even split run on the whole team: every bit as a batch of one."""
+    path, _ = small_artifact
+    x = np.random.default_rng(4).standard_normal((7, 3, size, size)).astype(np.float32)
+    one = bimlp_runtime.load(path, threads=1)
+    expected = np.concatenate([one.run(x[i:i + 1]) for i in range(len(x))])
+    for threads in (1, 2, 3):
+        model = bimlp_runtime.load(path, threads=threads)
+        for batch in (2, 5, 7):
+            out = model.run(x[:batch])
+            assert np.array_equal(out, expected[:batch]), (threads, batch)
+
+
 def test_four_threads_sharing_one_model_get_correct_logits(small_artifact):
     path, _ = small_artifact
     model = bimlp_runtime.load(path, threads=2)
