@@ -8,6 +8,7 @@ differences left are the rounding of a different summation order.
 
 from __future__ import annotations
 
+import collections
 import copy
 
 import pytest
@@ -316,3 +317,98 @@ def test_kernels_build_without_openmp_when_the_compiler_lacks_it(monkeypatch) ->
     monkeypatch.setattr(fused, "_ext_error", None)
     assert fused.cpu_kernels() is None
     assert "no g++" in fused.cpu_kernels_error()
+
+
+# --- the C++ kernels under torch.compile, as the bimlp:: custom ops ---------------------------
+def _op_samples(dtype: torch.dtype) -> list[tuple[object, tuple, dict]]:
+    """(op, args, kwargs) for torch.library.opcheck: every op, with and without a shortcut, in
+    training and in evaluation (channels-last inputs, as the autograd functions pass them)."""
+    cl = torch.channels_last
+    g = torch.Generator().manual_seed(0)
+
+    def rows(*shape: int) -> torch.Tensor:
+        return torch.randn(shape, generator=g, dtype=dtype).contiguous(memory_format=cl)
+
+    def vec(c: int) -> torch.Tensor:
+        return torch.randn(c, generator=g, dtype=dtype)
+
+    ops = torch.ops.bimlp
+    c = 6
+    y, x, gq = rows(2, c, 3, 4), rows(2, c, 3, 4), rows(2, c, 3, 4)
+    src = rows(2, 2 * c, 3, 4)  # a pair-mean shortcut's source
+    params = [vec(c) for _ in range(5)]  # gamma, beta, b1, a, b2
+    gamma, beta, b1, a, b2 = params
+    samples = [(ops.head_forward, (x, vec(c), q), {}) for q in (0, 1)]
+    samples += [(ops.head_backward, (gq, x, vec(c), 0, rows(2, c, 3, 4), acc, acc), {})
+                for acc in (False, True)]
+    for training in (True, False):
+        for s, s_bias, s_map, f in ((None, None, 0, 1), (src, vec(2 * c), 1, 2)):
+            running = [vec(c), vec(c).abs() + 0.5]
+            samples.append((ops.tail_forward, (y, s, s_bias, s_map, f, gamma, beta, *running,
+                                               training, 0.1, 1e-5, b1, a, b2), {}))
+            _, mean, invstd, scale, shift = fused._tail_forward(
+                y, s, s_bias, s_map, f, gamma, beta, *[r.clone() for r in running], training,
+                0.1, 1e-5, b1, a, b2)
+            samples.append((ops.tail_backward, (rows(2, c, 3, 4), y, s, s_bias, s_map, f, scale,
+                                                shift, a, mean, invstd, gamma, training), {}))
+    return samples
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_custom_ops_pass_opcheck(dtype) -> None:
+    """The bimlp:: ops' schemas (what they mutate), fake implementations (shapes, strides,
+    dtypes) and their tracing by AOTAutograd agree with the C++ kernels."""
+    _kernels_or_skip()
+    for op, args, kwargs in _op_samples(dtype):
+        torch.library.opcheck(op, args, kwargs)
+
+
+def _compile_pair(backend: str) -> tuple[torch.nn.Module, torch.nn.Module, torch.nn.Module]:
+    """A small float32 BiMLP (reference) and its fast path, eager and compiled in one graph."""
+    torch.manual_seed(0)
+    ref = bimlp.create_model("bimlp_xs", num_classes=10, in_chans=1, **SMALL_MLP).train()
+    with torch.no_grad():
+        for p in ref.parameters():
+            p.add_(0.05 * torch.randn_like(p))
+    fast = copy.deepcopy(ref).set_fast_path()
+    return ref, fast, torch.compile(fast, backend=backend, fullgraph=True)
+
+
+@pytest.mark.parametrize("backend", [
+    "aot_eager", pytest.param("inductor", marks=pytest.mark.slow)])
+def test_compiled_fast_path_equals_the_reference(backend: str, monkeypatch) -> None:
+    """torch.compile traces the fast path in one graph (fullgraph: no graph break) with the C++
+    kernels as opaque ops (all four ran), and it equals the reference modules in float32:
+    outputs, every parameter's gradient over two steps (accumulated), the BN buffers.
+    ``aot_eager`` checks the tracing (the ops' mutations and aliasing); ``inductor`` also its
+    code generation (in place where an op mutates)."""
+    _kernels_or_skip()
+    calls = collections.Counter()
+
+    class Counting:  # the extension, counting the kernels the compiled graph calls
+        def __getattr__(self, name):
+            calls[name] += 1
+            return getattr(ext, name)
+
+    ext = fused.cpu_kernels()
+    monkeypatch.setattr(fused, "_ext", Counting())
+    ref, fast, compiled = _compile_pair(backend)
+    x = torch.randn(4, 1, 16, 16)
+    for _ in range(2):
+        out_ref, out_fast = ref(x), compiled(x)
+        torch.testing.assert_close(out_fast, out_ref, rtol=1e-4, atol=1e-4)
+        out_ref.square().sum().backward()
+        out_fast.square().sum().backward()
+    kernels = ("head_forward", "head_backward", "tail_forward", "tail_backward")
+    assert all(calls[k] > 0 for k in kernels), calls
+    grads = dict(ref.named_parameters())
+    scale = max(p.grad.abs().max().item() for p in grads.values() if p.grad is not None)
+    for name, p in fast.named_parameters():
+        theirs = grads[name].grad
+        assert (p.grad is None) == (theirs is None), name
+        if theirs is not None:  # float32 through a dozen binary layers: the eager fast path
+            # differs from the reference by up to 7e-5 of the largest gradient here
+            torch.testing.assert_close(p.grad, theirs, rtol=1e-4, atol=2e-4 * scale,
+                                       msg=lambda m, n=name: f"{n}: {m}")
+    for (name, mine), theirs in zip(fast.named_buffers(), ref.buffers(), strict=True):
+        torch.testing.assert_close(mine, theirs, rtol=1e-4, atol=1e-5, msg=name)

@@ -19,6 +19,16 @@ the activation quantizer were five element-wise passes forward and six backward 
 the estimator's chain, the shift's gradient sum, adding the shortcut's gradient), now one
 C++ pass each (``csrc/unit_head.cpp``), and the tail reads the Uni-shortcut (identity, group
 mean, tile) straight from the unit's input instead of a materialised tensor.
+
+Under ``torch.compile`` the C++ kernels are ``torch.library`` custom ops (``bimlp::head_forward``,
+``head_backward``, ``tail_forward``, ``tail_backward``) with fake implementations: dynamo
+traces the autograd functions, forward and backward, into the model's one graph, where each
+kernel is an opaque call (the convolution and its backward stay aten calls between them), so
+the compiler traces one node per unit instead of its small modules. ``tail_forward`` declares the
+running statistics it updates and ``head_backward`` the gradient buffer it writes into (no op
+returns an alias of an input); the batch counter is advanced outside the ops, traceably (a
+``momentum=None`` BatchNorm2d in training runs its modules under compile). In eager mode the same
+autograd functions call the extension directly, without the dispatcher.
 """
 
 from __future__ import annotations
@@ -147,14 +157,100 @@ def cpu_kernels_error() -> str | None:
     return _ext_error
 
 
+@torch.compiler.assume_constant_result
+def _have_kernels() -> bool:
+    """Whether the C++ kernels are there: for torch.compile a constant of the trace (the build
+    runs at trace time, outside the graph)."""
+    return cpu_kernels() is not None
+
+
+# --- the C++ kernels as torch.library custom ops: what torch.compile calls ------------------------
+# Opaque to the compiler, each with a fake implementation (its results' shapes, strides and
+# dtypes) for tracing. Their signatures are the extension's, so that the autograd functions
+# below call either: the ops under torch.compile, the extension directly in eager mode (no
+# dispatcher in between). No result aliases an input; what a kernel writes in place is declared.
+@torch.library.custom_op("bimlp::head_forward", mutates_args=())
+def _head_forward(x: torch.Tensor, b: torch.Tensor, quantizer: int) -> torch.Tensor:
+    return cpu_kernels().head_forward(x, b, quantizer)
+
+
+@_head_forward.register_fake
+def _(x, b, quantizer):
+    return torch.empty_like(x, memory_format=torch.channels_last)
+
+
+@torch.library.custom_op("bimlp::head_backward", mutates_args=("gx",))
+def _head_backward(gq: torch.Tensor, x: torch.Tensor, b: torch.Tensor, quantizer: int,
+                   gx: torch.Tensor, accumulate: bool, gs_in_bias: bool) -> torch.Tensor:
+    return cpu_kernels().head_backward(gq, x, b, quantizer, gx, accumulate, gs_in_bias)
+
+
+@_head_backward.register_fake
+def _(gq, x, b, quantizer, gx, accumulate, gs_in_bias):
+    return x.new_empty(x.shape[1])
+
+
+@torch.library.custom_op("bimlp::tail_forward", mutates_args=("running_mean", "running_var"))
+def _tail_forward(y: torch.Tensor, s: torch.Tensor | None, s_bias: torch.Tensor | None,
+                  s_map: int, s_factor: int, gamma: torch.Tensor, beta: torch.Tensor,
+                  running_mean: torch.Tensor, running_var: torch.Tensor, training: bool,
+                  momentum: float, eps: float, b1: torch.Tensor, a: torch.Tensor,
+                  b2: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor,
+                                             torch.Tensor, torch.Tensor]:
+    return tuple(cpu_kernels().tail_forward(y, s, s_bias, s_map, s_factor, gamma, beta,
+                                            running_mean, running_var, training, momentum, eps,
+                                            b1, a, b2))
+
+
+@_tail_forward.register_fake
+def _(y, s, s_bias, s_map, s_factor, gamma, beta, running_mean, running_var, training,
+      momentum, eps, b1, a, b2):
+    c = y.shape[1]
+    stats = [y.new_empty(c, dtype=torch.float64) for _ in range(2)]
+    return (torch.empty_like(y, memory_format=torch.channels_last), *stats, y.new_empty(c),
+            y.new_empty(c))
+
+
+@torch.library.custom_op("bimlp::tail_backward", mutates_args=())
+def _tail_backward(g: torch.Tensor, y: torch.Tensor, s: torch.Tensor | None,
+                   s_bias: torch.Tensor | None, s_map: int, s_factor: int, scale: torch.Tensor,
+                   shift: torch.Tensor, a: torch.Tensor, mean: torch.Tensor,
+                   invstd: torch.Tensor, gamma: torch.Tensor, training: bool
+                   ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    return tuple(cpu_kernels().tail_backward(g, y, s, s_bias, s_map, s_factor, scale, shift, a,
+                                             mean, invstd, gamma, training))
+
+
+@_tail_backward.register_fake
+def _(g, y, s, s_bias, s_map, s_factor, scale, shift, a, mean, invstd, gamma, training):
+    cl = torch.channels_last
+    gs = y.new_empty(0) if s is None else torch.empty_like(s, memory_format=cl)
+    return (torch.empty_like(y, memory_format=cl), gs,
+            y.new_empty((4, y.shape[1]), dtype=torch.float64))
+
+
+def _kernels() -> Any:
+    """The C++ kernels as the autograd functions call them: the ``bimlp::`` custom ops under
+    torch.compile, the extension itself in eager mode."""
+    return torch.ops.bimlp if torch.compiler.is_compiling() else cpu_kernels()
+
+
+def _parameter_grads(sums: torch.Tensor, invstd: torch.Tensor, dtype: torch.dtype
+                     ) -> tuple[torch.Tensor, ...]:
+    """The gradients of (gamma, beta, b1, a, b2) from the tail's per-channel sums (4, C). beta's
+    and b1's are equal, yet two tensors: compiled, autograd may keep a returned gradient as the
+    parameter's ``.grad`` as it is, and two parameters sharing one would add into each other."""
+    sum_g, sum_g_neg, sum_gt, sum_gt_yc = sums.to(dtype)
+    return sum_gt_yc * invstd.to(dtype), sum_gt, sum_gt.clone(), sum_g_neg, sum_g
+
+
 class _UnitTailFn(torch.autograd.Function):
     """``RPReLU(BN(y) + s)`` with BatchNorm2d's training / evaluation semantics."""
 
     @staticmethod
     def forward(ctx, y, s, gamma, beta, b1, a, b2, running_mean, running_var,  # type: ignore[override]
                 batch_stats, momentum, eps):
-        ext = cpu_kernels()
-        out, mean, invstd, scale, shift = ext.tail_forward(
+        out, mean, invstd, scale, shift = _kernels().tail_forward(
             y, s, None, _SAME, 1, gamma, beta, running_mean, running_var, batch_stats, momentum,
             eps, b1, a, b2)
         ctx.save_for_backward(y, s, scale, shift, a, mean, invstd, gamma)
@@ -164,11 +260,9 @@ class _UnitTailFn(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad):  # type: ignore[override]
         y, s, scale, shift, a, mean, invstd, gamma = ctx.saved_tensors
-        gy, gs, sums = cpu_kernels().tail_backward(grad, y, s, None, _SAME, 1, scale, shift, a,
-                                                   mean, invstd, gamma, ctx.batch_stats)
-        sum_g, sum_g_neg, sum_gt, sum_gt_yc = sums.to(y.dtype)
-        grad_gamma = sum_gt_yc * invstd.to(y.dtype)
-        return (gy, gs if s is not None else None, grad_gamma, sum_gt, sum_gt, sum_g_neg, sum_g,
+        gy, gs, sums = _kernels().tail_backward(grad, y, s, None, _SAME, 1, scale, shift, a,
+                                                mean, invstd, gamma, ctx.batch_stats)
+        return (gy, gs if s is not None else None, *_parameter_grads(sums, invstd, y.dtype),
                 None, None, None, None, None)
 
 
@@ -176,18 +270,20 @@ def _tail_applies(dtype: torch.dtype, device: torch.device, channels: int, rows:
                   bn: nn.Module, act: nn.Module) -> bool:
     """The C++ tail computes ``act(bn(y) + s)`` for a ``y`` of this dtype, device, channel
     count and rows per channel: a fused RPReLU after a BatchNorm2d on CPU float tensors of one
-    dtype, outside torch.compile (which fuses the modules itself and cannot trace into the C++
-    call), and not torch's own BatchNorm2d in training on one value per channel (which raises,
-    unlike :class:`~bimlp.layers.BatchNorm2d`)."""
-    if not getattr(act, "fused", False) or torch.compiler.is_compiling():
+    dtype (under torch.compile too, as the ``bimlp::`` custom ops, unless a training BatchNorm2d's
+    momentum is None), and not torch's own BatchNorm2d in training on one value per channel
+    (which raises, unlike :class:`~bimlp.layers.BatchNorm2d`)."""
+    if not getattr(act, "fused", False):
         return False
     if not (isinstance(bn, nn.BatchNorm2d) and bn.affine and bn.track_running_stats):
         return False
+    if torch.compiler.is_compiling() and bn.training and bn.momentum is None:
+        return False  # momentum 1 / num_batches_tracked: a tensor read, a graph break
     return (device.type == "cpu" and dtype in (torch.float32, torch.float64)
             and bn.weight.dtype == act.act.weight.dtype == dtype
             and channels == bn.num_features == act.act.weight.numel()
             and not (bn.training and rows == 1 and not isinstance(bn, _OneValueBatchNorm))
-            and cpu_kernels() is not None)
+            and _have_kernels())
 
 
 def _kernel_applies(y: torch.Tensor, bn: nn.Module, act: nn.Module) -> bool:
@@ -252,7 +348,7 @@ class _BinaryUnitFn(torch.autograd.Function):
     def forward(ctx, x, b, wq, gamma, beta, b1, a, b2, s,  # type: ignore[override]
                 spec, conv_args, running_mean, running_var, batch_stats, momentum, eps):
         quantizer, from_input, shifted, s_map, factor = spec
-        ext = cpu_kernels()
+        ext = _kernels()
         q = ext.head_forward(x, b, quantizer)
         y = torch.convolution(q, wq, None, *conv_args[:3], False, (0, 0), conv_args[3])
         y = y.contiguous(memory_format=torch.channels_last)
@@ -268,7 +364,7 @@ class _BinaryUnitFn(torch.autograd.Function):
     def backward(ctx, grad):  # type: ignore[override]
         x, b, wq, q, y, s, scale, shift, a, mean, invstd, gamma = ctx.saved_tensors
         quantizer, from_input, shifted, s_map, factor = ctx.spec
-        ext = cpu_kernels()
+        ext = _kernels()
         src, s_bias = (x, b if shifted else None) if from_input else (s, None)
         gy, gsrc, sums = ext.tail_backward(grad, y, src, s_bias, s_map, factor, scale, shift, a,
                                            mean, invstd, gamma, ctx.batch_stats)
@@ -276,11 +372,10 @@ class _BinaryUnitFn(torch.autograd.Function):
         gq, gwq, _ = torch.ops.aten.convolution_backward(
             gy, q, wq, None, stride, padding, dilation, False, [0, 0], groups,
             [True, ctx.needs_input_grad[2], False])
-        gx, gb = ext.head_backward(gq, x, b, quantizer, gsrc if from_input else None,
-                                   from_input and shifted)
-        sum_g, sum_g_neg, sum_gt, sum_gt_yc = sums.to(y.dtype)
-        grad_gamma = sum_gt_yc * invstd.to(y.dtype)
-        return (gx, gb, gwq, grad_gamma, sum_gt, sum_gt, sum_g_neg, sum_g,
+        # x's gradient is written into the shortcut's (the tail's fresh gsrc), or a new buffer
+        gx = gsrc if from_input else torch.empty_like(x, memory_format=torch.channels_last)
+        gb = ext.head_backward(gq, x, b, quantizer, gx, from_input, from_input and shifted)
+        return (gx, gb, gwq, *_parameter_grads(sums, invstd, y.dtype),
                 None if from_input or s is None else gsrc,
                 None, None, None, None, None, None, None)
 

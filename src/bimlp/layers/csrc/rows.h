@@ -79,8 +79,7 @@ std::vector<torch::Tensor> tail_backward(torch::Tensor g, torch::Tensor y,
                                          torch::Tensor mean, torch::Tensor invstd,
                                          torch::Tensor gamma, bool training);
 torch::Tensor head_forward(torch::Tensor x, torch::Tensor b, int64_t quantizer);
-std::vector<torch::Tensor> head_backward(torch::Tensor gq, torch::Tensor x, torch::Tensor b,
-                                         int64_t quantizer, c10::optional<torch::Tensor> gs,
-                                         bool gs_in_bias);
+torch::Tensor head_backward(torch::Tensor gq, torch::Tensor x, torch::Tensor b, int64_t quantizer,
+                            torch::Tensor gx, bool accumulate, bool gs_in_bias);
 
 }  // namespace bimlp

@@ -110,28 +110,31 @@ torch::Tensor head_forward(torch::Tensor x, torch::Tensor b, int64_t quantizer) 
   return q;
 }
 
-// Returns gx (gs's buffer, updated in place, when gs is given) and gb (C values, x's dtype).
-std::vector<torch::Tensor> head_backward(torch::Tensor gq, torch::Tensor x, torch::Tensor b,
-                                         int64_t quantizer, c10::optional<torch::Tensor> gs,
-                                         bool gs_in_bias) {
+// Writes x's gradient into gx (which holds the shortcut's gradient gs on entry when
+// `accumulate`: then gs is added in the same pass, in place) and returns gb (C values, x's
+// dtype). gx is an argument, not a result, so that no result aliases an input (the
+// torch.library custom op mutates gx).
+torch::Tensor head_backward(torch::Tensor gq, torch::Tensor x, torch::Tensor b, int64_t quantizer,
+                            torch::Tensor gx, bool accumulate, bool gs_in_bias) {
   int64_t c = x.size(1), m = x.numel() / std::max<int64_t>(c, 1);
   gq = gq.contiguous(at::MemoryFormat::ChannelsLast);
   check_rows(x, "x", m, c);
   check_rows(gq, "grad", m, c);
+  check_rows(gx, "gx", m, c);
   check_vector(b, "b", c);
   TORCH_CHECK(quantizer == kApproxSign || quantizer == kTernaryRound, "unknown quantizer");
-  if (gs) check_rows(*gs, "gs", m, c);
-  torch::Tensor gx = gs ? *gs : torch::empty_like(x, at::MemoryFormat::ChannelsLast);
+  TORCH_CHECK(gx.scalar_type() == x.scalar_type(), "gx must have x's dtype");
   std::vector<double> sums;
   AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "head_backward", [&] {
     auto run = quantizer == kApproxSign ? head_backward_dispatch<scalar_t, kApproxSign>
                                         : head_backward_dispatch<scalar_t, kTernaryRound>;
+    scalar_t* gxp = gx.data_ptr<scalar_t>();
     run(gq.data_ptr<scalar_t>(), x.data_ptr<scalar_t>(), b.data_ptr<scalar_t>(),
-        gs ? gs->data_ptr<scalar_t>() : nullptr, gs_in_bias, gx.data_ptr<scalar_t>(), sums, m, c);
+        accumulate ? gxp : nullptr, gs_in_bias, gxp, sums, m, c);
   });
   torch::Tensor gb = torch::empty({c}, torch::TensorOptions().dtype(torch::kFloat64));
   std::copy(sums.begin(), sums.end(), gb.data_ptr<double>());
-  return {gx, gb.to(x.scalar_type())};
+  return gb.to(x.scalar_type());
 }
 
 }  // namespace bimlp

@@ -293,7 +293,7 @@ std::vector<torch::Tensor> tail_forward(torch::Tensor y, c10::optional<torch::Te
   return {out, mean, invstd, scale, shift};
 }
 
-// Returns gy, the gradient of the shortcut's source s (undefined without s; the gradient of
+// Returns gy, the gradient of the shortcut's source s (empty without s; the gradient of
 // s_bias is its sum over rows), and the per-channel sums (4, C) in double:
 // sum g, sum g * min(t, 0), sum gt, sum gt * (y - mean).
 std::vector<torch::Tensor> tail_backward(torch::Tensor g, torch::Tensor y,
@@ -308,7 +308,8 @@ std::vector<torch::Tensor> tail_backward(torch::Tensor g, torch::Tensor y,
   check_rows(y, "y", m, c);
   check_rows(g, "grad", m, c);
   torch::Tensor gy = torch::empty_like(y, at::MemoryFormat::ChannelsLast);
-  torch::Tensor gs = s ? torch::empty_like(*s, at::MemoryFormat::ChannelsLast) : torch::Tensor();
+  torch::Tensor gs = s ? torch::empty_like(*s, at::MemoryFormat::ChannelsLast)
+                      : torch::empty({0}, y.options());
   torch::Tensor sums = torch::zeros({4, c}, torch::TensorOptions().dtype(torch::kFloat64));
   AT_DISPATCH_FLOATING_TYPES(y.scalar_type(), "tail_backward", [&] {
     auto sc = shortcut_of<scalar_t>(s, s_bias, s_map, s_factor, m, c);
