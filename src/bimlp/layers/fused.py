@@ -216,7 +216,8 @@ def _tail_backward(g: torch.Tensor, y: torch.Tensor, s: torch.Tensor | None,
                    s_bias: torch.Tensor | None, s_map: int, s_factor: int, scale: torch.Tensor,
                    shift: torch.Tensor, a: torch.Tensor, mean: torch.Tensor,
                    invstd: torch.Tensor, gamma: torch.Tensor, training: bool
-                   ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+                   ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor,
+                              torch.Tensor, torch.Tensor, torch.Tensor]:
     return tuple(cpu_kernels().tail_backward(g, y, s, s_bias, s_map, s_factor, scale, shift, a,
                                              mean, invstd, gamma, training))
 
@@ -225,23 +226,14 @@ def _tail_backward(g: torch.Tensor, y: torch.Tensor, s: torch.Tensor | None,
 def _(g, y, s, s_bias, s_map, s_factor, scale, shift, a, mean, invstd, gamma, training):
     cl = torch.channels_last
     gs = y.new_empty(0) if s is None else torch.empty_like(s, memory_format=cl)
-    return (torch.empty_like(y, memory_format=cl), gs,
-            y.new_empty((4, y.shape[1]), dtype=torch.float64))
+    grads = [y.new_empty(y.shape[1]) for _ in range(5)]  # gamma, beta, b1, a, b2
+    return (torch.empty_like(y, memory_format=cl), gs, *grads)
 
 
 def _kernels() -> Any:
     """The C++ kernels as the autograd functions call them: the ``bimlp::`` custom ops under
     torch.compile, the extension itself in eager mode."""
     return torch.ops.bimlp if torch.compiler.is_compiling() else cpu_kernels()
-
-
-def _parameter_grads(sums: torch.Tensor, invstd: torch.Tensor, dtype: torch.dtype
-                     ) -> tuple[torch.Tensor, ...]:
-    """The gradients of (gamma, beta, b1, a, b2) from the tail's per-channel sums (4, C). beta's
-    and b1's are equal, yet two tensors: compiled, autograd may keep a returned gradient as the
-    parameter's ``.grad`` as it is, and two parameters sharing one would add into each other."""
-    sum_g, sum_g_neg, sum_gt, sum_gt_yc = sums.to(dtype)
-    return sum_gt_yc * invstd.to(dtype), sum_gt, sum_gt.clone(), sum_g_neg, sum_g
 
 
 class _UnitTailFn(torch.autograd.Function):
@@ -260,10 +252,9 @@ class _UnitTailFn(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad):  # type: ignore[override]
         y, s, scale, shift, a, mean, invstd, gamma = ctx.saved_tensors
-        gy, gs, sums = _kernels().tail_backward(grad, y, s, None, _SAME, 1, scale, shift, a,
-                                                mean, invstd, gamma, ctx.batch_stats)
-        return (gy, gs if s is not None else None, *_parameter_grads(sums, invstd, y.dtype),
-                None, None, None, None, None)
+        gy, gs, *grads = _kernels().tail_backward(grad, y, s, None, _SAME, 1, scale, shift, a,
+                                                  mean, invstd, gamma, ctx.batch_stats)
+        return (gy, gs if s is not None else None, *grads, None, None, None, None, None)
 
 
 def _tail_applies(dtype: torch.dtype, device: torch.device, channels: int, rows: int,
@@ -366,8 +357,8 @@ class _BinaryUnitFn(torch.autograd.Function):
         quantizer, from_input, shifted, s_map, factor = ctx.spec
         ext = _kernels()
         src, s_bias = (x, b if shifted else None) if from_input else (s, None)
-        gy, gsrc, sums = ext.tail_backward(grad, y, src, s_bias, s_map, factor, scale, shift, a,
-                                           mean, invstd, gamma, ctx.batch_stats)
+        gy, gsrc, *grads = ext.tail_backward(grad, y, src, s_bias, s_map, factor, scale, shift,
+                                             a, mean, invstd, gamma, ctx.batch_stats)
         stride, padding, dilation, groups = ctx.conv_args
         gq, gwq, _ = torch.ops.aten.convolution_backward(
             gy, q, wq, None, stride, padding, dilation, False, [0, 0], groups,
@@ -375,7 +366,7 @@ class _BinaryUnitFn(torch.autograd.Function):
         # x's gradient is written into the shortcut's (the tail's fresh gsrc), or a new buffer
         gx = gsrc if from_input else torch.empty_like(x, memory_format=torch.channels_last)
         gb = ext.head_backward(gq, x, b, quantizer, gx, from_input, from_input and shifted)
-        return (gx, gb, gwq, *_parameter_grads(sums, invstd, y.dtype),
+        return (gx, gb, gwq, *grads,
                 None if from_input or s is None else gsrc,
                 None, None, None, None, None, None, None)
 

@@ -294,8 +294,9 @@ std::vector<torch::Tensor> tail_forward(torch::Tensor y, c10::optional<torch::Te
 }
 
 // Returns gy, the gradient of the shortcut's source s (empty without s; the gradient of
-// s_bias is its sum over rows), and the per-channel sums (4, C) in double:
-// sum g, sum g * min(t, 0), sum gt, sum gt * (y - mean).
+// s_bias is its sum over rows), and the five parameters' gradients in y's dtype, each a tensor of
+// its own (gbeta and gb1 are equal): ggamma = invstd * sum gt * (y - mean), gbeta = gb1 = sum gt,
+// ga = sum g * min(t, 0), gb2 = sum g (the sums in double).
 std::vector<torch::Tensor> tail_backward(torch::Tensor g, torch::Tensor y,
                                          c10::optional<torch::Tensor> s,
                                          c10::optional<torch::Tensor> s_bias, int64_t s_map,
@@ -310,17 +311,27 @@ std::vector<torch::Tensor> tail_backward(torch::Tensor g, torch::Tensor y,
   torch::Tensor gy = torch::empty_like(y, at::MemoryFormat::ChannelsLast);
   torch::Tensor gs = s ? torch::empty_like(*s, at::MemoryFormat::ChannelsLast)
                       : torch::empty({0}, y.options());
-  torch::Tensor sums = torch::zeros({4, c}, torch::TensorOptions().dtype(torch::kFloat64));
+  std::vector<double> sums(4 * c, 0.0);
+  std::vector<torch::Tensor> grads;  // gamma, beta, b1, a, b2
+  for (int i = 0; i < 5; ++i) grads.push_back(torch::empty({c}, y.options()));
   AT_DISPATCH_FLOATING_TYPES(y.scalar_type(), "tail_backward", [&] {
     auto sc = shortcut_of<scalar_t>(s, s_bias, s_map, s_factor, m, c);
     auto run = s ? tail_backward_impl<scalar_t, true> : tail_backward_impl<scalar_t, false>;
+    const double* is = invstd.data_ptr<double>();
     run(g.data_ptr<scalar_t>(), y.data_ptr<scalar_t>(), sc, scale.data_ptr<scalar_t>(),
-        shift.data_ptr<scalar_t>(), a.data_ptr<scalar_t>(), mean.data_ptr<double>(),
-        invstd.data_ptr<double>(), gamma.data_ptr<scalar_t>(), training,
-        gy.data_ptr<scalar_t>(), s ? gs.data_ptr<scalar_t>() : nullptr, sums.data_ptr<double>(),
-        m, c);
+        shift.data_ptr<scalar_t>(), a.data_ptr<scalar_t>(), mean.data_ptr<double>(), is,
+        gamma.data_ptr<scalar_t>(), training, gy.data_ptr<scalar_t>(),
+        s ? gs.data_ptr<scalar_t>() : nullptr, sums.data(), m, c);
+    scalar_t* out[5];
+    for (int i = 0; i < 5; ++i) out[i] = grads[i].data_ptr<scalar_t>();
+    for (int64_t k = 0; k < c; ++k) {
+      out[0][k] = scalar_t(sums[3 * c + k] * is[k]);
+      out[1][k] = out[2][k] = scalar_t(sums[2 * c + k]);
+      out[3][k] = scalar_t(sums[c + k]);
+      out[4][k] = scalar_t(sums[k]);
+    }
   });
-  return {gy, gs, sums};
+  return {gy, gs, grads[0], grads[1], grads[2], grads[3], grads[4]};
 }
 
 }  // namespace bimlp
