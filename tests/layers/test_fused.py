@@ -378,7 +378,7 @@ def _compile_pair(backend: str) -> tuple[torch.nn.Module, torch.nn.Module, torch
     "aot_eager", pytest.param("inductor", marks=pytest.mark.slow)])
 def test_compiled_fast_path_equals_the_reference(backend: str, monkeypatch) -> None:
     """torch.compile traces the fast path in one graph (fullgraph: no graph break) with the C++
-    kernels as opaque ops (all four ran), and it equals the reference modules in float32:
+    kernels as opaque ops (all six ran), and it equals the reference modules in float32:
     outputs, every parameter's gradient over two steps (accumulated), the BN buffers.
     ``aot_eager`` checks the tracing (the ops' mutations and aliasing); ``inductor`` also its
     code generation (in place where an op mutates)."""
@@ -399,7 +399,8 @@ def test_compiled_fast_path_equals_the_reference(backend: str, monkeypatch) -> N
         torch.testing.assert_close(out_fast, out_ref, rtol=1e-4, atol=1e-4)
         out_ref.square().sum().backward()
         out_fast.square().sum().backward()
-    kernels = ("head_forward", "head_backward", "tail_forward", "tail_backward")
+    kernels = ("head_forward", "head_backward", "tail_forward", "tail_backward",
+               "token_conv_forward", "token_conv_backward")
     assert all(calls[k] > 0 for k in kernels), calls
     grads = dict(ref.named_parameters())
     scale = max(p.grad.abs().max().item() for p in grads.values() if p.grad is not None)

@@ -17,10 +17,11 @@ from .quantizers import (
     register_quantizer,
     sign_plus,
 )
+from .token_conv import TokenConv2d, token_conv
 
 __all__ = [
     "ApproxSign", "BatchNorm2d", "BinaryConv2d", "ChannelMeanSign", "LearnableBias", "MODES",
-    "QUANTIZERS", "binary_unit", "Quantizer", "RPReLU", "ScaledSign", "TernaryRound", "UniShortcut", "get_quantizer",
+    "QUANTIZERS", "binary_unit", "Quantizer", "RPReLU", "ScaledSign", "TernaryRound", "TokenConv2d", "UniShortcut", "get_quantizer",
     "group_mean", "quantizer_names", "register_quantizer", "same_max_pool", "sign_plus",
-    "tile_channels", "unit_tail",
+    "tile_channels", "token_conv", "unit_tail",
 ]

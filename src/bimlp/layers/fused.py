@@ -44,6 +44,7 @@ from torch import nn
 
 from .norm import BatchNorm2d as _OneValueBatchNorm
 from .quantizers import ApproxSign, TernaryRound
+from .token_conv import token_conv_axis
 
 __all__ = ["binary_unit", "rprelu", "step_mask", "unit_tail", "cpu_kernels",
            "cpu_kernels_error"]
@@ -93,7 +94,8 @@ def rprelu(x: torch.Tensor, b1: torch.Tensor, a: torch.Tensor, b2: torch.Tensor)
 
 # --- the unit's tail R(BN(y) + s) in C++ (CPU) ------------------------------------------------
 _CSRC = Path(__file__).with_name("csrc")
-_SOURCES = [_CSRC / name for name in ("module.cpp", "unit_head.cpp", "unit_tail.cpp")]
+_SOURCES = [_CSRC / name for name in ("module.cpp", "unit_head.cpp", "unit_tail.cpp",
+                                      "token_conv.cpp")]
 _ext: Any = None
 _ext_error: str | None = None
 _ext_lock = threading.Lock()
@@ -341,14 +343,18 @@ class _BinaryUnitFn(torch.autograd.Function):
         quantizer, from_input, shifted, s_map, factor = spec
         ext = _kernels()
         q = ext.head_forward(x, b, quantizer)
-        y = torch.convolution(q, wq, None, *conv_args[:3], False, (0, 0), conv_args[3])
-        y = y.contiguous(memory_format=torch.channels_last)
+        axis = token_conv_axis(wq.shape, *conv_args, q.shape[1])  # token mixing: C++ as well
+        if axis is None:
+            y = torch.convolution(q, wq, None, *conv_args[:3], False, (0, 0), conv_args[3])
+            y = y.contiguous(memory_format=torch.channels_last)
+        else:
+            y = ext.token_conv_forward(q, wq, axis)
         src, s_bias = (x, b if shifted else None) if from_input else (s, None)
         out, mean, invstd, scale, shift = ext.tail_forward(
             y, src, s_bias, s_map, factor, gamma, beta, running_mean, running_var, batch_stats,
             momentum, eps, b1, a, b2)
         ctx.save_for_backward(x, b, wq, q, y, s, scale, shift, a, mean, invstd, gamma)
-        ctx.spec, ctx.conv_args, ctx.batch_stats = spec, conv_args, batch_stats
+        ctx.spec, ctx.conv_args, ctx.batch_stats, ctx.axis = spec, conv_args, batch_stats, axis
         return out
 
     @staticmethod
@@ -360,9 +366,13 @@ class _BinaryUnitFn(torch.autograd.Function):
         gy, gsrc, *grads = ext.tail_backward(grad, y, src, s_bias, s_map, factor, scale, shift,
                                              a, mean, invstd, gamma, ctx.batch_stats)
         stride, padding, dilation, groups = ctx.conv_args
-        gq, gwq, _ = torch.ops.aten.convolution_backward(
-            gy, q, wq, None, stride, padding, dilation, False, [0, 0], groups,
-            [True, ctx.needs_input_grad[2], False])
+        if ctx.axis is None:
+            gq, gwq, _ = torch.ops.aten.convolution_backward(
+                gy, q, wq, None, stride, padding, dilation, False, [0, 0], groups,
+                [True, ctx.needs_input_grad[2], False])
+        else:
+            gq, gwq = ext.token_conv_backward(gy, q, wq, ctx.axis, True, ctx.needs_input_grad[2])
+            gwq = gwq if ctx.needs_input_grad[2] else None
         # x's gradient is written into the shortcut's (the tail's fresh gsrc), or a new buffer
         gx = gsrc if from_input else torch.empty_like(x, memory_format=torch.channels_last)
         gb = ext.head_backward(gq, x, b, quantizer, gx, from_input, from_input and shifted)

@@ -30,7 +30,7 @@ from timm.models import generate_default_cfgs
 from torch import nn
 
 from ..checkpoint import CheckpointError, check_rank
-from ..layers import BatchNorm2d
+from ..layers import BatchNorm2d, TokenConv2d
 from ._base import (
     MAX_DEPTH,
     ConvDownsample,
@@ -100,8 +100,9 @@ class PATM(nn.Module):
         self.fc_w = nn.Conv2d(dim, dim, 1, bias=False)
         self.fc_c = nn.Conv2d(dim, dim, 1, bias=False)  # channel-only branch
         # output channel k reads input channels 2k and 2k + 1 of [a cos; a sin]
-        self.tfc_h = nn.Conv2d(2 * dim, dim, (1, 7), padding=(0, 3), groups=dim, bias=False)
-        self.tfc_w = nn.Conv2d(2 * dim, dim, (7, 1), padding=(3, 0), groups=dim, bias=False)
+        # nn.Conv2d's parameters; on the fast path, C++ kernels (bimlp.layers.token_conv)
+        self.tfc_h = TokenConv2d(2 * dim, dim, (1, 7), padding=(0, 3), groups=dim, bias=False)
+        self.tfc_w = TokenConv2d(2 * dim, dim, (7, 1), padding=(3, 0), groups=dim, bias=False)
         self.reweight = ConvMlp(dim, dim // 4, 3 * dim)
         self.proj = nn.Conv2d(dim, dim, 1)
         self.theta_h_conv = _theta(dim)
