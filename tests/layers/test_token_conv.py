@@ -106,11 +106,14 @@ def test_kernels_reject_mismatched_arguments_with_a_message() -> None:
                                 True, True)
 
 
+@pytest.mark.parametrize("weight_format", [torch.contiguous_format, CL])
 @pytest.mark.parametrize("axis", [0, 1])
-def test_custom_ops_pass_opcheck(axis) -> None:
+def test_custom_ops_pass_opcheck(axis, weight_format) -> None:
+    """Also with channels-last weights (a fast-path model's): the fake kernels' strides must be
+    the real ones, or a compiled graph fails its stride assertions."""
     k = (1, 5) if axis == 1 else (5, 1)
     x = torch.randn(2, 6, 4, 3).contiguous(memory_format=CL)
-    w = torch.randn(3, 2, *k)
+    w = torch.randn(3, 2, *k).contiguous(memory_format=weight_format)
     gy = torch.randn(2, 3, 4, 3).contiguous(memory_format=CL)
     torch.library.opcheck(torch.ops.bimlp.token_conv_forward.default, (x, w, axis))
     torch.library.opcheck(torch.ops.bimlp.token_conv_backward.default,

@@ -66,7 +66,9 @@ def _backward_op(gy: torch.Tensor, x: torch.Tensor, w: torch.Tensor, axis: int, 
 @_backward_op.register_fake
 def _(gy, x, w, axis, need_x, need_w):
     gx = torch.empty_like(x, memory_format=torch.channels_last) if need_x else x.new_empty(0)
-    return gx, (torch.empty_like(w) if need_w else w.new_empty(0))
+    # the kernel writes a contiguous weight gradient, whatever the weight's own strides (a
+    # channels-last model's weights are channels-last)
+    return gx, (w.new_empty(w.shape) if need_w else w.new_empty(0))
 
 
 def _ops() -> Any:

@@ -70,7 +70,7 @@ class ReActNetConfig(ArchConfig):
         if not self.dims or len(self.dims) > MAX_BLOCKS:
             raise ValueError(f"dims needs 1 to {MAX_BLOCKS} blocks, got {len(self.dims)}")
         ins = (self.stem_dim, *self.dims[:-1])
-        bad = [i for i, (a, b) in enumerate(zip(ins, self.dims)) if b not in (a, 2 * a)]
+        bad = [i for i, (a, b) in enumerate(zip(ins, self.dims, strict=True)) if b not in (a, 2 * a)]
         if bad:
             raise ValueError(
                 f"every block keeps or doubles its channels (ReActNet's duplicated 1x1 convs); "
