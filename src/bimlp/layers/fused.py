@@ -44,7 +44,6 @@ from torch import nn
 
 from .norm import BatchNorm2d as _OneValueBatchNorm
 from .quantizers import ApproxSign, TernaryRound
-from .token_conv import token_conv_axis
 
 __all__ = ["binary_unit", "rprelu", "step_mask", "unit_tail", "cpu_kernels",
            "cpu_kernels_error"]
@@ -328,6 +327,25 @@ def unit_tail(y: torch.Tensor, s: torch.Tensor | None, bn: nn.Module, act: nn.Mo
 _HEAD_QUANTIZERS = {ApproxSign: 0, TernaryRound: 1}
 _SAME, _MEAN, _TILE = 0, 1, 2
 _SHORTCUT_MAPS = {"identity": _SAME, "mean": _MEAN, "tile": _TILE}
+
+
+def token_conv_axis(weight_shape: tuple[int, ...] | torch.Size, stride, padding, dilation,
+                    groups: int, in_channels: int) -> int | None:
+    """The axis of a token-mixing convolution (1: 1 x T along W, 0: T x 1 along H) that the C++
+    kernels of :mod:`bimlp.layers.token_conv` compute, or None: one output channel per group, an odd number of taps along one axis,
+    stride 1, no dilation, zero padding of half the taps on that axis only."""
+    if (len(weight_shape) != 4 or groups != weight_shape[0]
+            or groups * weight_shape[1] != in_channels):
+        return None
+    kh, kw = weight_shape[2], weight_shape[3]
+    if tuple(stride) != (1, 1) or tuple(dilation) != (1, 1) or not isinstance(padding, tuple):
+        return None
+    if kh == 1 and kw % 2 == 1 and tuple(padding) == (0, kw // 2):
+        return 1
+    if kw == 1 and kh % 2 == 1 and tuple(padding) == (kh // 2, 0):
+        return 0
+    return None
+
 
 
 class _BinaryUnitFn(torch.autograd.Function):

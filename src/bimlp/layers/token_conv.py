@@ -17,26 +17,10 @@ from typing import Any
 import torch
 from torch import nn
 
-from . import fused as _fused  # its extension holds these kernels (fused imports this module)
+from . import fused as _fused  # its extension holds these kernels
+from .fused import token_conv_axis
 
 __all__ = ["TokenConv2d", "token_conv", "token_conv_axis"]
-
-
-def token_conv_axis(weight_shape: tuple[int, ...] | torch.Size, stride, padding, dilation,
-                    groups: int, in_channels: int) -> int | None:
-    """The axis of a token-mixing convolution (1: 1 x T along W, 0: T x 1 along H) that the C++
-    kernels compute, or None: one output channel per group, an odd number of taps along one axis,
-    stride 1, no dilation, zero padding of half the taps on that axis only."""
-    if len(weight_shape) != 4 or groups != weight_shape[0] or groups * weight_shape[1] != in_channels:
-        return None
-    kh, kw = weight_shape[2], weight_shape[3]
-    if tuple(stride) != (1, 1) or tuple(dilation) != (1, 1) or not isinstance(padding, tuple):
-        return None
-    if kh == 1 and kw % 2 == 1 and tuple(padding) == (0, kw // 2):
-        return 1
-    if kw == 1 and kh % 2 == 1 and tuple(padding) == (kh // 2, 0):
-        return 0
-    return None
 
 
 def _kernel_applies(x: torch.Tensor, weight: torch.Tensor) -> bool:
