@@ -14,6 +14,16 @@ extern "C" {
 /* out (M, N) = sign(x) (M, K) @ sign(w)^T (N, K): packing, XNOR-popcount, plain epilogue. */
 BIMLP_API int bimlp_testing_bgemm(const char* isa, const float* x, int64_t M, int64_t K, const float* w,
                                   int64_t N, float* out);
+/* A binary 1x1 unit: dot = sign(x) (M, K) @ sign(w)^T (N, K), then the epilogue
+ *   v = prelu(alpha * dot + beta + S(res), slope) + shift, S(r) = r (res_kind 1, res (M, N)) or
+ *   r[n % res_channels] (res_kind 2, res (M, res_channels)), through prelu(res_scale * r + res_bias,
+ *   res_slope) + res_shift when scale; res_kind 0: no shortcut,
+ * out (M, N) = v and bits (M, ceil(N / 64)) of v + thresh < 0. params (9, N): alpha, beta, slope,
+ * shift, res_scale, res_bias, res_slope, res_shift, thresh. With fused, the instruction set's
+ * one-pass kernel where it has one and covers the case (*used_fused tells), else dots + epilogue. */
+BIMLP_API int bimlp_testing_unit(const char* isa, int fused, const float* x, int64_t M, int64_t K, const float* w,
+                                 int64_t N, const float* params, int res_kind, const float* res,
+                                 int64_t res_channels, int scale, float* out, uint64_t* bits, int* used_fused);
 /* out (M, N) = t(x) (M, K) @ sign(w)^T (N, K) with ternary activations t(x) = round(clip(x, -1, 1))
  * in {-1, 0, +1} (|x| <= 0.5 -> 0): sign and nonzero planes, ternary_dots, plain epilogue. */
 BIMLP_API int bimlp_testing_tgemm(const char* isa, const float* x, int64_t M, int64_t K, const float* w,

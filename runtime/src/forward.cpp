@@ -237,6 +237,8 @@ struct Exec {
   void gemm(const Binary1x1& L, const uint64_t* A, int64_t rows, const Epilogue& e) {
     if (ternary())
       k.ternary_dots(A, A + L.KW, 2 * L.KW, rows, L.panels.data(), L.KW, L.N, ts().i, L.N);
+    else if (k.xnor_unit && k.xnor_unit(A, L.KW, rows, L.panels.data(), L.KW, L.K, e))
+      return;
     else
       k.xnor_dots(A, L.KW, rows, L.panels.data(), L.KW, L.N, L.K, ts().i, L.N);
     k.epilogue_rows(e, rows, ts().i, L.N, ts().epi);

@@ -100,6 +100,45 @@ int bimlp_testing_bgemm(const char* isa, const float* x, int64_t M, int64_t K, c
   return 0;
 }
 
+int bimlp_testing_unit(const char* isa, int fused, const float* x, int64_t M, int64_t K, const float* w, int64_t N,
+                       const float* params, int res_kind, const float* res, int64_t res_channels, int scale,
+                       float* out, uint64_t* bits, int* used_fused) {
+  BIMLP_TESTING_PROLOGUE(M, K, N)
+  if (!x || !w || !params || !out || !bits || !used_fused || (res_kind != RES_NONE && !res))
+    return fail("null pointer");
+  if (res_kind < RES_NONE || res_kind > RES_TILE || (res_kind == RES_IDENTITY && res_channels != N) ||
+      (res_kind == RES_TILE && (res_channels < 1 || N % res_channels)) || (scale && res_kind == RES_NONE))
+    return fail("bad unit arguments");
+  const std::vector<float> zero(size_t(K), 0.f);
+  const auto A = pack_rows(*t, x, M, K, zero.data());
+  const auto Wb = pack_rows(*t, w, N, K, zero.data());
+  const int64_t KW = (K + 63) / 64, P = (N + NR - 1) / NR, KWn = (N + 63) / 64;
+  std::vector<uint64_t> panels(size_t(P * KW * NR), 0);
+  for (int64_t n = 0; n < N; ++n)
+    for (int64_t k = 0; k < KW; ++k) panels[size_t(((n / NR) * KW + k) * NR + n % NR)] = Wb[size_t(n * KW + k)];
+  std::vector<float> scratch(size_t(2 * N));
+  std::vector<int32_t> dots(size_t(24 * N));
+  Epilogue e;
+  e.alpha = params, e.beta = params + N, e.slope = params + 2 * N, e.shift = params + 3 * N, e.N = int(N);
+  if (scale) e.res_scale = params + 4 * N, e.res_bias = params + 5 * N, e.res_slope = params + 6 * N, e.res_shift = params + 7 * N;
+  e.res_kind = res_kind, e.res_channels = int(res_channels), e.ld_res = res_channels, e.ld_out = N;
+  e.tail.pack_count = 1, e.tail.pack_thresh = params + 8 * N, e.tail.ld_pack = KWn;
+  *used_fused = 0;
+  for (int64_t m0 = 0; m0 < M; m0 += 24) {  // in row blocks, as the executor
+    const int64_t rows = std::min<int64_t>(24, M - m0);
+    Epilogue eb = e;
+    eb.out = out + m0 * N, eb.tail.pack_out = bits + m0 * KWn;
+    if (res_kind != RES_NONE) eb.res = res + m0 * res_channels;
+    if (fused && t->xnor_unit && t->xnor_unit(A.data() + m0 * KW, KW, rows, panels.data(), int(KW), int(K), eb)) {
+      *used_fused = 1;
+      continue;
+    }
+    t->xnor_dots(A.data() + m0 * KW, KW, rows, panels.data(), int(KW), int(N), int(K), dots.data(), N);
+    t->epilogue_rows(eb, rows, dots.data(), N, scratch.data());
+  }
+  return 0;
+}
+
 int bimlp_testing_tgemm(const char* isa, const float* x, int64_t M, int64_t K, const float* w, int64_t N, float* out) {
   BIMLP_TESTING_PROLOGUE(M, K, N)
   if (!x || !w || !out) return fail("null pointer");

@@ -30,6 +30,54 @@ def test_xnor_gemm_is_exact(m, k, n):
         assert np.array_equal(out, ref), isa
 
 
+def _prelu(v: np.ndarray, a: np.ndarray) -> np.ndarray:
+    return np.where(v >= 0, v, a * v)
+
+
+def _unit_ref(x, w, params, res, res_kind, scale):
+    """The unit's epilogue in float32, operation by operation as the kernels run it."""
+    p = params.astype(np.float32)
+    d = (signs(x) @ signs(w).T).astype(np.float32)
+    v = p[0] * d + p[1]
+    if res_kind:
+        s = res.astype(np.float32)
+        if res_kind == 2:
+            s = np.tile(s, (1, w.shape[0] // s.shape[1]))
+        if scale:
+            s = _prelu(p[4] * s + p[5], p[6]) + p[7]
+        v = v + s
+    v = _prelu(v, p[2]) + p[3]
+    n = w.shape[0]
+    bits = np.pad((v + p[8] < 0).astype(np.uint64), ((0, 0), (0, -n % 64)))
+    words = (bits.reshape(len(x), -1, 64) << np.arange(64, dtype=np.uint64)).sum(-1, dtype=np.uint64)
+    return v, words
+
+
+# (rows, K, N, shortcut, tile width, scale): rows not a multiple of the 6-row tile or the 24-row
+# block, K of one and of several words, N with a partial panel (the fused kernel's masked lanes)
+# and with unused 16-bit slots in the last packed word, the fallback for tiles of 8 channels.
+@pytest.mark.parametrize("m,k,n,res_kind,cr,scale", [
+    (31, 64, 64, 1, 64, False), (7, 320, 320, 1, 320, False), (25, 64, 256, 2, 64, True),
+    (13, 130, 80, 2, 16, True), (30, 100, 40, 0, 0, False), (5, 64, 21, 1, 21, True),
+    (26, 512, 96, 2, 32, False), (9, 64, 64, 2, 8, True)])
+def test_fused_unit_equals_dots_then_epilogue_and_float32_reference(m, k, n, res_kind, cr, scale):
+    rng = np.random.default_rng(m + k + n + cr)
+    x, w = rng.standard_normal((m, k)), rng.standard_normal((n, k))
+    params = rng.standard_normal((9, n)).astype(np.float32)
+    params[0] = np.abs(params[0]) / k
+    res = rng.standard_normal((m, cr)).astype(np.float32) if res_kind else None
+    ref_out, ref_bits = _unit_ref(x, w, params, res, res_kind, scale)
+    used = {}
+    for isa in ISAS:
+        for fused in (False, True):
+            out, bits, used[isa, fused] = T.unit(isa, x, w, params, res, res_kind, scale, fused=fused)
+            assert np.array_equal(out, ref_out), (isa, fused)
+            assert np.array_equal(bits, ref_bits), (isa, fused)
+    # the one-pass kernel ran where one exists and the panels do not straddle a shortcut tile
+    assert used.get(("avx512", True), False) == ("avx512" in ISAS and (res_kind != 2 or cr % 16 == 0))
+    assert not any(used[isa, False] for isa in ISAS)
+
+
 def test_pack_bit_layout():
     x = np.zeros((2, 70), dtype=np.float32)
     x[0, [0, 3, 64, 69]] = -1.0

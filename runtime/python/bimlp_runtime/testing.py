@@ -25,7 +25,10 @@ def _lib():
         lib.bimlp_testing_sgemm.argtypes = [c_char_p, _f32p, i64, i64, _f32p, i64, _f32p]
         lib.bimlp_testing_pack.argtypes = [c_char_p, _f32p, i64, i64, _f32p, u64p]
         lib.bimlp_testing_isa_supported.argtypes = [c_char_p]
-        for name in ("bgemm", "tgemm", "token_conv", "token_conv_f32", "bconv3x3", "sgemm", "pack", "isa_supported"):
+        lib.bimlp_testing_unit.argtypes = [c_char_p, c_int, _f32p, i64, i64, _f32p, i64, _f32p, c_int, _f32p, i64,
+                                           c_int, _f32p, u64p, ctypes.POINTER(c_int)]
+        for name in ("bgemm", "tgemm", "token_conv", "token_conv_f32", "bconv3x3", "sgemm", "pack", "isa_supported",
+                     "unit"):
             getattr(lib, "bimlp_testing_" + name).restype = c_int
         lib._testing_ready = True
     return lib
@@ -53,6 +56,32 @@ def bgemm(isa: str, x, w) -> np.ndarray:
     out = np.empty((x.shape[0], w.shape[0]), dtype=np.float32)
     _check(_lib().bimlp_testing_bgemm(isa.encode(), xp, *x.shape, wp, w.shape[0], out.ctypes.data_as(_f32p)))
     return out
+
+
+def unit(isa: str, x, w, params, res=None, res_kind: int = 0, scale: bool = False,
+         fused: bool = True) -> tuple[np.ndarray, np.ndarray, bool]:
+    """A binary 1x1 unit and its epilogue (see ``bimlp_testing_unit``): ``(out, bits, used_fused)``.
+
+    ``params`` (9, N): alpha, beta, slope, shift, res_scale, res_bias, res_slope, res_shift and
+    the packing threshold; ``res`` (M, N) for ``res_kind`` 1 (identity), (M, Cr) with N % Cr == 0
+    for 2 (tile)."""
+    (x, xp), (w, wp), (p, pp) = _f(x), _f(w), _f(params)
+    if x.ndim != 2 or w.ndim != 2 or x.shape[1] != w.shape[1] or p.shape != (9, w.shape[0]):
+        raise ValueError(f"unit: shapes {x.shape}, {w.shape} and {p.shape}")
+    M, N = x.shape[0], w.shape[0]
+    r, rp, rc = None, None, 0
+    if res_kind:
+        r, rp = _f(res)
+        if r.ndim != 2 or r.shape[0] != M:
+            raise ValueError(f"unit: shortcut shape {r.shape} for {M} rows")
+        rc = r.shape[1]
+    out = np.empty((M, N), dtype=np.float32)
+    bits = np.empty((M, (N + 63) // 64), dtype=np.uint64)
+    used = ctypes.c_int(0)
+    _check(_lib().bimlp_testing_unit(isa.encode(), int(fused), xp, *x.shape, wp, N, pp, res_kind, rp, rc,
+                                     int(scale), out.ctypes.data_as(_f32p),
+                                     bits.ctypes.data_as(ctypes.POINTER(ctypes.c_uint64)), ctypes.byref(used)))
+    return out, bits, bool(used.value)
 
 
 def tgemm(isa: str, x, w) -> np.ndarray:

@@ -159,6 +159,11 @@ struct Table {
   // in both (so S may hold anything where Z is 0), and W the binary panels of xnor_dots.
   void (*ternary_dots)(const uint64_t* S, const uint64_t* Z, int64_t lda, int64_t rows, const uint64_t* panels,
                        int KW, int N, int32_t* dots, int64_t ldd);
+  // Optional (null where an instruction set has none): xnor_dots and epilogue_rows of `rows` rows
+  // (N = e.N) in one pass, the dots never stored; the same bits. Returns false, having done
+  // nothing, for an epilogue it does not cover (the caller then runs the two kernels).
+  bool (*xnor_unit)(const uint64_t* A, int64_t lda, int64_t rows, const uint64_t* panels, int KW, int K,
+                    const Epilogue& e);
 };
 
 enum Isa : int { ISA_PORTABLE = 0, ISA_AVX2 = 1, ISA_AVX512 = 2, ISA_NEON = 3 };

@@ -27,7 +27,7 @@ const Table kTable_avx2 = {
     "avx2",       avx2::xnor_dots, avx2::epilogue_rows, avx2::epilogue_rows_f32, avx2::tail_rows,
     avx2::token_conv, avx2::token_conv_f32,
     avx2::sgemm,  avx2::rprelu_rows, avx2::wave_rows, avx2::mix_rows, avx2::sum4_rows,
-    avx2::pool_rows, avx2::ternary_dots,
+    avx2::pool_rows, avx2::ternary_dots, nullptr,
 };
 
 }  // namespace bimlp::kernels

@@ -17,6 +17,8 @@ void xnor_dots(const uint64_t* A, int64_t lda, int64_t rows, const uint64_t* pan
                int K, int32_t* dots, int64_t ldd);  // bgemm/xnor_avx512.cpp
 void ternary_dots(const uint64_t* S, const uint64_t* Z, int64_t lda, int64_t rows, const uint64_t* panels,
                   int KW, int N, int32_t* dots, int64_t ldd);  // bgemm/ternary_avx512.cpp
+bool xnor_unit(const uint64_t* A, int64_t lda, int64_t rows, const uint64_t* panels, int KW, int K,
+               const Epilogue& e);  // bgemm/unit_avx512.cpp
 
 }  // namespace bimlp::kernels::avx512
 
@@ -27,7 +29,7 @@ const Table kTable_avx512 = {
     "avx512",       avx512::xnor_dots, avx512::epilogue_rows, avx512::epilogue_rows_f32, avx512::tail_rows,
     avx512::token_conv, avx512::token_conv_f32,
     avx512::sgemm,  avx512::rprelu_rows, avx512::wave_rows, avx512::mix_rows, avx512::sum4_rows,
-    avx512::pool_rows, avx512::ternary_dots,
+    avx512::pool_rows, avx512::ternary_dots, avx512::xnor_unit,
 };
 
 }  // namespace bimlp::kernels

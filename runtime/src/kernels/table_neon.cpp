@@ -29,7 +29,7 @@ const Table kTable_neon = {
     "neon",       neon::xnor_dots, neon::epilogue_rows, neon::epilogue_rows_f32, neon::tail_rows,
     neon::token_conv, neon::token_conv_f32,
     neon::sgemm,  neon::rprelu_rows, neon::wave_rows, neon::mix_rows, neon::sum4_rows,
-    neon::pool_rows, neon::ternary_dots,
+    neon::pool_rows, neon::ternary_dots, nullptr,
 };
 
 }  // namespace bimlp::kernels

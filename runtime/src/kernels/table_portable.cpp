@@ -27,7 +27,7 @@ const Table kTable_portable = {
     "portable",       portable::xnor_dots, portable::epilogue_rows, portable::epilogue_rows_f32, portable::tail_rows,
     portable::token_conv, portable::token_conv_f32,
     portable::sgemm,  portable::rprelu_rows, portable::wave_rows, portable::mix_rows, portable::sum4_rows,
-    portable::pool_rows, portable::ternary_dots,
+    portable::pool_rows, portable::ternary_dots, nullptr,
 };
 
 }  // namespace bimlp::kernels

@@ -1,0 +1,115 @@
+// A binary 1x1 layer and its epilogue in one pass (AVX-512 VPOPCNTDQ): each MR x 16 tile of dot
+// products goes through the epilogue while it is still in registers, with the panel's per-channel
+// parameters loaded once for its MR rows, and its sign bits are stored as the panel's 16 bits of
+// the packed row. The dots never reach memory. The float operations are those of the shared
+// epilogue (epilogue.inc) in the same order (mul then add, no FMA), so the result is the same bits.
+// It covers the epilogues of the MBB front units and the channel MLP's fc1: shortcut none,
+// identity or tile (optionally through its affine and PReLU), PReLU, output, packed planes.
+#include "xnor_avx512.h"
+
+namespace bimlp::kernels::avx512 {
+
+namespace {
+
+inline __m512 prelu(__m512 v, __m512 a) {  // v >= 0 ? v : a * v, as the scalar code (NaN: a * v)
+  const __mmask16 neg = _mm512_cmp_ps_mask(v, _mm512_setzero_ps(), _CMP_NGE_UQ);
+  return _mm512_mask_mul_ps(v, neg, v, a);
+}
+
+template <int MR, int RES, bool SCALE>
+inline void unit_tile(const uint64_t* A, int64_t lda, const uint64_t* W, int KW, int K, const Epilogue& e,
+                      int64_t m, int p) {
+  __m512i pc[MR];
+  xnor_popcounts<MR>(A, lda, W, KW, pc);
+  const int n0 = p * NR;
+  const __mmask16 k = lanes(e.N - n0);
+  const __m512 alpha = _mm512_maskz_loadu_ps(k, e.alpha + n0), beta = _mm512_maskz_loadu_ps(k, e.beta + n0);
+  const __m512 slope = _mm512_maskz_loadu_ps(k, e.slope + n0), shift = _mm512_maskz_loadu_ps(k, e.shift + n0);
+  __m512 rs = _mm512_setzero_ps(), rb = rs, rl = rs, rh = rs;
+  if (SCALE) {
+    rs = _mm512_maskz_loadu_ps(k, e.res_scale + n0), rb = _mm512_maskz_loadu_ps(k, e.res_bias + n0);
+    rl = _mm512_maskz_loadu_ps(k, e.res_slope + n0), rh = _mm512_maskz_loadu_ps(k, e.res_shift + n0);
+  }
+  const int64_t c0 = RES == RES_TILE ? n0 % e.res_channels : n0;  // panels never straddle a tile
+  const __m512i kk = _mm512_set1_epi32(K);
+  // locals: the vector stores below may alias anything, so fields read in the loop would be reloaded
+  const float* res = RES != RES_NONE ? e.res + m * e.ld_res + c0 : nullptr;
+  float* out = e.out + m * e.ld_out + n0;
+  const int64_t ld_res = e.ld_res, ld_out = e.ld_out;
+  const Tail& t = e.tail;
+  const int packs = t.pack_count;
+  const __m512 thr = packs ? _mm512_maskz_loadu_ps(k, t.pack_thresh + n0) : _mm512_setzero_ps();
+  uint16_t* bits = packs ? reinterpret_cast<uint16_t*>(t.pack_out + m * t.ld_pack) + p : nullptr;
+  const int64_t ld_bits = 4 * t.ld_pack;
+  __m512 v[MR];
+  for (int r = 0; r < MR; ++r) {
+    const __m512 d = _mm512_cvtepi32_ps(_mm512_sub_epi32(kk, _mm512_slli_epi32(pc[r], 1)));
+    v[r] = _mm512_add_ps(_mm512_mul_ps(alpha, d), beta);
+    if (RES != RES_NONE) {
+      __m512 s = _mm512_maskz_loadu_ps(k, res + r * ld_res);
+      if (SCALE) s = _mm512_add_ps(prelu(_mm512_add_ps(_mm512_mul_ps(rs, s), rb), rl), rh);
+      v[r] = _mm512_add_ps(v[r], s);
+    }
+    v[r] = _mm512_add_ps(prelu(v[r], slope), shift);
+    _mm512_mask_storeu_ps(out + r * ld_out, k, v[r]);
+  }
+  if (packs) {
+    for (int r = 0; r < MR; ++r)
+      bits[r * ld_bits] = _mm512_mask_cmp_ps_mask(k, _mm512_add_ps(v[r], thr), _mm512_setzero_ps(), _CMP_LT_OQ);
+    for (int q = 1; q < packs; ++q) {  // further planes (not used by the current plans)
+      const __m512 tq = _mm512_maskz_loadu_ps(k, t.pack_thresh + int64_t(q) * e.N + n0);
+      uint16_t* bq = reinterpret_cast<uint16_t*>(t.pack_out + q * t.pack_plane + m * t.ld_pack) + p;
+      for (int r = 0; r < MR; ++r)
+        bq[r * ld_bits] = _mm512_mask_cmp_ps_mask(k, _mm512_add_ps(v[r], tq), _mm512_setzero_ps(), _CMP_LT_OQ);
+    }
+  }
+}
+
+template <int RES, bool SCALE>
+void unit_rows(const uint64_t* A, int64_t lda, int64_t rows, const uint64_t* panels, int KW, int K,
+               const Epilogue& e) {
+  constexpr int MR = 6;
+  const int P = (e.N + NR - 1) / NR;
+  int64_t r = 0;
+  for (; r + MR <= rows; r += MR)
+    for (int p = 0; p < P; ++p) unit_tile<MR, RES, SCALE>(A + r * lda, lda, panels + int64_t(p) * KW * NR, KW, K, e, r, p);
+  for (; r < rows; ++r)
+    for (int p = 0; p < P; ++p) unit_tile<1, RES, SCALE>(A + r * lda, lda, panels + int64_t(p) * KW * NR, KW, K, e, r, p);
+  // the 16-bit slots of a packed row past the last panel (bits past N are 0)
+  const Tail& t = e.tail;
+  const int slots = (e.N + 63) / 64 * 4;
+  for (int q = 0; q < t.pack_count && slots > P; ++q)
+    for (int64_t m = 0; m < rows; ++m) {
+      uint16_t* row = reinterpret_cast<uint16_t*>(t.pack_out + q * t.pack_plane + m * t.ld_pack);
+      for (int s = P; s < slots; ++s) row[s] = 0;
+    }
+}
+
+}  // namespace
+
+bool xnor_unit(const uint64_t* A, int64_t lda, int64_t rows, const uint64_t* panels, int KW, int K,
+               const Epilogue& e) {
+  const Tail& t = e.tail;
+  if (!e.slope || !e.out || e.mixes() || t.norm_scale || t.z_out || t.sign_count || t.ternary) return false;
+  if (t.pack_count && (!t.pack_out || !t.pack_thresh)) return false;
+  const bool scale = e.res_scale != nullptr;
+  switch (e.res_kind) {
+    case RES_NONE:
+      if (scale) return false;
+      unit_rows<RES_NONE, false>(A, lda, rows, panels, KW, K, e);
+      return true;
+    case RES_IDENTITY:
+      if (scale) unit_rows<RES_IDENTITY, true>(A, lda, rows, panels, KW, K, e);
+      else unit_rows<RES_IDENTITY, false>(A, lda, rows, panels, KW, K, e);
+      return true;
+    case RES_TILE:
+      if (e.res_channels <= 0 || e.res_channels % NR) return false;
+      if (scale) unit_rows<RES_TILE, true>(A, lda, rows, panels, KW, K, e);
+      else unit_rows<RES_TILE, false>(A, lda, rows, panels, KW, K, e);
+      return true;
+    default:
+      return false;
+  }
+}
+
+}  // namespace bimlp::kernels::avx512
