@@ -163,6 +163,33 @@ def test_kernel_arguments_are_checked():
         T.token_conv("portable", np.ones((1, 2, 2, 3)), np.ones((7, 3)), axis=0, pairs=2)
 
 
+@pytest.fixture(scope="module")
+def deep_artifacts(tmp_path_factory):
+    """Two blocks per stage (every epilogue kind, fc2 writing the next block's norm1), with dims
+    that fill 16-channel panels and with dims that do not (the fused kernels' fallbacks)."""
+    from deploy_helpers import conditioned_model
+
+    from bimlp.deploy import export
+
+    out = []
+    for i, dims in enumerate([(16, 32, 48, 64), (20, 36, 44, 68)]):
+        model = conditioned_model(calib_size=33, depths=(2, 1, 2, 1), dims=dims, num_classes=10)
+        out.append(export(model, tmp_path_factory.mktemp("rt") / f"deep{i}.bimlp"))
+    return out
+
+
+@needs_two_isas
+@pytest.mark.parametrize("which", [0, 1])
+def test_deeper_networks_are_bit_identical_across_isas(deep_artifacts, which, monkeypatch):
+    x = np.random.default_rng(which).standard_normal((3, 3, 33, 29)).astype(np.float32)
+    outs = {}
+    for isa in ISAS:
+        monkeypatch.setenv("BIMLP_ISA", isa)
+        outs[isa] = bimlp_runtime.load(deep_artifacts[which], threads=2).run(x)
+    for isa, out in outs.items():
+        assert np.array_equal(out, outs["portable"]), isa
+
+
 @needs_two_isas
 def test_whole_network_is_bit_identical_across_isas(small_artifact, monkeypatch):
     path, _ = small_artifact
