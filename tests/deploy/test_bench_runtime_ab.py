@@ -4,23 +4,17 @@ report the same logits, and against a library that computes differently, which m
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import shutil
-from pathlib import Path
 
 import bimlp_runtime
 import pytest
-
-SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "bench_runtime_ab.py"
+from runtime_helpers import load_benchmark
 
 
 @pytest.fixture(scope="module")
 def script():
-    spec = importlib.util.spec_from_file_location("bench_runtime_ab", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_benchmark("bench_runtime_ab")
 
 
 def _run(script, tmp_path, *extra):
