@@ -235,10 +235,10 @@ struct Exec {
   }
   // rows [0, rows) of a 1x1 layer from packed bits A (KW words per row), epilogue at block row 0
   void gemm(const Binary1x1& L, const uint64_t* A, int64_t rows, const Epilogue& e) {
+    // the instruction set's one-pass kernel where it has one for this epilogue (same bits)
+    if (!ternary() && k.xnor_unit && k.xnor_unit(A, L.KW, rows, L.panels.data(), L.KW, L.K, e)) return;
     if (ternary())
       k.ternary_dots(A, A + L.KW, 2 * L.KW, rows, L.panels.data(), L.KW, L.N, ts().i, L.N);
-    else if (k.xnor_unit && k.xnor_unit(A, L.KW, rows, L.panels.data(), L.KW, L.K, e))
-      return;
     else
       k.xnor_dots(A, L.KW, rows, L.panels.data(), L.KW, L.N, L.K, ts().i, L.N);
     k.epilogue_rows(e, rows, ts().i, L.N, ts().epi);
