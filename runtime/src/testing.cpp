@@ -46,6 +46,17 @@ std::vector<uint64_t> pack_rows(const Table& t, const float* x, int64_t M, int64
   return bits;
 }
 
+// The binary weight panels of sign(w) (N, K): NR output channels per panel, KW words each.
+std::vector<uint64_t> weight_panels(const Table& t, const float* w, int64_t N, int64_t K) {
+  const std::vector<float> zero(size_t(K), 0.f);
+  const auto Wb = pack_rows(t, w, N, K, zero.data());
+  const int64_t KW = (K + 63) / 64, P = (N + NR - 1) / NR;
+  std::vector<uint64_t> panels(size_t(P * KW * NR), 0);
+  for (int64_t n = 0; n < N; ++n)
+    for (int64_t k = 0; k < KW; ++k) panels[size_t(((n / NR) * KW + k) * NR + n % NR)] = Wb[size_t(n * KW + k)];
+  return panels;
+}
+
 const char* token_conv_args(const float* x, const float* w, const float* out, int64_t Cs, int64_t T, int axis,
                             int pairs) {
   if (!x || !w || !out) return "null pointer";
@@ -81,11 +92,8 @@ int bimlp_testing_bgemm(const char* isa, const float* x, int64_t M, int64_t K, c
   if (!x || !w || !out) return fail("null pointer");
   const std::vector<float> zero(size_t(K), 0.f);
   const auto A = pack_rows(*t, x, M, K, zero.data());
-  const auto Wb = pack_rows(*t, w, N, K, zero.data());
-  const int64_t KW = (K + 63) / 64, P = (N + NR - 1) / NR;
-  std::vector<uint64_t> panels(size_t(P * KW * NR), 0);
-  for (int64_t n = 0; n < N; ++n)
-    for (int64_t k = 0; k < KW; ++k) panels[size_t(((n / NR) * KW + k) * NR + n % NR)] = Wb[size_t(n * KW + k)];
+  const auto panels = weight_panels(*t, w, N, K);
+  const int64_t KW = (K + 63) / 64;
   std::vector<float> alpha(size_t(N), 1.f), beta(size_t(N), 0.f), scratch(size_t(2 * N));
   std::vector<int32_t> dots(size_t(24 * N));
   Epilogue e;
@@ -111,11 +119,8 @@ int bimlp_testing_unit(const char* isa, int fused, const float* x, int64_t M, in
     return fail("bad unit arguments");
   const std::vector<float> zero(size_t(K), 0.f);
   const auto A = pack_rows(*t, x, M, K, zero.data());
-  const auto Wb = pack_rows(*t, w, N, K, zero.data());
-  const int64_t KW = (K + 63) / 64, P = (N + NR - 1) / NR, KWn = (N + 63) / 64;
-  std::vector<uint64_t> panels(size_t(P * KW * NR), 0);
-  for (int64_t n = 0; n < N; ++n)
-    for (int64_t k = 0; k < KW; ++k) panels[size_t(((n / NR) * KW + k) * NR + n % NR)] = Wb[size_t(n * KW + k)];
+  const auto panels = weight_panels(*t, w, N, K);
+  const int64_t KW = (K + 63) / 64, KWn = (N + 63) / 64;
   std::vector<float> scratch(size_t(2 * N));
   std::vector<int32_t> dots(size_t(24 * N));
   Epilogue e;
@@ -143,7 +148,7 @@ int bimlp_testing_tgemm(const char* isa, const float* x, int64_t M, int64_t K, c
   BIMLP_TESTING_PROLOGUE(M, K, N)
   if (!x || !w || !out) return fail("null pointer");
   const std::vector<float> zero(size_t(K), 0.f);
-  const int64_t KW = (K + 63) / 64, P = (N + NR - 1) / NR;
+  const int64_t KW = (K + 63) / 64;
   // the executor's ternary packing (the tail of the producing layer): per row the sign words, then
   // the nonzero words
   std::vector<uint64_t> SZ(size_t(M * 2 * KW), 0);
@@ -151,10 +156,7 @@ int bimlp_testing_tgemm(const char* isa, const float* x, int64_t M, int64_t K, c
   tail.pack_count = 1, tail.pack_thresh = zero.data(), tail.pack_out = SZ.data(), tail.ld_pack = 2 * KW;
   tail.ternary = true;
   t->tail_rows(tail, x, K, M, int(K));
-  const auto Wb = pack_rows(*t, w, N, K, zero.data());
-  std::vector<uint64_t> panels(size_t(P * KW * NR), 0);
-  for (int64_t n = 0; n < N; ++n)
-    for (int64_t k = 0; k < KW; ++k) panels[size_t(((n / NR) * KW + k) * NR + n % NR)] = Wb[size_t(n * KW + k)];
+  const auto panels = weight_panels(*t, w, N, K);
   std::vector<float> alpha(size_t(N), 1.f), beta(size_t(N), 0.f), scratch(size_t(2 * N));
   std::vector<int32_t> dots(size_t(24 * N));
   Epilogue e;
