@@ -24,11 +24,10 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_vs_previous_engine import ROOT, _worker  # noqa: E402
+from bench_vs_previous_engine import ROOT, _worker, ask_rounds, close_workers  # noqa: E402
 
 _WORKER = r"""
 import hashlib, os, sys, time
@@ -129,17 +128,9 @@ def _compare(args: argparse.Namespace, libs: dict[str, Path], label: str, artifa
         print("|---|---|---|---|---|---|")
         for t in args.threads:
             for b in args.batch_size:
-                times: dict[str, list[float]] = {k: [] for k in workers}
-                digests: dict[str, set[str]] = {k: set() for k in workers}
-                for _ in range(args.rounds):
-                    for name, w in workers.items():
-                        time.sleep(0.2)
-                        w.stdin.write(f"{b} {t}\n")
-                        w.stdin.flush()
-                        ms, digest = w.stdout.readline().split()
-                        times[name].append(float(ms))
-                        digests[name].add(digest)
-                ms = {k: statistics.median(v) for k, v in times.items()}
+                replies = ask_rounds(workers, b, t, args.rounds)  # [ms, logits digest] each
+                ms = {k: statistics.median(float(r[0]) for r in v) for k, v in replies.items()}
+                digests = {k: {r[1] for r in v} for k, v in replies.items()}
                 equal = digests["baseline"] == digests["candidate"] and len(digests["baseline"]) == 1
                 same &= equal
                 ratio = ms["baseline"] / ms["candidate"]
@@ -148,10 +139,7 @@ def _compare(args: argparse.Namespace, libs: dict[str, Path], label: str, artifa
                 print(f"| {b} | {t} | {ms['baseline']:.2f} ms | {ms['candidate']:.2f} ms | "
                       f"{ratio:.3f}x | {'yes' if equal else 'NO'} |", flush=True)
     finally:
-        for w in workers.values():
-            if w.stdin:
-                w.stdin.close()
-            w.wait(timeout=60)
+        close_workers(workers)
     if args.json:
         out = {"model": args.model, "size": args.img_size, "baseline": label,
                "candidate": str(libs["candidate"]), "machine": cpu, "cpus": os.cpu_count(),

@@ -85,6 +85,27 @@ def _worker(code: str, env: dict[str, str]) -> subprocess.Popen:
     return w
 
 
+def ask_rounds(workers: dict[str, subprocess.Popen], batch: int, threads: int,
+               rounds: int) -> dict[str, list[list[str]]]:
+    """Each worker's replies (split into fields) to ``rounds`` interleaved requests of one timed
+    call at ``batch`` and ``threads``, 0.2 s of idle before each."""
+    replies: dict[str, list[list[str]]] = {k: [] for k in workers}
+    for _ in range(rounds):
+        for name, w in workers.items():
+            time.sleep(0.2)
+            w.stdin.write(f"{batch} {threads}\n")
+            w.stdin.flush()
+            replies[name].append(w.stdout.readline().split())
+    return replies
+
+
+def close_workers(workers: dict[str, subprocess.Popen]) -> None:
+    for w in workers.values():
+        if w.stdin:
+            w.stdin.close()
+        w.wait(timeout=60)
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("-b", "--batch-size", type=int, nargs="+", default=[1, 32])
@@ -125,39 +146,25 @@ def main(argv: list[str] | None = None) -> int:
         print("|---|---|---|---|---|")
         for t in args.threads:
             for b in args.batch_size:
-                times: dict[str, list[float]] = {k: [] for k in workers}
-                for _ in range(args.rounds if b == 1 else args.batched_rounds):
-                    for name, w in workers.items():
-                        time.sleep(0.2)
-                        w.stdin.write(f"{b} {t}\n")
-                        w.stdin.flush()
-                        times[name].append(float(w.stdout.readline()))
-                ms = {k: statistics.median(v) for k, v in times.items()}
+                replies = ask_rounds(workers, b, t, args.rounds if b == 1 else args.batched_rounds)
+                ms = {k: statistics.median(float(r[0]) for r in v) for k, v in replies.items()}
                 ratio = ms["previous engine"] / ms["runtime"]
                 runs[f"b{b}_t{t}"] = {
                     "batch": b,
                     "threads": t,
                     "ms": ms,
                     "speedup": ratio,
-                    "rounds": len(times["runtime"]),
+                    "rounds": len(replies["runtime"]),
                 }
                 old, new = ms["previous engine"], ms["runtime"]
                 print(f"| {b} | {t} | {old:.1f} ms | {new:.1f} ms | {ratio:.2f}x |", flush=True)
     finally:
-        for w in workers.values():
-            if w.stdin:
-                w.stdin.close()
-            w.wait(timeout=60)
+        close_workers(workers)
         subprocess.run(["git", "worktree", "remove", "--force", str(tree)], cwd=ROOT, check=False)
     if args.json:
-        cpu = next(
-            (
-                ln.split(":", 1)[1].strip()
-                for ln in Path("/proc/cpuinfo").read_text().splitlines()
-                if ln.startswith("model name")
-            ),
-            "unknown",
-        )
+        from bimlp.deploy.bench import _cpu_name
+
+        cpu = _cpu_name()
         out = {
             "previous_commit": PREVIOUS,
             "model": "bimlp_s",

@@ -37,9 +37,6 @@ inline void unit_tile(const uint64_t* A, int64_t lda, const uint64_t* W, int KW,
   float* out = e.out + m * e.ld_out + n0;
   const int64_t ld_res = e.ld_res, ld_out = e.ld_out;
   const Tail& t = e.tail;
-  const int packs = t.pack_count;
-  const __m512 thr = packs ? _mm512_maskz_loadu_ps(k, t.pack_thresh + n0) : _mm512_setzero_ps();
-  uint16_t* bits = packs ? reinterpret_cast<uint16_t*>(t.pack_out + m * t.ld_pack) + p : nullptr;
   const int64_t ld_bits = 4 * t.ld_pack;
   __m512 v[MR];
   for (int r = 0; r < MR; ++r) {
@@ -53,15 +50,11 @@ inline void unit_tile(const uint64_t* A, int64_t lda, const uint64_t* W, int KW,
     v[r] = _mm512_add_ps(prelu(v[r], slope), shift);
     _mm512_mask_storeu_ps(out + r * ld_out, k, v[r]);
   }
-  if (packs) {
+  for (int q = 0; q < t.pack_count; ++q) {  // the panel's 16 bits of each packed plane's rows
+    const __m512 thr = _mm512_maskz_loadu_ps(k, t.pack_thresh + int64_t(q) * e.N + n0);
+    uint16_t* bits = reinterpret_cast<uint16_t*>(t.pack_out + q * t.pack_plane + m * t.ld_pack) + p;
     for (int r = 0; r < MR; ++r)
       bits[r * ld_bits] = _mm512_mask_cmp_ps_mask(k, _mm512_add_ps(v[r], thr), _mm512_setzero_ps(), _CMP_LT_OQ);
-    for (int q = 1; q < packs; ++q) {  // further planes (not used by the current plans)
-      const __m512 tq = _mm512_maskz_loadu_ps(k, t.pack_thresh + int64_t(q) * e.N + n0);
-      uint16_t* bq = reinterpret_cast<uint16_t*>(t.pack_out + q * t.pack_plane + m * t.ld_pack) + p;
-      for (int r = 0; r < MR; ++r)
-        bq[r * ld_bits] = _mm512_mask_cmp_ps_mask(k, _mm512_add_ps(v[r], tq), _mm512_setzero_ps(), _CMP_LT_OQ);
-    }
   }
 }
 
