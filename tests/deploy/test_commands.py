@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 
 import pytest
 import torch
@@ -51,13 +52,35 @@ def test_bench_command_writes_json_per_batch_and_threads(small_checkpoint, tmp_p
         ms = r["ms"]
         assert ms["runtime"] > 0 and ms["torch eager"] > 0
         assert set(r["speedup_vs"]) == set(ms) - {"runtime"}  # every other engine is compared
+        assert set(r["ms_after_idle"]) == set(ms) and set(r["speedup_vs_after_idle"]) == set(r["speedup_vs"])
         assert r["min_cosine_vs_float"] > 0.9999
         assert "runtime portable" in ms and ms["runtime portable"] > 0
         assert r["runtime_steps_ms"]["stem"] > 0 and r["runtime_steps_ms"]["mlp"] > 0
         if "onnxruntime" in ms:
             assert ms["onnxruntime"] > 0
     assert results["files"]["artifact_bytes"] > 0 and "thread_scaling" in results
-    assert "runtime" in capsys.readouterr().out
+    assert set(results["thread_scaling_after_idle"]) == {"b1", "b2"}
+    printed = capsys.readouterr().out
+    assert "runtime" in printed and "steady" in printed and "after idle" in printed
+
+
+def test_interleaved_timing_separates_calls_after_idle_from_back_to_back_calls():
+    from bimlp.deploy.bench import _interleaved
+
+    last = {"cold": 0.0, "warm": 0.0}
+
+    def engine(name, cold_s):  # slow when the previous call is long past, like a cold cache
+        def call():
+            now = time.perf_counter()
+            time.sleep(cold_s if now - last[name] > 0.03 else 0.001)
+            last[name] = time.perf_counter()
+        return call
+
+    steady, idle = _interleaved({"cold": engine("cold", 0.02), "warm": engine("warm", 0.001)}, rounds=3,
+                                budget_s=10.0, settle_s=0.05, burst=3)
+    assert set(steady) == set(idle) == {"cold", "warm"}
+    assert idle["cold"] >= 20 and steady["cold"] < 10  # ms
+    assert idle["warm"] < 10 and steady["warm"] < 10
 
 
 def test_onnx_export_runs_in_onnxruntime_with_same_outputs(small_checkpoint, tmp_path):
