@@ -6,8 +6,9 @@ against the frozen full-precision teacher (binary networks; the full-precision W
 from labels), backward, and the Adam update. For each network of the study (``wavemlp_fp``,
 ``naive``, ``bimlp``, ``reactnet_a``: the models, sizes and stems of ``experiments/ablation.py``),
 each path (``fast``: ``model.set_fast_path()`` plus the one-kernel Adam; ``reference``: the plain
-modules and torch's default Adam) and each mode (``eager``; ``compile``: student and teacher
-through ``torch.compile``), it builds a fresh model, runs one step (``warmup_s``: for ``compile``
+modules and torch's default Adam) and each mode (``eager``; ``compile``: the student through
+``torch.compile``, and the teacher as the trainer does it, compiled on a GPU and eager on the
+CPU -- ``bimlp.train.engine.compile_teacher``), it builds a fresh model, runs one step (``warmup_s``: for ``compile``
 this includes compiling, in a cache folder new to this process unless ``--cache-dir`` names
 one), then times ``--rounds`` rounds in which every configuration takes one step in turn, so a
 change of machine load slows them alike. It prints the median images/s of each and the
@@ -90,6 +91,7 @@ def make_step(study_mod, name: str, fast: bool, compiled: bool, args: argparse.N
     import bimlp
     from bimlp.train.config import OptimConfig
     from bimlp.train.distill import distillation_loss
+    from bimlp.train.engine import compile_teacher
     from bimlp.train.optim import build_optimizer
 
     study = study_mod.Study()
@@ -109,7 +111,7 @@ def make_step(study_mod, name: str, fast: bool, compiled: bool, args: argparse.N
     opt = build_optimizer(model, OptimConfig(lr=study.lr, weight_decay=1e-5), args.batch_size,
                           fused=fast)
     forward = torch.compile(model) if compiled else model
-    teach = torch.compile(teacher) if compiled and teacher is not None else teacher
+    teach = compile_teacher(teacher, device) if compiled and teacher is not None else teacher
     g = torch.Generator().manual_seed(1)
     x = torch.randn(args.batch_size, 1, size, size, generator=g).to(device)
     y = torch.randint(0, classes, (args.batch_size,), generator=g).to(device)

@@ -116,3 +116,12 @@ def test_weights_files_are_not_unpickled_blindly(tmp_path):
         pickle.dump({"state_dict": {"w": torch.zeros(1)}, "x": Payload()}, f, protocol=2)
     with pytest.raises(CheckpointError, match="refused"):
         open_checkpoint(path)
+
+
+def test_the_teacher_is_compiled_on_a_gpu_and_stays_eager_on_the_cpu():
+    from bimlp.train.engine import compile_teacher
+
+    teacher = torch.nn.Linear(4, 2)
+    assert compile_teacher(teacher, torch.device("cpu")) is teacher
+    compiled = compile_teacher(teacher, torch.device("cuda"))  # lazy: nothing runs on the device
+    assert compiled is not teacher and compiled._orig_mod is teacher
