@@ -90,7 +90,6 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     import bimlp_runtime
-
     from bimlp.deploy.artifact import export
     from bimlp.deploy.bench import _cpu_name, _random_model
 

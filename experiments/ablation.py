@@ -467,7 +467,7 @@ def run_parallel(study: Study, work: Path, results: Path, names: list[str], seed
     first_start: dict[str, float] = {}  # variant -> when its first run started
     while pending or running:
         if deadline_s is not None and time.monotonic() - start > deadline_s:
-            for (name, seed), (proc, log, _) in running.items():
+            for proc, _, _ in running.values():
                 proc.terminate()
             for (name, seed), (proc, log, _) in running.items():
                 try:

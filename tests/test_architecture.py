@@ -90,11 +90,11 @@ def _imports(name: str) -> dict[str, int]:
             for alias in node.names:
                 sub = f"{base}.{alias.name}"
                 add(sub if sub in MODULES else base, node.lineno)
-        elif isinstance(node, ast.Constant) and isinstance(node.value, str):
+        elif (isinstance(node, ast.Constant) and isinstance(node.value, str)
+              and node.value in MODULES and node.value != ROOT and id(node) not in logger_names):
             # a lazy import by name: importlib.import_module("bimlp.x.y") (not the bare "bimlp",
             # which is also a family name and a choice of ``downsample``)
-            if node.value in MODULES and node.value != ROOT and id(node) not in logger_names:
-                add(node.value, node.lineno)
+            add(node.value, node.lineno)
     return found
 
 

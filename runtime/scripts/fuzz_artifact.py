@@ -39,7 +39,8 @@ def mutate(raw: bytes, rng: np.random.Generator) -> bytes:
 
 def main(argv: list[str]) -> int:
     path, iters, seed = argv[0], int(argv[1]) if len(argv) > 1 else 500, int(argv[2]) if len(argv) > 2 else 0
-    raw = open(path, "rb").read()
+    with open(path, "rb") as f:
+        raw = f.read()
     rng = np.random.default_rng(seed)
     refused = ran = 0
     for _ in range(iters):

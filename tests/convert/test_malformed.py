@@ -114,7 +114,7 @@ def test_bimlp_config_that_is_not_a_configuration(config, tmp_path):
     path = write_safetensors(tensors, tmp_path / "bad.safetensors",
                              {"bimlp_format": "weights-v1", "bimlp_config": raw,
                               "bimlp_family": "bimlp"})
-    _refused(path, "bimlp_config" if isinstance(config, str) or isinstance(config, list) else "")
+    _refused(path, "bimlp_config" if isinstance(config, (str, list)) else "")
 
 
 def test_safetensors_whose_header_length_starts_with_0x80(tmp_path):

@@ -6,7 +6,6 @@ import pytest
 import torch
 
 
-
 @pytest.fixture(scope="module", autouse=True)
 def _one_thread():
     """PyTorch references run single-threaded: fast and stable on a shared machine."""

@@ -10,9 +10,10 @@ import struct
 from pathlib import Path
 from types import ModuleType
 
-import bimlp_runtime
 import numpy as np
 import pytest
+
+import bimlp_runtime
 
 BENCHMARKS = Path(__file__).resolve().parents[2] / "benchmarks"
 

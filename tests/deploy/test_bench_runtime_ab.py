@@ -7,9 +7,10 @@ from __future__ import annotations
 import json
 import shutil
 
-import bimlp_runtime
 import pytest
 from runtime_helpers import load_benchmark
+
+import bimlp_runtime
 
 
 @pytest.fixture(scope="module")

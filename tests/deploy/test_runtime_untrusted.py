@@ -10,7 +10,15 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from runtime_helpers import edit_config, edit_header, load_error, read_raw, resign, set_version, write_raw
+from runtime_helpers import (
+    edit_config,
+    edit_header,
+    load_error,
+    read_raw,
+    resign,
+    set_version,
+    write_raw,
+)
 
 import bimlp_runtime
 from bimlp_runtime import ArtifactError

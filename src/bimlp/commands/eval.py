@@ -52,9 +52,9 @@ def run(args: argparse.Namespace) -> int:
 
     from ..checkpoint import CheckpointError
     from ..data import DataError
-    from ..train.config import ConfigError, parse_override
     from ..files import check_output_file
     from ..train.amp import amp_dtype
+    from ..train.config import ConfigError, parse_override
     from ..train.distributed import setup_distributed
     from ..train.evaluation import (
         check_class_count,

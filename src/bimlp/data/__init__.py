@@ -17,6 +17,8 @@ from timm.data import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
 from torch.utils.data import Dataset
 
 from .arrays import ArrayImageDataset, dataset_stats, load_digits_split, load_idx_split, read_idx
+from .batches import DeviceBatchLoader
+from .config import DataConfig
 from .folder import (
     DataError,
     ImageFolderDataset,
@@ -32,8 +34,6 @@ from .loading import (
     ShardedEvalSampler,
     collate_skipping,
 )
-from .batches import DeviceBatchLoader
-from .config import DataConfig
 from .subset import dataset_labels, stratified_indices, stratified_subset
 
 __all__ = [

@@ -11,8 +11,8 @@
 from __future__ import annotations
 
 import gzip
-from importlib import resources
 from collections.abc import Sequence
+from importlib import resources
 from pathlib import Path
 
 import numpy as np

@@ -102,7 +102,7 @@ class DeviceBatchLoader:
 
     def _augment(self, x: torch.Tensor, seeds: list[int]) -> torch.Tensor:
         params = [shift_flip_params(s, self.pad, self.hflip) for s in seeds]
-        oy, ox, flip = (torch.tensor(v, device=self.device) for v in zip(*params))
+        oy, ox, flip = (torch.tensor(v, device=self.device) for v in zip(*params, strict=True))
         p, n = self.pad, self.arange
         padded = F.pad(x, (p, p, p, p)) if p > 0 else x
         rows = oy[:, None] + n  # (B, S)

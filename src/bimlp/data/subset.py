@@ -44,7 +44,7 @@ def stratified_indices(labels: Sequence[int], n: int, seed: int = 0) -> list[int
         take[k] += 1
     g = torch.Generator().manual_seed(seed)
     chosen: list[int] = []
-    for c, k in zip(classes, take):
+    for c, k in zip(classes, take, strict=True):
         members = by_class[c]
         perm = torch.randperm(len(members), generator=g)[:k].tolist()
         chosen += [members[j] for j in perm]

@@ -252,15 +252,15 @@ def benchmark(model_name: str = "bimlp_s", checkpoint: str | None = None, batche
             xt = torch.from_numpy(x)
             xr = np.random.default_rng(b).standard_normal((b, 3, size, size)).astype(np.float32)
 
-            def eager(m=sim):
+            def eager(m=sim, xt=xt):
                 with torch.inference_mode():
                     return m(xt)
 
-            engines: dict[str, Callable[[], Any]] = {RUNTIME: lambda: rt.run(x), "torch eager": eager}
+            engines: dict[str, Callable[[], Any]] = {RUNTIME: lambda rt=rt, x=x: rt.run(x), "torch eager": eager}
             if compiled is not None:
                 engines["torch.compile"] = lambda: eager(compiled)
             for name, fn in sessions.items():
-                engines[name] = (lambda fn=fn: fn(xr)) if name.endswith(" onnxruntime") else (lambda fn=fn: fn(x))
+                engines[name] = (lambda fn=fn, xr=xr: fn(xr)) if name.endswith(" onnxruntime") else (lambda fn=fn, x=x: fn(x))
             if all_isas:
                 from bimlp_runtime.testing import supported_isas
 
@@ -270,7 +270,7 @@ def benchmark(model_name: str = "bimlp_s", checkpoint: str | None = None, batche
                         m_isa = bimlp_runtime.load(art, threads=t)
                     finally:
                         del os.environ["BIMLP_ISA"]
-                    engines[f"runtime {isa}"] = lambda m_isa=m_isa: m_isa.run(x)
+                    engines[f"runtime {isa}"] = lambda m_isa=m_isa, x=x: m_isa.run(x)
             ms, idle_ms = _interleaved(engines, rounds, budget_s)
             out = rt.run(x)
             with torch.inference_mode():

@@ -41,7 +41,7 @@ from .layout import (
 )
 from .simulate import check_packable
 
-__all__ = ["pack_model", "pack_weights", "pack_bits", "unpack_bits", "packed_config"]
+__all__ = ["pack_weights", "pack_bits", "unpack_bits", "packed_config"]
 
 _BYTE_SHIFTS = torch.arange(8, dtype=torch.uint8)
 

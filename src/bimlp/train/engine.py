@@ -31,8 +31,6 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader
 
 from ..checkpoint import load_state_dict_strict, save_weights
-from ..files import stale_temp_files
-from ..models import load_checkpoint
 from ..data import (
     Batch,
     DataBundle,
@@ -43,6 +41,8 @@ from ..data import (
     build_datasets,
     collate_skipping,
 )
+from ..files import stale_temp_files
+from ..models import load_checkpoint
 from .amp import amp_dtype, autocast
 from .config import (
     ConfigError,
@@ -64,6 +64,7 @@ from .ema import ModelEma
 from .evaluation import evaluate
 from .metrics import TensorBoardLogger, plot_curves, write_csv
 from .optim import build_optimizer, build_scheduler, scaled_lr
+from .skips import SkipLog
 from .state import (
     TRAIN_FORMAT,
     atomic_torch_save,
@@ -72,7 +73,6 @@ from .state import (
     rng_state,
     set_rng_state,
 )
-from .skips import SkipLog
 from .student import build_student, model_default_cfg, weights_metadata
 
 __all__ = ["TrainResult", "Trainer", "train"]
@@ -279,7 +279,7 @@ class Trainer:
                     logits = self.forward_model(x)
                 self.scaler.scale(logits.float().sum() * 0.0).backward()
         finally:
-            for m, momentum, count in zip(norms, momenta, tracked):
+            for m, momentum, count in zip(norms, momenta, tracked, strict=True):
                 m.momentum = momentum
                 if count is not None:
                     m.num_batches_tracked.copy_(count)
