@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import re
 from importlib import metadata, resources
 from pathlib import Path
@@ -142,3 +143,18 @@ def test_the_fast_paths_cpp_source_ships_inside_the_package():
     assert "tail_backward" in csrc.joinpath("unit_tail.cpp").read_text()
     assert "head_backward" in csrc.joinpath("unit_head.cpp").read_text()
     assert "chunked_sums" in csrc.joinpath("rows.h").read_text()
+
+
+def test_the_sources_pass_the_projects_lint_rules():
+    """``ruff check`` with the rules of pyproject.toml ([tool.ruff]) over every Python tree."""
+    import shutil
+    import subprocess
+    import sys
+
+    if importlib.util.find_spec("ruff") is None and shutil.which("ruff") is None:
+        pytest.skip("ruff is not installed (pip install -e '.[test]')")
+    cmd = [sys.executable, "-m", "ruff"] if importlib.util.find_spec("ruff") else ["ruff"]
+    paths = [p for p in ("src", "tests", "benchmarks", "experiments", "runtime") if (ROOT / p).is_dir()]
+    out = subprocess.run([*cmd, "check", "--no-cache", "--output-format", "concise", *paths], cwd=ROOT,
+                         capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stdout[-4000:] + out.stderr[-2000:]
