@@ -8,7 +8,8 @@ The baseline is ``runtime/`` of a git revision, checked out into a temporary wor
 with CMake (Release, about a minute; needs cmake and a C++ compiler), or a library given with
 ``--baseline-lib``. The candidate is the installed ``bimlp_runtime`` library or
 ``--candidate-lib``. Each worker loads the library named by ``BIMLP_RUNTIME_LIBRARY`` and the same
-artifact (a seeded random ``--model`` exported by ``bimlp export``'s code), and per round times one
+artifact (a seeded random ``--model`` exported by ``bimlp export``'s code) with the kernel table
+of ``--isa`` (``BIMLP_ISA``; default: the best this CPU supports), and per round times one
 call of each batch size and thread count after an untimed call, 0.2 s of idle before each. Prints
 medians and baseline / candidate ratios, says whether the logits were the same bits, writes JSON
 (runs keyed ``b{batch}_t{threads}``) with ``--json``.
@@ -43,7 +44,7 @@ for line in sys.stdin:
         xs[b] = np.random.default_rng(b).standard_normal((b, rt.in_channels, size, size)).astype(np.float32)
     out = rt.run(xs[b])
     t0 = time.perf_counter(); rt.run(xs[b]); dt = time.perf_counter() - t0
-    print(f"{1e3 * dt:.4f} {hashlib.sha256(out.tobytes()).hexdigest()[:16]}", flush=True)
+    print(f"{1e3 * dt:.4f} {hashlib.sha256(out.tobytes()).hexdigest()[:16]} {rt.isa}", flush=True)
 """
 
 
@@ -77,6 +78,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("-b", "--batch-size", type=int, nargs="+", default=[1, 8])
     p.add_argument("--threads", type=int, nargs="+", default=[1, 2])
     p.add_argument("--rounds", type=int, default=15, help="interleaved rounds (default 15)")
+    p.add_argument("--isa", help="kernel table of both workers (BIMLP_ISA: portable, avx2, avx512, neon)")
     p.add_argument("--json", help="write the results here")
     args = p.parse_args(argv)
     if min(args.batch_size + args.threads + [args.rounds, args.img_size]) < 1:
@@ -119,10 +121,12 @@ def _compare(args: argparse.Namespace, libs: dict[str, Path], label: str, artifa
         for name, lib in libs.items():
             env = {**os.environ, "BIMLP_RUNTIME_LIBRARY": str(lib), "BIMLP_AB_ARTIFACT": str(artifact),
                    "BIMLP_AB_SIZE": str(args.img_size)}
+            if args.isa:
+                env["BIMLP_ISA"] = args.isa
             workers[name] = _worker(_WORKER, env)
-        runs, same = {}, True
+        runs, same, isas = {}, True, set()
         print(f"{args.model} at {args.img_size} on {cpu} ({os.cpu_count()} CPUs): baseline {label} "
-              f"vs candidate {libs['candidate']}")
+              f"vs candidate {libs['candidate']}, kernels {args.isa or os.environ.get('BIMLP_ISA') or 'default'}")
         print("| batch | threads | baseline | candidate | baseline / candidate | same logits |")
         print("|---|---|---|---|---|---|")
         for t in args.threads:
@@ -130,6 +134,7 @@ def _compare(args: argparse.Namespace, libs: dict[str, Path], label: str, artifa
                 replies = ask_rounds(workers, b, t, args.rounds)  # [ms, logits digest] each
                 ms = {k: statistics.median(float(r[0]) for r in v) for k, v in replies.items()}
                 digests = {k: {r[1] for r in v} for k, v in replies.items()}
+                isas |= {r[2] for v in replies.values() for r in v}
                 equal = digests["baseline"] == digests["candidate"] and len(digests["baseline"]) == 1
                 same &= equal
                 ratio = ms["baseline"] / ms["candidate"]
@@ -141,7 +146,7 @@ def _compare(args: argparse.Namespace, libs: dict[str, Path], label: str, artifa
         close_workers(workers)
     if args.json:
         out = {"model": args.model, "size": args.img_size, "baseline": label,
-               "candidate": str(libs["candidate"]), "machine": cpu, "cpus": os.cpu_count(),
+               "candidate": str(libs["candidate"]), "isa": sorted(isas), "machine": cpu, "cpus": os.cpu_count(),
                "load_average": list(os.getloadavg()), "runs": runs}
         Path(args.json).write_text(json.dumps(out, indent=1) + "\n")
         print(f"wrote {args.json}")

@@ -11,6 +11,7 @@ import pytest
 from runtime_helpers import load_benchmark
 
 import bimlp_runtime
+import bimlp_runtime.testing
 
 
 @pytest.fixture(scope="module")
@@ -30,10 +31,16 @@ def test_a_library_against_itself_gives_the_same_logits(script, tmp_path):
     code, results = _run(script, tmp_path)
     assert code == 0
     assert set(results["runs"]) == {"b1_t1", "b3_t1"}
+    assert results["isa"] == [bimlp_runtime.testing.supported_isas()[-1]]  # both workers, the best table
     for run in results["runs"].values():
         assert run["same_logits"] is True
         assert set(run["ms"]) == {"baseline", "candidate"} and min(run["ms"].values()) > 0
         assert run["speedup"] == pytest.approx(run["ms"]["baseline"] / run["ms"]["candidate"])
+
+
+def test_isa_chooses_the_kernel_table_of_both_workers(script, tmp_path):
+    code, results = _run(script, tmp_path, "--isa", "portable", "-b", "1")
+    assert code == 0 and results["isa"] == ["portable"]
 
 
 def test_different_logits_are_reported_and_fail(script, tmp_path, monkeypatch):

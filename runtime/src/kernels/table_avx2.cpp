@@ -17,6 +17,8 @@ void xnor_dots(const uint64_t* A, int64_t lda, int64_t rows, const uint64_t* pan
                int K, int32_t* dots, int64_t ldd);  // bgemm/xnor_avx2.cpp
 void ternary_dots(const uint64_t* S, const uint64_t* Z, int64_t lda, int64_t rows, const uint64_t* panels,
                   int KW, int N, int32_t* dots, int64_t ldd);  // bgemm/ternary_avx2.cpp
+bool xnor_unit(const uint64_t* A, int64_t lda, int64_t rows, const uint64_t* panels, int KW, int K,
+               const Epilogue& e);  // bgemm/unit_avx2.cpp
 
 }  // namespace bimlp::kernels::avx2
 
@@ -27,7 +29,7 @@ const Table kTable_avx2 = {
     "avx2",       avx2::xnor_dots, avx2::epilogue_rows, avx2::epilogue_rows_f32, avx2::tail_rows,
     avx2::token_conv, avx2::token_conv_f32,
     avx2::sgemm,  avx2::rprelu_rows, avx2::wave_rows, avx2::mix_rows, avx2::sum4_rows,
-    avx2::pool_rows, avx2::ternary_dots, nullptr,
+    avx2::pool_rows, avx2::ternary_dots, avx2::xnor_unit,
 };
 
 }  // namespace bimlp::kernels

@@ -58,51 +58,10 @@ inline void unit_tile(const uint64_t* A, int64_t lda, const uint64_t* W, int KW,
   }
 }
 
-template <int RES, bool SCALE>
-void unit_rows(const uint64_t* A, int64_t lda, int64_t rows, const uint64_t* panels, int KW, int K,
-               const Epilogue& e) {
-  constexpr int MR = 8;  // 8 rows: the panel's parameters serve more rows (5 % faster than 6 here)
-  const int P = (e.N + NR - 1) / NR;
-  int64_t r = 0;
-  for (; r + MR <= rows; r += MR)
-    for (int p = 0; p < P; ++p) unit_tile<MR, RES, SCALE>(A + r * lda, lda, panels + int64_t(p) * KW * NR, KW, K, e, r, p);
-  for (; r < rows; ++r)
-    for (int p = 0; p < P; ++p) unit_tile<1, RES, SCALE>(A + r * lda, lda, panels + int64_t(p) * KW * NR, KW, K, e, r, p);
-  // the 16-bit slots of a packed row past the last panel (bits past N are 0)
-  const Tail& t = e.tail;
-  const int slots = (e.N + 63) / 64 * 4;
-  for (int q = 0; q < t.pack_count && slots > P; ++q)
-    for (int64_t m = 0; m < rows; ++m) {
-      uint16_t* row = reinterpret_cast<uint16_t*>(t.pack_out + q * t.pack_plane + m * t.ld_pack);
-      for (int s = P; s < slots; ++s) row[s] = 0;
-    }
-}
+constexpr int kUnitRows = 8;  // the panel's parameters serve more rows (5 % faster than 6 here)
 
 }  // namespace
 
-bool xnor_unit(const uint64_t* A, int64_t lda, int64_t rows, const uint64_t* panels, int KW, int K,
-               const Epilogue& e) {
-  const Tail& t = e.tail;
-  if (!e.slope || !e.out || e.mixes() || t.norm_scale || t.z_out || t.sign_count || t.ternary) return false;
-  if (t.pack_count && (!t.pack_out || !t.pack_thresh)) return false;
-  const bool scale = e.res_scale != nullptr;
-  switch (e.res_kind) {
-    case RES_NONE:
-      if (scale) return false;
-      unit_rows<RES_NONE, false>(A, lda, rows, panels, KW, K, e);
-      return true;
-    case RES_IDENTITY:
-      if (scale) unit_rows<RES_IDENTITY, true>(A, lda, rows, panels, KW, K, e);
-      else unit_rows<RES_IDENTITY, false>(A, lda, rows, panels, KW, K, e);
-      return true;
-    case RES_TILE:
-      if (e.res_channels <= 0 || e.res_channels % NR) return false;
-      if (scale) unit_rows<RES_TILE, true>(A, lda, rows, panels, KW, K, e);
-      else unit_rows<RES_TILE, false>(A, lda, rows, panels, KW, K, e);
-      return true;
-    default:
-      return false;
-  }
-}
+#include "unit_rows.inc"
 
 }  // namespace bimlp::kernels::avx512

@@ -1,8 +1,5 @@
-// XNOR-popcount dot products with AVX2: nibble-lookup popcounts (vpshufb) into byte counters,
-// which hold at most 31 words (31 * 8 = 248), summed per column by vpsadbw.
-#include <immintrin.h>
-
-#include "../kernels.h"
+// XNOR-popcount dot products with AVX2 (the popcount loop: xnor_avx2.h).
+#include "xnor_avx2.h"
 
 namespace bimlp::kernels::avx2 {
 
@@ -10,39 +7,16 @@ namespace {
 template <int MR>
 inline void tile(const uint64_t* A, int64_t lda, const uint64_t* W, int KW, int K, int32_t* d,
                  int64_t ldd, int cols) {
-  const __m256i lut = _mm256_setr_epi8(0, 1, 1, 2, 1, 2, 2, 3, 1, 2, 2, 3, 2, 3, 3, 4, 0, 1, 1, 2,
-                                       1, 2, 2, 3, 1, 2, 2, 3, 2, 3, 3, 4);
-  const __m256i low = _mm256_set1_epi8(0x0f);
-  const __m256i zero = _mm256_setzero_si256();
   __m256i tot[MR][4];
+  xnor_popcounts<MR>(A, lda, W, KW, tot);
+  const __m256i kk = _mm256_set1_epi32(K);
   for (int r = 0; r < MR; ++r)
-    for (int j = 0; j < 4; ++j) tot[r][j] = zero;
-  for (int k0 = 0; k0 < KW; k0 += 31) {
-    const int k1 = KW < k0 + 31 ? KW : k0 + 31;
-    __m256i acc[MR][4];
-    for (int r = 0; r < MR; ++r)
-      for (int j = 0; j < 4; ++j) acc[r][j] = zero;
-    for (int k = k0; k < k1; ++k) {
-      for (int r = 0; r < MR; ++r) {
-        const __m256i a = _mm256_set1_epi64x(static_cast<long long>(A[r * lda + k]));
-        for (int j = 0; j < 4; ++j) {
-          const __m256i w = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(W + k * NR + 4 * j));
-          const __m256i x = _mm256_xor_si256(a, w);
-          const __m256i lo = _mm256_and_si256(x, low);
-          const __m256i hi = _mm256_and_si256(_mm256_srli_epi16(x, 4), low);
-          acc[r][j] = _mm256_add_epi8(acc[r][j], _mm256_add_epi8(_mm256_shuffle_epi8(lut, lo),
-                                                                 _mm256_shuffle_epi8(lut, hi)));
-        }
-      }
+    for (int h = 0; h < 2; ++h) {
+      const __m256i dots = _mm256_sub_epi32(kk, _mm256_slli_epi32(columns8(tot[r], h), 1));
+      int* dst = reinterpret_cast<int*>(d + r * ldd + 8 * h);
+      if (cols >= 8 * (h + 1)) _mm256_storeu_si256(reinterpret_cast<__m256i*>(dst), dots);
+      else _mm256_maskstore_epi32(dst, lanes8(cols - 8 * h), dots);
     }
-    for (int r = 0; r < MR; ++r)
-      for (int j = 0; j < 4; ++j) tot[r][j] = _mm256_add_epi64(tot[r][j], _mm256_sad_epu8(acc[r][j], zero));
-  }
-  for (int r = 0; r < MR; ++r) {
-    alignas(32) int64_t pc[NR];
-    for (int j = 0; j < 4; ++j) _mm256_store_si256(reinterpret_cast<__m256i*>(pc + 4 * j), tot[r][j]);
-    for (int j = 0; j < cols; ++j) d[r * ldd + j] = K - 2 * int32_t(pc[j]);
-  }
 }
 }  // namespace
 
