@@ -10,11 +10,7 @@ inline void tile(const uint64_t* S, const uint64_t* Z, int64_t lda, const uint64
                  const int32_t* nz, int32_t* d, int64_t ldd, int cols) {
   __m256i tot[MR][4];
   xnor_popcounts<MR, true>(S, lda, W, KW, tot, Z);
-  for (int r = 0; r < MR; ++r)
-    for (int h = 0; h < 2; ++h) {
-      const __m256i dots = _mm256_sub_epi32(_mm256_set1_epi32(nz[r]), _mm256_slli_epi32(columns8(tot[r], h), 1));
-      _mm256_maskstore_epi32(reinterpret_cast<int*>(d + r * ldd + 8 * h), lanes8(cols - 8 * h), dots);
-    }
+  for (int r = 0; r < MR; ++r) store_dots(d + r * ldd, cols, tot[r], _mm256_set1_epi32(nz[r]));
 }
 
 inline int32_t count(const uint64_t* z, int KW) {

@@ -9,14 +9,7 @@ inline void tile(const uint64_t* A, int64_t lda, const uint64_t* W, int KW, int 
                  int64_t ldd, int cols) {
   __m256i tot[MR][4];
   xnor_popcounts<MR>(A, lda, W, KW, tot);
-  const __m256i kk = _mm256_set1_epi32(K);
-  for (int r = 0; r < MR; ++r)
-    for (int h = 0; h < 2; ++h) {
-      const __m256i dots = _mm256_sub_epi32(kk, _mm256_slli_epi32(columns8(tot[r], h), 1));
-      int* dst = reinterpret_cast<int*>(d + r * ldd + 8 * h);
-      if (cols >= 8 * (h + 1)) _mm256_storeu_si256(reinterpret_cast<__m256i*>(dst), dots);
-      else _mm256_maskstore_epi32(dst, lanes8(cols - 8 * h), dots);
-    }
+  for (int r = 0; r < MR; ++r) store_dots(d + r * ldd, cols, tot[r], _mm256_set1_epi32(K));
 }
 }  // namespace
 

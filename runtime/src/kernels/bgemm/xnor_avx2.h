@@ -59,4 +59,15 @@ inline __m256i lanes8(int cols) {
   return _mm256_cmpgt_epi32(_mm256_set1_epi32(cols), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
 }
 
+// d[j] = base - 2 * popcount of column j, for the first `cols` columns of one row's tile t (the
+// signed dot products: base = K for XNOR, the row's nonzero count for ternary activations).
+inline void store_dots(int32_t* d, int cols, const __m256i (&t)[4], __m256i base) {
+  for (int h = 0; h < 2; ++h) {
+    const __m256i dots = _mm256_sub_epi32(base, _mm256_slli_epi32(columns8(t, h), 1));
+    int* dst = reinterpret_cast<int*>(d + 8 * h);
+    if (cols >= 8 * (h + 1)) _mm256_storeu_si256(reinterpret_cast<__m256i*>(dst), dots);
+    else _mm256_maskstore_epi32(dst, lanes8(cols - 8 * h), dots);
+  }
+}
+
 }  // namespace bimlp::kernels::avx2
