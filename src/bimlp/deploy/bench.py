@@ -69,8 +69,9 @@ def _load_average() -> list[float]:
 SETTLE_S = 0.1
 # Calls per engine per round: the first after the idle above, the rest back to back. Two latencies
 # come out: "after idle" (a request that finds the process idle: caches, the TLB and sleeping
-# threads are cold; on the 2-vCPU VM this costs the runtime ~1.5 ms at batch 1) and "steady" (a
-# loop of requests, what inference benchmarks usually quote). Both are reported.
+# threads are cold; on the 2-vCPU VM this cost BiMLP-S at batch 1 1.6 ms on 2 threads and 4 ms
+# on 1, ResNet-18 in ONNX Runtime 2.8 ms on either) and "steady" (a loop of requests, what
+# inference benchmarks usually quote). Both are reported.
 BURST = 4
 
 
