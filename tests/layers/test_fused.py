@@ -319,6 +319,49 @@ def test_kernels_build_without_openmp_when_the_compiler_lacks_it(monkeypatch) ->
     assert "no g++" in fused.cpu_kernels_error()
 
 
+
+def test_cpu_level_is_the_best_the_cpu_runs_or_the_lower_one_asked_for(monkeypatch) -> None:
+    """The kernels are built for the best x86-64 level the CPU's flags allow; BIMLP_CPU_LEVEL
+    picks a lower one, and an unknown level or one the CPU cannot run is an error naming it."""
+    avx2 = {"sse2", "avx2", "fma", "bmi2"}
+    monkeypatch.delenv("BIMLP_CPU_LEVEL", raising=False)
+    monkeypatch.setattr(fused, "_cpu_flags", lambda: avx2 | {"avx512f", "avx512bw", "avx512dq", "avx512vl"})
+    assert fused._cpu_level() == "v4"
+    monkeypatch.setattr(fused, "_cpu_flags", lambda: avx2)
+    assert fused._cpu_level() == "v3"
+    monkeypatch.setattr(fused, "_cpu_flags", lambda: {"sse2"})
+    assert fused._cpu_level() == "generic"
+    monkeypatch.setattr(fused, "_cpu_flags", lambda: None)  # no /proc/cpuinfo
+    assert fused._cpu_level() == "generic"
+
+    monkeypatch.setattr(fused, "_cpu_flags", lambda: avx2)
+    monkeypatch.setenv("BIMLP_CPU_LEVEL", "generic")
+    assert fused._cpu_level() == "generic"
+    monkeypatch.setenv("BIMLP_CPU_LEVEL", "v4")
+    with pytest.raises(ValueError, match="BIMLP_CPU_LEVEL=v4: this CPU lacks avx512bw"):
+        fused._cpu_level()
+    monkeypatch.setenv("BIMLP_CPU_LEVEL", "avx9")
+    with pytest.raises(ValueError, match="BIMLP_CPU_LEVEL=avx9 is not a level"):
+        fused._cpu_level()
+
+    # the level reaches the compiler, and the build is named after it
+    from torch.utils import cpp_extension
+
+    calls = []
+
+    def load(name, sources, extra_cflags, extra_ldflags, verbose):
+        calls.append((name, list(extra_cflags)))
+        return "module"
+
+    monkeypatch.setattr(cpp_extension, "load", load)
+    monkeypatch.setattr(fused, "_ext", None)
+    monkeypatch.setattr(fused, "_ext_error", None)
+    monkeypatch.setenv("BIMLP_CPU_LEVEL", "v3")
+    assert fused.cpu_kernels() == "module"
+    name, cflags = calls[0]
+    assert name == "bimlp_unit_v3_omp" and "-march=x86-64-v3" in cflags
+    assert "-O3" in cflags and "-fopenmp" in cflags
+
 # --- the C++ kernels under torch.compile, as the bimlp:: custom ops ---------------------------
 def _op_samples(dtype: torch.dtype) -> list[tuple[object, tuple, dict]]:
     """(op, args, kwargs) for torch.library.opcheck: every op, with and without a shortcut, in

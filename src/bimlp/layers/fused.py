@@ -34,6 +34,7 @@ autograd functions call the extension directly, without the dispatcher.
 from __future__ import annotations
 
 import logging
+import os
 import threading
 from pathlib import Path
 from typing import Any
@@ -100,23 +101,41 @@ _ext_error: str | None = None
 _ext_lock = threading.Lock()
 
 
-def _cpu_level() -> str:
-    """The x86-64 micro-architecture level this CPU runs (``v4`` with AVX-512, ``v3`` with
-    AVX2/FMA), for the compiler flags: the build is cached per level, so a cache never holds
-    code for instructions this CPU lacks."""
+_LEVEL_FLAGS = {"v4": {"avx512f", "avx512bw", "avx512dq", "avx512vl"},
+                "v3": {"avx2", "fma", "bmi2"}, "generic": set()}
+
+
+def _cpu_flags() -> set[str] | None:
+    """The CPU's feature flags from /proc/cpuinfo (empty where it lists none), or None where
+    that file cannot be read."""
     try:
-        flags = set()
         for line in Path("/proc/cpuinfo").read_text().splitlines():
             if line.startswith("flags"):
-                flags = set(line.split(":", 1)[1].split())
-                break
+                return set(line.split(":", 1)[1].split())
     except OSError:
-        return "generic"
-    if {"avx512f", "avx512bw", "avx512dq", "avx512vl"} <= flags:
-        return "v4"
-    if {"avx2", "fma", "bmi2"} <= flags:
-        return "v3"
-    return "generic"
+        return None
+    return set()
+
+
+def _cpu_level() -> str:
+    """The x86-64 micro-architecture level the kernels are built for: ``v4`` with AVX-512,
+    ``v3`` with AVX2/FMA, else ``generic``; the build is cached per level, so a cache never
+    holds code for instructions this CPU lacks. ``BIMLP_CPU_LEVEL`` picks a lower level (to
+    measure what an AVX2 machine runs, or to share one build between machines); a level this
+    CPU cannot run, or an unknown name, is an error."""
+    flags = _cpu_flags()
+    best = "generic" if flags is None else next(
+        level for level, need in _LEVEL_FLAGS.items() if need <= flags)
+    want = os.environ.get("BIMLP_CPU_LEVEL", "").strip()
+    if not want:
+        return best
+    if want not in _LEVEL_FLAGS:
+        raise ValueError(f"BIMLP_CPU_LEVEL={want} is not a level; use one of "
+                         f"{', '.join(_LEVEL_FLAGS)}")
+    if flags is not None and not _LEVEL_FLAGS[want] <= flags:
+        missing = sorted(_LEVEL_FLAGS[want] - flags)
+        raise ValueError(f"BIMLP_CPU_LEVEL={want}: this CPU lacks {', '.join(missing)}")
+    return want
 
 
 def cpu_kernels() -> Any:
@@ -130,7 +149,8 @@ def cpu_kernels() -> Any:
     with _ext_lock:
         if _ext is None and _ext_error is None:
             level = _cpu_level()
-            flags = ["-O3"] + ([f"-march=x86-64-{level}"] if level != "generic" else [])
+            flags = ["-O3"] + (
+                [f"-march=x86-64-{level}"] if level != "generic" else [])
             # -fopenmp: at::parallel_for splits the rows over torch's threads (the extension
             # binds to the libgomp that torch has loaded); without it every kernel runs on one
             # thread. A compiler without OpenMP gets the one-thread build.
