@@ -360,7 +360,7 @@ def test_cpu_level_is_the_best_the_cpu_runs_or_the_lower_one_asked_for(monkeypat
     assert fused.cpu_kernels() == "module"
     name, cflags = calls[0]
     assert name == "bimlp_unit_v3_omp" and "-march=x86-64-v3" in cflags
-    assert "-O3" in cflags and "-fopenmp" in cflags
+    assert "-O3" in cflags and "-fopenmp" in cflags and "-fno-trapping-math" in cflags
 
 # --- the C++ kernels under torch.compile, as the bimlp:: custom ops ---------------------------
 def _op_samples(dtype: torch.dtype) -> list[tuple[object, tuple, dict]]:

@@ -149,7 +149,12 @@ def cpu_kernels() -> Any:
     with _ext_lock:
         if _ext is None and _ext_error is None:
             level = _cpu_level()
-            flags = ["-O3"] + (
+            # -fno-trapping-math: without it GCC will not vectorize RPReLU's
+            # `t > 0 ? t : a * t` for AVX2 (it may not compute a * t on lanes the select drops,
+            # in case that raised a floating-point exception; AVX2 has no masked multiply), so
+            # the tail loops ran one float at a time there. Exception flags are never read: the
+            # results are the same bits.
+            flags = ["-O3", "-fno-trapping-math"] + (
                 [f"-march=x86-64-{level}"] if level != "generic" else [])
             # -fopenmp: at::parallel_for splits the rows over torch's threads (the extension
             # binds to the libgomp that torch has loaded); without it every kernel runs on one
