@@ -34,6 +34,7 @@ static void fill(float* x, size_t n) { /* normal-ish values, about 1 in 16 exact
   }
 }
 static int sgn(float v) { return v < 0.f ? -1 : 1; }
+static int fused_runs[NISA]; /* fused-unit cases each instruction set ran in its one-pass kernel */
 
 static int run_model(const char* path, long long B, long long H, long long W, const char* out_path) {
   bimlp_model* model = NULL;
@@ -233,6 +234,41 @@ static int kernels(unsigned long long seed, int cases, int* isas_seen) {
       free(x), free(w);
       for (int i = 0; i < NISA; ++i) free(outs[i]);
     }
+    /* the fused binary unit (the instruction set's one-pass kernel where it has one, else dots
+     * + epilogue): outputs and packed sign bits bit for bit against portable's two passes */
+    {
+      const int M = between(1, 30), K = between(1, 700), N = 16 * between(1, 5) - (it % 3 == 0 ? between(0, 15) : 0);
+      int kind = between(0, 2); /* no shortcut, identity, or a tile of 16 channels (N % 16 == 0) */
+      if (kind == 2 && N % 16) kind = 1;
+      const int Cr = kind == 2 ? 16 : N, scale = kind ? between(0, 1) : 0, KWn = (N + 63) / 64;
+      float* x = malloc(sizeof(float) * (size_t)(M * K));
+      float* w = malloc(sizeof(float) * (size_t)(N * K));
+      float* params = malloc(sizeof(float) * (size_t)(9 * N));
+      float* res = malloc(sizeof(float) * (size_t)(M * Cr));
+      float* outs[NISA];
+      uint64_t* bits[NISA];
+      for (int i = 0; i < NISA; ++i)
+        outs[i] = malloc(sizeof(float) * (size_t)(M * N)), bits[i] = calloc((size_t)(M * KWn), sizeof(uint64_t));
+      fill(x, (size_t)(M * K)), fill(w, (size_t)(N * K)), fill(params, (size_t)(9 * N)), fill(res, (size_t)(M * Cr));
+      for (int i = 0; i < NISA; ++i) {
+        if (!bimlp_testing_isa_supported(ISAS[i])) continue;
+        int used = 0;
+        if (bimlp_testing_unit(ISAS[i], 1, x, M, K, w, N, params, kind, kind ? res : NULL, Cr, scale,
+                               outs[i], bits[i], &used)) {
+          fprintf(stderr, "%s: %s\n", ISAS[i], bimlp_last_error());
+          return -1;
+        }
+        fused_runs[i] += used;
+        if (i && (memcmp(outs[i], outs[0], sizeof(float) * (size_t)(M * N)) ||
+                  memcmp(bits[i], bits[0], sizeof(uint64_t) * (size_t)(M * KWn)))) {
+          fprintf(stderr, "MISMATCH %s vs portable: fused unit M=%d K=%d N=%d res %d scale %d\n", ISAS[i], M, K, N,
+                  kind, scale);
+          ++bad;
+        }
+      }
+      free(x), free(w), free(params), free(res);
+      for (int i = 0; i < NISA; ++i) free(outs[i]), free(bits[i]);
+    }
     /* float GEMM: bit for bit across instruction sets */
     {
       const int M = between(1, 20), K = between(1, 300), N = between(1, 80);
@@ -273,10 +309,13 @@ int main(int argc, char** argv) {
     const int cases = atoi(argv[3]);
     const int bad = kernels(strtoull(argv[2], NULL, 10), cases, &seen);
     if (bad < 0) return 1;
-    printf("kernels: %d random cases x 7 kernels, %d instruction sets (", cases, seen);
+    printf("kernels: %d random cases x 8 kernels, %d instruction sets (", cases, seen);
     for (int i = 0, first = 1; i < NISA; ++i)
       if (bimlp_testing_isa_supported(ISAS[i])) printf(first ? "%s" : " %s", ISAS[i]), first = 0;
-    printf("): %d mismatches\n", bad);
+    printf("): %d mismatches; one-pass unit kernel ran", bad);
+    for (int i = 0; i < NISA; ++i)
+      if (bimlp_testing_isa_supported(ISAS[i])) printf(" %s %d/%d", ISAS[i], fused_runs[i], cases);
+    printf("\n");
     return bad != 0;
   }
   fprintf(stderr, "usage: %s run MODEL B H W OUT | isas | kernels SEED CASES\n", argv[0]);

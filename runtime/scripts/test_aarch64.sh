@@ -70,6 +70,7 @@ host_isas="$(host isas | xargs)"
 echo "kernels on random shapes:"
 arm_k="$(arm kernels 12 60)" || { echo "$arm_k"; fail "aarch64 kernels"; }
 echo "  aarch64: $arm_k"
+[[ "$arm_k" == *" neon 60/60"* ]] || fail "the NEON one-pass unit kernel did not run every fused-unit case"
 host_k="$(host kernels 12 60)" || { echo "$host_k"; fail "host kernels"; }
 echo "  host:    $host_k"
 

@@ -19,6 +19,8 @@ void xnor_dots(const uint64_t* A, int64_t lda, int64_t rows, const uint64_t* pan
                int K, int32_t* dots, int64_t ldd);  // bgemm/xnor_neon.cpp
 void ternary_dots(const uint64_t* S, const uint64_t* Z, int64_t lda, int64_t rows, const uint64_t* panels,
                   int KW, int N, int32_t* dots, int64_t ldd);  // bgemm/ternary_neon.cpp
+bool xnor_unit(const uint64_t* A, int64_t lda, int64_t rows, const uint64_t* panels, int KW, int K,
+               const Epilogue& e);  // bgemm/unit_neon.cpp
 
 }  // namespace bimlp::kernels::neon
 
@@ -29,7 +31,7 @@ const Table kTable_neon = {
     "neon",       neon::xnor_dots, neon::epilogue_rows, neon::epilogue_rows_f32, neon::tail_rows,
     neon::token_conv, neon::token_conv_f32,
     neon::sgemm,  neon::rprelu_rows, neon::wave_rows, neon::mix_rows, neon::sum4_rows,
-    neon::pool_rows, neon::ternary_dots, nullptr,
+    neon::pool_rows, neon::ternary_dots, neon::xnor_unit,
 };
 
 }  // namespace bimlp::kernels

@@ -1,8 +1,6 @@
 // Ternary-activation dot products with NEON (see ternary_portable.cpp): the XNOR GEMM's vcntq_u8
-// byte popcounts of Z & (S ^ W), byte counters of at most 31 words widened pairwise to 64 bits.
-#include <arm_neon.h>
-
-#include "../kernels.h"
+// byte popcounts of Z & (S ^ W) (the popcount loop: xnor_neon.h).
+#include "xnor_neon.h"
 
 namespace bimlp::kernels::neon {
 
@@ -11,31 +9,8 @@ template <int MR>
 inline void tile(const uint64_t* S, const uint64_t* Z, int64_t lda, const uint64_t* W, int KW,
                  const int32_t* nz, int32_t* d, int64_t ldd, int cols) {
   uint64x2_t tot[MR][8];
-  for (int r = 0; r < MR; ++r)
-    for (int j = 0; j < 8; ++j) tot[r][j] = vdupq_n_u64(0);
-  for (int k0 = 0; k0 < KW; k0 += 31) {
-    const int k1 = KW < k0 + 31 ? KW : k0 + 31;
-    uint8x16_t acc[MR][8];
-    for (int r = 0; r < MR; ++r)
-      for (int j = 0; j < 8; ++j) acc[r][j] = vdupq_n_u8(0);
-    for (int k = k0; k < k1; ++k) {
-      uint64x2_t w[8];
-      for (int j = 0; j < 8; ++j) w[j] = vld1q_u64(W + k * NR + 2 * j);
-      for (int r = 0; r < MR; ++r) {
-        const uint64x2_t s = vdupq_n_u64(S[r * lda + k]);
-        const uint64x2_t z = vdupq_n_u64(Z[r * lda + k]);
-        for (int j = 0; j < 8; ++j)
-          acc[r][j] = vaddq_u8(acc[r][j], vcntq_u8(vreinterpretq_u8_u64(vandq_u64(z, veorq_u64(s, w[j])))));
-      }
-    }
-    for (int r = 0; r < MR; ++r)
-      for (int j = 0; j < 8; ++j) tot[r][j] = vpadalq_u32(tot[r][j], vpaddlq_u16(vpaddlq_u8(acc[r][j])));
-  }
-  for (int r = 0; r < MR; ++r) {
-    uint64_t pc[NR];
-    for (int j = 0; j < 8; ++j) vst1q_u64(pc + 2 * j, tot[r][j]);
-    for (int j = 0; j < cols; ++j) d[r * ldd + j] = nz[r] - 2 * int32_t(pc[j]);
-  }
+  xnor_popcounts<MR, true>(S, lda, W, KW, tot, Z);
+  for (int r = 0; r < MR; ++r) store_dots(d + r * ldd, cols, tot[r], nz[r]);
 }
 
 inline int32_t count(const uint64_t* z, int KW) {

@@ -1,9 +1,5 @@
-// XNOR-popcount dot products with NEON: vcntq_u8 byte popcounts of a ^ w summed in byte counters,
-// which hold at most 31 words (31 * 8 = 248), then widened pairwise (u8 -> u16 -> u32) into one
-// 64-bit total per column. MR rows x one 16-column panel (8 registers of 2 columns) per step.
-#include <arm_neon.h>
-
-#include "../kernels.h"
+// XNOR-popcount dot products with NEON (the popcount loop: xnor_neon.h).
+#include "xnor_neon.h"
 
 namespace bimlp::kernels::neon {
 
@@ -12,30 +8,8 @@ template <int MR>
 inline void tile(const uint64_t* A, int64_t lda, const uint64_t* W, int KW, int K, int32_t* d,
                  int64_t ldd, int cols) {
   uint64x2_t tot[MR][8];
-  for (int r = 0; r < MR; ++r)
-    for (int j = 0; j < 8; ++j) tot[r][j] = vdupq_n_u64(0);
-  for (int k0 = 0; k0 < KW; k0 += 31) {
-    const int k1 = KW < k0 + 31 ? KW : k0 + 31;
-    uint8x16_t acc[MR][8];
-    for (int r = 0; r < MR; ++r)
-      for (int j = 0; j < 8; ++j) acc[r][j] = vdupq_n_u8(0);
-    for (int k = k0; k < k1; ++k) {
-      uint64x2_t w[8];
-      for (int j = 0; j < 8; ++j) w[j] = vld1q_u64(W + k * NR + 2 * j);
-      for (int r = 0; r < MR; ++r) {
-        const uint64x2_t a = vdupq_n_u64(A[r * lda + k]);
-        for (int j = 0; j < 8; ++j)
-          acc[r][j] = vaddq_u8(acc[r][j], vcntq_u8(vreinterpretq_u8_u64(veorq_u64(a, w[j]))));
-      }
-    }
-    for (int r = 0; r < MR; ++r)
-      for (int j = 0; j < 8; ++j) tot[r][j] = vpadalq_u32(tot[r][j], vpaddlq_u16(vpaddlq_u8(acc[r][j])));
-  }
-  for (int r = 0; r < MR; ++r) {
-    uint64_t pc[NR];
-    for (int j = 0; j < 8; ++j) vst1q_u64(pc + 2 * j, tot[r][j]);
-    for (int j = 0; j < cols; ++j) d[r * ldd + j] = K - 2 * int32_t(pc[j]);
-  }
+  xnor_popcounts<MR>(A, lda, W, KW, tot);
+  for (int r = 0; r < MR; ++r) store_dots(d + r * ldd, cols, tot[r], K);
 }
 }  // namespace
 
