@@ -6,6 +6,7 @@
 namespace bimlp::kernels::avx512 {
 
 constexpr int SGEMM_MR = 6;  // float GEMM accumulator rows that fit in this ISA's registers
+constexpr int TOKEN_CHUNK = 64;  // int8 lanes of one vector register (zmm)
 
 #include "epilogue/epilogue.inc"
 #include "tokenconv/tokenconv.inc"
