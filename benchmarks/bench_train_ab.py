@@ -82,12 +82,14 @@ def _run_tree(tree: Path, ext_dir: Path, args: argparse.Namespace, steps: int, o
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    # resolved once: the commits measured are the commits recorded (HEAD may move meanwhile)
+    base_commit = _rev(args.baseline)
+    cand_commit = _rev(args.candidate) if args.candidate else None
     work = Path(tempfile.mkdtemp(prefix="bimlp-train-ab-"))
     trees: dict[str, Path] = {}
     try:
-        trees["baseline"] = _worktree(_rev(args.baseline), work / "baseline")
-        trees["candidate"] = (_worktree(_rev(args.candidate), work / "candidate") if args.candidate
-                              else ROOT)
+        trees["baseline"] = _worktree(base_commit, work / "baseline")
+        trees["candidate"] = _worktree(cand_commit, work / "candidate") if cand_commit else ROOT
         for name in trees:
             (work / f"ext-{name}").mkdir()
         print(f"baseline {args.baseline}, candidate {args.candidate or 'working tree'}; "
@@ -123,8 +125,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{model:<11} {path:<10} {mode:<8} {b:>12.1f} {c:>13.1f} {b / c:>8.2f}x")
     if args.json:
         config = {k: v for k, v in vars(args).items() if k != "json"}
-        config.update(baseline_commit=_rev(args.baseline),
-                      candidate_commit=_rev(args.candidate) if args.candidate else "working tree",
+        config.update(baseline_commit=base_commit, candidate_commit=cand_commit or "working tree",
                       cpu=_cpu_name(), loadavg=os.getloadavg())
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)
         Path(args.json).write_text(json.dumps({"config": config, "rows": rows}, indent=1) + "\n")
