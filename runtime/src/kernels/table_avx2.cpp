@@ -6,6 +6,7 @@
 namespace bimlp::kernels::avx2 {
 
 constexpr int SGEMM_MR = 3;  // float GEMM accumulator rows that fit in this ISA's registers
+constexpr int SGEMM_PP = 1;  // float GEMM weight panels per tile
 constexpr int TOKEN_CHUNK = 32;  // int8 lanes of one vector register (ymm)
 
 #include "epilogue/epilogue.inc"

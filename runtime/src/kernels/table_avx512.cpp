@@ -6,6 +6,7 @@
 namespace bimlp::kernels::avx512 {
 
 constexpr int SGEMM_MR = 6;  // float GEMM accumulator rows that fit in this ISA's registers
+constexpr int SGEMM_PP = 2;  // float GEMM weight panels per tile (6 x 64 accumulators: 24 of 32 zmm)
 constexpr int TOKEN_CHUNK = 64;  // int8 lanes of one vector register (zmm)
 
 #include "epilogue/epilogue.inc"

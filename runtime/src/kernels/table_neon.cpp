@@ -8,6 +8,7 @@
 namespace bimlp::kernels::neon {
 
 constexpr int SGEMM_MR = 3;  // float GEMM accumulator rows that fit in this ISA's registers
+constexpr int SGEMM_PP = 1;  // float GEMM weight panels per tile
 
 #include "epilogue/epilogue.inc"
 #include "tokenconv/tokenconv_neon.inc"

@@ -6,6 +6,7 @@
 namespace bimlp::kernels::portable {
 
 constexpr int SGEMM_MR = 1;  // float GEMM accumulator rows that fit in this ISA's registers
+constexpr int SGEMM_PP = 1;  // float GEMM weight panels per tile
 constexpr int TOKEN_CHUNK = 16;  // int8 lanes of one vector register (SSE2 / Advanced SIMD)
 
 #include "epilogue/epilogue.inc"
