@@ -60,6 +60,10 @@ def test_bench_command_writes_json_per_batch_and_threads(small_checkpoint, tmp_p
             assert ms["onnxruntime"] > 0
     assert results["files"]["artifact_bytes"] > 0 and "thread_scaling" in results
     assert set(results["thread_scaling_after_idle"]) == {"b1", "b2"}
+    for b in ("b1", "b2"):  # from the runtime's own round, the thread counts interleaved
+        timed = results["thread_scaling_ms"][b]
+        assert set(timed["ms"]) == set(timed["ms_after_idle"]) == {"1", "2"}
+        assert results["thread_scaling"][b]["2/1"] == pytest.approx(timed["ms"]["1"] / timed["ms"]["2"])
     printed = capsys.readouterr().out
     assert "runtime" in printed and "steady" in printed and "after idle" in printed
 

@@ -291,11 +291,7 @@ def benchmark(model_name: str = "bimlp_s", checkpoint: str | None = None, batche
                 run["runtime_stages_ms"] = _step_stages(steps, list(model.config.depths))
             results["runs"][f"b{b}_t{t}"] = run
     if len(threads) > 1:
-        for key, ms_key in (("thread_scaling", "ms"), ("thread_scaling_after_idle", "ms_after_idle")):
-            results[key] = {
-                f"b{b}": {f"{t}/{threads[0]}": results["runs"][f"b{b}_t{threads[0]}"][ms_key][RUNTIME]
-                          / results["runs"][f"b{b}_t{t}"][ms_key][RUNTIME] for t in threads[1:]}
-                for b in batches}
+        results.update(_thread_scaling(art, chans, size, batches, threads, rounds, budget_s, log))
     if memory:
         b, t = max(batches), max(threads)
         log(f"peak memory, batch {b}, {t} threads (fresh processes)")
@@ -305,6 +301,27 @@ def benchmark(model_name: str = "bimlp_s", checkpoint: str | None = None, batche
             mem["onnxruntime"] = _peak_memory("onnxruntime", onnx_files["float"], b, chans, size, t)
         results["peak_memory"] = {"batch": b, "threads": t, **mem}
     return results
+
+
+def _thread_scaling(art: Path, chans: int, size: int, batches: tuple[int, ...], threads: tuple[int, ...],
+                    rounds: int, budget_s: float, log: Callable[[str], None]) -> dict[str, Any]:
+    """The runtime's speed-up from ``threads[0]`` to each other thread count, per batch: the runtime
+    loaded once per thread count and the loads interleaved in the same rounds, so that the ratio
+    is not a drift of the machine between the phases of the benchmark (which run minutes apart)."""
+    import bimlp_runtime
+
+    models = {t: bimlp_runtime.load(art, threads=t) for t in threads}
+    out: dict[str, Any] = {"thread_scaling": {}, "thread_scaling_after_idle": {}, "thread_scaling_ms": {}}
+    for b in batches:
+        log(f"thread scaling, batch {b}: threads {', '.join(map(str, threads))} interleaved")
+        x = np.random.default_rng(b).standard_normal((b, chans, size, size)).astype(np.float32)
+        engines = {str(t): (lambda m=m, x=x: m.run(x)) for t, m in models.items()}
+        ms, idle_ms = _interleaved(engines, rounds, budget_s)
+        t0 = str(threads[0])
+        out["thread_scaling"][f"b{b}"] = {f"{t}/{t0}": ms[t0] / ms[str(t)] for t in threads[1:]}
+        out["thread_scaling_after_idle"][f"b{b}"] = {f"{t}/{t0}": idle_ms[t0] / idle_ms[str(t)] for t in threads[1:]}
+        out["thread_scaling_ms"][f"b{b}"] = {"ms": ms, "ms_after_idle": idle_ms}
+    return out
 
 
 def _importable(name: str) -> bool:
@@ -335,7 +352,8 @@ def print_report(results: dict[str, Any], out: TextIO | None = None) -> None:
                      if k in r[ms_key] else "-" for k in names]
             p(f"| {r['batch']} | {r['threads']} | " + " | ".join(cells) + f" | {r['min_cosine_vs_float']:.6f} |")
         for b, s in results.get(scaling_key, {}).items():
-            p(f"runtime thread scaling {b}: " + ", ".join(f"{k} threads {v:.2f}x" for k, v in s.items()))
+            p(f"runtime thread scaling {b} (thread counts interleaved): "
+              + ", ".join(f"{k} threads {v:.2f}x" for k, v in s.items()))
     p("(x: that engine's time / the runtime's time, same batch and threads)")
     f = results["files"]
     p("files: " + ", ".join(f"{k.removesuffix('_bytes')} {v / 1e6:.2f} MB" for k, v in f.items()))
