@@ -16,6 +16,9 @@ ratios the study cares about, and with ``--json`` writes::
 
     {"config": {...}, "results": {model: {path: {mode: {"img_s", "warmup_s", ...}}}}}
 
+(``kernels_built``, for ``compile`` on the CPU: the C++ kernels inductor compiled during the
+first step, about 1 s of one core each here, the bulk of a cold warm-up.)
+
     python benchmarks/bench_train_step.py                        # the study's set-up, 2 threads
     python benchmarks/bench_train_step.py --modes eager --json docs/bench_train_step.json
     python benchmarks/bench_train_step.py --models bimlp wavemlp_fp --device cuda
@@ -131,6 +134,13 @@ def make_step(study_mod, name: str, fast: bool, compiled: bool, args: argparse.N
     return step
 
 
+def _compiled_kernels() -> int:
+    """Shared libraries in inductor's cache folder: one per C++ kernel it compiled (a kernel
+    found in the cache is not built again, so a warm cache adds none)."""
+    cache = os.environ.get("TORCHINDUCTOR_CACHE_DIR")
+    return sum(1 for _ in Path(cache).rglob("*.so")) if cache and Path(cache).is_dir() else 0
+
+
 def run(study_mod, args: argparse.Namespace) -> dict[str, Any]:
     import torch
 
@@ -145,6 +155,7 @@ def run(study_mod, args: argparse.Namespace) -> dict[str, Any]:
         model, path, mode = key
         step = make_step(study_mod, model, path == "fast", mode == "compile", args, device)
         _sync(device)
+        built = _compiled_kernels()
         start = time.perf_counter()
         step()  # compiles, for mode compile
         _sync(device)
@@ -152,6 +163,8 @@ def run(study_mod, args: argparse.Namespace) -> dict[str, Any]:
         step()  # a second untimed step: recompilations, allocator growth
         steps[key] = step
         results[key] = {"warmup_s": warmup, "times_s": []}
+        if mode == "compile" and device.type == "cpu":  # C++ kernels inductor built for it
+            results[key]["kernels_built"] = _compiled_kernels() - built
         print(f"  built {model:<11} {path:<9} {mode:<8} first step {warmup:7.1f} s", flush=True)
     for _ in range(args.rounds):
         for key, step in steps.items():
@@ -208,12 +221,13 @@ def main(argv: list[str] | None = None) -> int:
     print(f"\ntraining step of the study's networks, batch {args.batch_size} x 1 x 32 x 32, "
           f"{args.device} ({where}), torch {torch.__version__}, median of {args.rounds} "
           f"interleaved rounds")
-    print(f"{'model':<11} {'path':<10} {'mode':<8} {'ms/step':>9} {'img/s':>8} {'warm-up s':>10}")
+    print(f"{'model':<11} {'path':<10} {'mode':<8} {'ms/step':>9} {'img/s':>8} {'warm-up s':>10} "
+          f"{'kernels':>8}")
     for model, paths in results.items():
         for path, modes in paths.items():
             for mode, r in modes.items():
                 print(f"{model:<11} {path:<10} {mode:<8} {r['step_ms']:>9.1f} {r['img_s']:>8.1f} "
-                      f"{r['warmup_s']:>10.1f}")
+                      f"{r['warmup_s']:>10.1f} {r.get('kernels_built', '-'):>8}")
     for label, value in rat.items():
         print(f"{label}: {value:.2f}x")
     if args.json:
