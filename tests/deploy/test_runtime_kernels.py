@@ -131,7 +131,8 @@ def test_token_conv_is_exact(pairs, axis, b, h, w, c):
         assert np.array_equal(T.token_conv(isa, x, taps, axis, pairs), ref), isa
 
 
-_SGEMM_SHAPES = [(1, 147, 64), (29, 64, 128), (7, 320, 45), (100, 33, 1)]
+# N = 96: three weight panels, so a two-panel tile (AVX-512) and a lone panel after it
+_SGEMM_SHAPES = [(1, 147, 64), (29, 64, 128), (7, 320, 45), (100, 33, 1), (13, 70, 96)]
 
 
 def _sgemm_operands(m: int, k: int, n: int) -> tuple[np.ndarray, np.ndarray]:
