@@ -1,29 +1,16 @@
-"""Helpers of the runtime tests: artifacts from conditioned models, re-signed edited artifacts,
-the benchmark scripts as modules."""
+"""Helpers of the runtime tests: artifacts from conditioned models, re-signed edited artifacts."""
 
 from __future__ import annotations
 
 import hashlib
-import importlib.util
 import json
 import struct
 from pathlib import Path
-from types import ModuleType
 
 import numpy as np
 import pytest
 
 import bimlp_runtime
-
-BENCHMARKS = Path(__file__).resolve().parents[2] / "benchmarks"
-
-
-def load_benchmark(name: str) -> ModuleType:
-    """``benchmarks/NAME.py`` imported as a module (the scripts are not a package)."""
-    spec = importlib.util.spec_from_file_location(name, BENCHMARKS / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def load_error(path) -> str:

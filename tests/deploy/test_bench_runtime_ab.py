@@ -8,14 +8,13 @@ import json
 import shutil
 
 import pytest
-from runtime_helpers import load_benchmark
 
 import bimlp_runtime
 import bimlp_runtime.testing
 
 
 @pytest.fixture(scope="module")
-def script():
+def script(load_benchmark):
     return load_benchmark("bench_runtime_ab")
 
 

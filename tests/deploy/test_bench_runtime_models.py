@@ -8,11 +8,10 @@ import importlib.util
 import json
 
 import pytest
-from runtime_helpers import load_benchmark
 
 
 @pytest.fixture(scope="module")
-def script():
+def script(load_benchmark):
     return load_benchmark("bench_runtime_models")
 
 

@@ -5,7 +5,6 @@ folder, rounds alternating the trees' order, the medians and ratios, the JSON, a
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import subprocess
 from pathlib import Path
@@ -16,11 +15,8 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture()
-def script():
-    spec = importlib.util.spec_from_file_location("bench_train_ab", ROOT / "benchmarks" / "bench_train_ab.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+def script(load_benchmark):
+    return load_benchmark("bench_train_ab")
 
 
 def test_runs_alternate_the_trees_and_report_medians(script, tmp_path, monkeypatch, capsys):
