@@ -238,9 +238,10 @@ def benchmark(model_name: str = "bimlp_s", checkpoint: str | None = None, batche
         results["notes"].append("onnxruntime/onnx not installed: ONNX baselines skipped (pip install .[bench])")
     elif not ov_ok:
         results["notes"].append("openvino not installed: OpenVINO baseline skipped")
+    runtimes: dict[int, Any] = {}  # one loaded runtime per thread count, reused for the scaling round
     for t in threads:
         torch.set_num_threads(t)
-        rt = bimlp_runtime.load(art, threads=t)
+        rt = runtimes[t] = bimlp_runtime.load(art, threads=t)
         results["isa"] = rt.isa
         sessions: dict[str, Callable] = {}
         for key, p in onnx_files.items():
@@ -291,7 +292,7 @@ def benchmark(model_name: str = "bimlp_s", checkpoint: str | None = None, batche
                 run["runtime_stages_ms"] = _step_stages(steps, list(model.config.depths))
             results["runs"][f"b{b}_t{t}"] = run
     if len(threads) > 1:
-        results.update(_thread_scaling(art, chans, size, batches, threads, rounds, budget_s, log))
+        results.update(_thread_scaling(runtimes, chans, size, batches, rounds, budget_s, log))
     if memory:
         b, t = max(batches), max(threads)
         log(f"peak memory, batch {b}, {t} threads (fresh processes)")
@@ -303,14 +304,12 @@ def benchmark(model_name: str = "bimlp_s", checkpoint: str | None = None, batche
     return results
 
 
-def _thread_scaling(art: Path, chans: int, size: int, batches: tuple[int, ...], threads: tuple[int, ...],
-                    rounds: int, budget_s: float, log: Callable[[str], None]) -> dict[str, Any]:
-    """The runtime's speed-up from ``threads[0]`` to each other thread count, per batch: the runtime
-    loaded once per thread count and the loads interleaved in the same rounds, so that the ratio
-    is not a drift of the machine between the phases of the benchmark (which run minutes apart)."""
-    import bimlp_runtime
-
-    models = {t: bimlp_runtime.load(art, threads=t) for t in threads}
+def _thread_scaling(models: dict[int, Any], chans: int, size: int, batches: tuple[int, ...], rounds: int,
+                    budget_s: float, log: Callable[[str], None]) -> dict[str, Any]:
+    """The runtime's speed-up from the first thread count of ``models`` (the runtime loaded once per
+    thread count) to each other, per batch: the loads called alternately in the same rounds, so that
+    the ratio is not a drift of the machine between the phases of the benchmark (minutes apart)."""
+    threads = list(models)
     out: dict[str, Any] = {"thread_scaling": {}, "thread_scaling_after_idle": {}, "thread_scaling_ms": {}}
     for b in batches:
         log(f"thread scaling, batch {b}: threads {', '.join(map(str, threads))} interleaved")
