@@ -36,6 +36,8 @@ table block in docs/RESULTS.md from the result files alone.
                                                                  # a GPU, 18 runs side by side
     OUT=DIR bash experiments/gpu_study.sh                        # that, within a time limit
     python experiments/ablation.py --probe --val-holdout 10000 --train-limit 5000 ...  # checks
+    python experiments/ablation.py --variants naive,bimlp --lr 3e-3 --results DIR --work DIR2 \
+        --teacher-from docs/results runs/fashion_mnist  # one setting changed, the study's teacher
 """
 
 from __future__ import annotations
@@ -403,13 +405,42 @@ def ensure_teacher(study: Study, work: Path, results: Path, root: str | None, ex
             "sha256": _sha256(weights)}
 
 
+# the fields that must match for another study's teacher to fit this one's students and data
+TEACHER_FIT = ("dataset", "image_size", "stem_stride", "depths", "dims", "mlp_ratio")
+
+
+def borrowed_teacher(study: Study, results: Path, work: Path) -> dict[str, Any]:
+    """Another study's teacher (``--teacher-from RESULTS WORK``): its result file in
+    ``results``, its weights in ``work``. For checks that change one setting of the study (the
+    learning rate, the budget) and keep its teacher, so that only that setting differs."""
+    if not study.teacher:
+        raise SystemExit("--teacher-from with --no-teacher: the binary runs would ignore it")
+    recorded = read_result(results, TEACHER, TEACHER_SEED, None)
+    if recorded is None:
+        raise SystemExit(f"--teacher-from: no teacher result file "
+                         f"{result_path(results, TEACHER, TEACHER_SEED)}")
+    theirs, mine = recorded.get("study", {}), dataclasses.asdict(study)
+    diff = [k for k in TEACHER_FIT if theirs.get(k) != mine.get(k)]
+    if diff:
+        what = ", ".join(f"{k}: {theirs.get(k)!r} there, {mine.get(k)!r} here" for k in diff)
+        raise SystemExit(f"--teacher-from: the teacher in {results} was trained for other data "
+                         f"or another size ({what})")
+    weights = work / "runs" / TEACHER / f"seed{TEACHER_SEED}" / "step1" / "model.safetensors"
+    if not weights.is_file():
+        raise SystemExit(f"--teacher-from: the teacher's weights {weights} are missing (its work "
+                         "folder is the other study's --work)")
+    return {"variant": TEACHER, "seed": TEACHER_SEED, "weights": str(weights),
+            "top1": recorded["top1"], "sha256": _sha256(weights)}
+
+
 def run_study(study: Study, work: Path, results: Path, names: list[str], seeds: list[int],
-              ex: Execution, commit: bool) -> list[str]:
+              ex: Execution, commit: bool, teacher: dict[str, Any] | None = None) -> list[str]:
+    """Every (variant, seed) of ``names`` x ``seeds`` without a result file, one after the
+    other; binary runs distil from ``teacher`` (another study's) or from this study's own."""
     root = holdout_root(study, work)
     order = run_order(names, seeds)
     todo = [(n, s) for n, s in order if read_result(results, n, s, study) is None]
     print(f"{len(todo)} run(s) to do, results in {results}, work files in {work}", flush=True)
-    teacher = None
     failures: list[str] = []
     for name, seed in todo:
         if read_result(results, name, seed, study) is not None:
@@ -437,7 +468,7 @@ def _teacher_ready(study: Study, work: Path, results: Path) -> bool:
 
 def run_parallel(study: Study, work: Path, results: Path, names: list[str], seeds: list[int],
                  ex: Execution, commit: bool, jobs: int, deadline_s: float | None,
-                 argv: list[str], stagger_s: float = 0.0) -> list[str]:
+                 argv: list[str], stagger_s: float = 0.0, borrowed: bool = False) -> list[str]:
     """The same runs as :func:`run_study`, ``jobs`` at a time, each in a child process of this
     script (one variant, one seed); for a GPU, whose small-batch steps leave it mostly idle.
 
@@ -446,14 +477,16 @@ def run_parallel(study: Study, work: Path, results: Path, names: list[str], seed
     With ``deadline_s``, children still running then are stopped: their ``last.pt`` (the last
     finished epoch) lets a later invocation resume them. With ``stagger_s``, a variant's other
     seeds start that long after its first, so that they find its compiled graphs in the
-    compiler's on-disk cache instead of compiling the same graphs side by side.
+    compiler's on-disk cache instead of compiling the same graphs side by side. With
+    ``borrowed`` (``--teacher-from`` in ``argv``), the children use that teacher and none waits.
     """
     root = holdout_root(study, work)
     order = run_order(names, seeds)
     pending = [(n, s) for n, s in order if read_result(results, n, s, study) is None]
     print(f"{len(pending)} run(s) to do, {jobs} at a time, results in {results}, work files in "
           f"{work}", flush=True)
-    needs_teacher = study.teacher and any(VARIANTS[n].binary for n, _ in pending)
+    needs_teacher = study.teacher and not borrowed and any(VARIANTS[n].binary
+                                                           for n, _ in pending)
     if needs_teacher and read_result(results, TEACHER, TEACHER_SEED, study) is not None \
             and not _teacher_ready(study, work, results):
         ensure_teacher(study, work, results, root, ex, commit)  # fresh clone: weights absent
@@ -760,6 +793,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--lr", type=float, default=d.lr)
     p.add_argument("--label-weight", type=float, default=d.label_weight)
     p.add_argument("--no-teacher", action="store_true", help="binary variants on labels only")
+    p.add_argument("--teacher-from", nargs=2, metavar=("RESULTS", "WORK"), default=None,
+                   help="distil from another study's teacher (its result file in RESULTS, its "
+                        "weights in WORK) instead of this study's own: for checks that change "
+                        "one setting, e.g. --lr, and keep the teacher")
     p.add_argument("--image-size", type=_opt_int, default=d.image_size,
                    help="training and test resolution (none: the data's own)")
     p.add_argument("--stem-stride", type=int, default=d.stem_stride, help="BiMLP / Wave-MLP")
@@ -846,14 +883,17 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_num_threads(args.threads)
     start = time.perf_counter()
     failures: list[str] = []
+    teacher = None
+    if args.teacher_from and not args.report_only:
+        teacher = borrowed_teacher(study, Path(args.teacher_from[0]), Path(args.teacher_from[1]))
     if args.report_only:
         pass
     elif args.jobs > 1:
         failures = run_parallel(study, work, results, names, seeds, ex, args.commit, args.jobs,
                                 args.deadline_s, list(sys.argv[1:] if argv is None else argv),
-                                args.stagger_s)
+                                args.stagger_s, borrowed=teacher is not None)
     else:
-        failures = run_study(study, work, results, names, seeds, ex, args.commit)
+        failures = run_study(study, work, results, names, seeds, ex, args.commit, teacher)
     if not args.no_report:
         results_md = REPO / "docs" / "RESULTS.md" if results == RESULTS else None
         write_report(study, results, names, seeds, results_md)

@@ -144,3 +144,33 @@ def test_parallel_runs_match_sequential(tmp_path: Path) -> None:
                [s["curve"][-1]["train_loss"] for s in b["steps"]]
     agg = json.loads((par / "results" / "fashion_mnist.json").read_text())
     assert all(v["complete"] for v in agg["variants"].values())
+
+
+def test_teacher_from_another_study(tmp_path: Path) -> None:
+    """--teacher-from: a check that changes one setting (here the learning rate) distils from
+    the first study's teacher -- the same weights, recorded by hash -- and trains none itself."""
+    root = make_idx_folder(tmp_path / "idx")
+    run_script(tmp_path, root, "--variants", "wavemlp_fp")
+    teacher = json.loads((tmp_path / "results" / "runs" / "wavemlp_fp__seed0.json").read_text())
+    borrow = ["--teacher-from", str(tmp_path / "results"), str(tmp_path / "work")]
+    check = tmp_path / "check"
+    check.mkdir()
+    proc = run_script(check, root, "--variants", "naive", "--lr", "0.002", *borrow)
+    assert "1 run(s) to do" in proc.stdout
+    run = json.loads((check / "results" / "runs" / "naive__seed0.json").read_text())
+    assert run["study"]["lr"] == 0.002
+    weights = tmp_path / "work" / "runs" / "wavemlp_fp" / "seed0" / "step1" / "model.safetensors"
+    import hashlib
+
+    assert run["teacher"]["sha256"] == hashlib.sha256(weights.read_bytes()).hexdigest()
+    assert run["teacher"]["top1"] == teacher["top1"]
+    assert not (check / "work" / "runs" / "wavemlp_fp").exists()  # no teacher of its own
+
+    # a teacher for other students is refused, naming the setting; so is a missing one
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    proc = run_script(bad, root, "--variants", "naive", "--dims", "8,24", *borrow, check=False)
+    assert proc.returncode != 0 and "dims: [8, 16] there, [8, 24] here" in proc.stderr
+    proc = run_script(bad, root, "--variants", "naive", "--teacher-from", str(bad), str(bad),
+                      check=False)
+    assert proc.returncode != 0 and "no teacher result file" in proc.stderr
