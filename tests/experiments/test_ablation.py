@@ -9,6 +9,7 @@ table, charts, resume, settings check, held-out split -- not the accuracy.
 from __future__ import annotations
 
 import gzip
+import hashlib
 import json
 import subprocess
 import sys
@@ -160,8 +161,6 @@ def test_teacher_from_another_study(tmp_path: Path) -> None:
     run = json.loads((check / "results" / "runs" / "naive__seed0.json").read_text())
     assert run["study"]["lr"] == 0.002
     weights = tmp_path / "work" / "runs" / "wavemlp_fp" / "seed0" / "step1" / "model.safetensors"
-    import hashlib
-
     assert run["teacher"]["sha256"] == hashlib.sha256(weights.read_bytes()).hexdigest()
     assert run["teacher"]["top1"] == teacher["top1"]
     assert not (check / "work" / "runs" / "wavemlp_fp").exists()  # no teacher of its own
