@@ -383,10 +383,15 @@ def run_order(names: list[str], seeds: list[int]) -> list[tuple[str, int]]:
     return order
 
 
+def teacher_weights(work: Path, seed: int = TEACHER_SEED) -> Path:
+    """Where a study's teacher keeps its weights in its work folder."""
+    return work / "runs" / TEACHER / f"seed{seed}" / "step1" / "model.safetensors"
+
+
 def ensure_teacher(study: Study, work: Path, results: Path, root: str | None, ex: Execution,
                    commit: bool, seed: int = TEACHER_SEED) -> dict[str, Any]:
     """The teacher's weights (training it if they are missing) and what identifies them."""
-    weights = work / "runs" / TEACHER / f"seed{seed}" / "step1" / "model.safetensors"
+    weights = teacher_weights(work, seed)
     recorded = read_result(results, TEACHER, seed, study)
     if recorded is None or not weights.is_file():
         if recorded is not None:
@@ -425,7 +430,7 @@ def borrowed_teacher(study: Study, results: Path, work: Path) -> dict[str, Any]:
         what = ", ".join(f"{k}: {theirs.get(k)!r} there, {mine.get(k)!r} here" for k in diff)
         raise SystemExit(f"--teacher-from: the teacher in {results} was trained for other data "
                          f"or another size ({what})")
-    weights = work / "runs" / TEACHER / f"seed{TEACHER_SEED}" / "step1" / "model.safetensors"
+    weights = teacher_weights(work)
     if not weights.is_file():
         raise SystemExit(f"--teacher-from: the teacher's weights {weights} are missing (its work "
                          "folder is the other study's --work)")
@@ -462,7 +467,7 @@ def run_study(study: Study, work: Path, results: Path, names: list[str], seeds: 
 
 
 def _teacher_ready(study: Study, work: Path, results: Path) -> bool:
-    weights = work / "runs" / TEACHER / f"seed{TEACHER_SEED}" / "step1" / "model.safetensors"
+    weights = teacher_weights(work)
     return read_result(results, TEACHER, TEACHER_SEED, study) is not None and weights.is_file()
 
 
