@@ -494,7 +494,9 @@ def run_parallel(study: Study, work: Path, results: Path, names: list[str], seed
                                                            for n, _ in pending)
     if needs_teacher and read_result(results, TEACHER, TEACHER_SEED, study) is not None \
             and not _teacher_ready(study, work, results):
-        ensure_teacher(study, work, results, root, ex, commit)  # fresh clone: weights absent
+        # fresh clone: weights absent; nothing binary can start before them, so every thread
+        alone = dataclasses.replace(ex, threads=ex.threads * jobs)
+        ensure_teacher(study, work, results, root, alone, commit)
     logs = work / "logs"
     logs.mkdir(parents=True, exist_ok=True)
     # the child: this command line, minus committing, for one run
@@ -618,8 +620,14 @@ def collect(study: Study, results: Path, names: list[str], seeds: list[int],
                  "train_loss": [row["train_loss"] for row in st["curve"]]}
                 for st in r["steps"]]} for r in runs],
         }
-        if runs and runs[0].get("teacher"):
-            variants[name]["teacher"] = runs[0]["teacher"]
+        teachers = [r["teacher"] for r in runs if r.get("teacher")]
+        if teachers:
+            variants[name]["teacher"] = teachers[0]
+            # a fresh machine retrains the teacher from the same seed, which need not give the
+            # same weights: record which one each seed distilled from
+            variants[name]["teachers"] = [
+                {"run_seed": r["seed"], "sha256": r["teacher"]["sha256"],
+                 "top1": r["teacher"]["top1"]} for r in runs if r.get("teacher")]
     return {
         "dataset": Path(study.root).name if study.root else study.dataset,
         "train_images": train_images, "test_images": test_images,
@@ -685,7 +693,26 @@ def markdown_table(agg: dict[str, Any]) -> str:
             f"| {name}: {v['label']} | {yes(v['multi_branch'])} | {yes(v['uni_shortcut'])} | "
             f"{ds} | {acc} | {seeds.strip()} | {_si(v['params'])} | {_si(v['bops'])} | "
             f"{_si(v['flops'])} | {_si(v['ops'])} |")
-    return "\n".join(lines)
+    return "\n".join(lines + _teacher_note(agg))
+
+
+def _teacher_note(agg: dict[str, Any]) -> list[str]:
+    """Below the table, where the binary runs did not all distil from the same weights: which
+    seeds used which training of the teacher (told apart by the hash of its weights)."""
+    used: dict[str, dict[str, Any]] = {}
+    for name, v in agg["variants"].items():
+        for t in v.get("teachers", []):
+            entry = used.setdefault(t["sha256"], {"top1": t["top1"], "runs": []})
+            entry["runs"].append(f"{name} {t['run_seed']}")
+    if len(used) < 2:
+        return []
+    lines = ["", f"The binary runs distilled from {len(used)} trainings of the same teacher "
+             "(same seed and recipe; a new machine retrains it, and training is not bit-for-bit "
+             "reproducible across machines):"]
+    for sha, entry in used.items():
+        lines.append(f"- sha256 {sha[:12]}, top-1 {100 * entry['top1']:.2f} %: "
+                     + ", ".join(entry["runs"]))
+    return lines
 
 
 def _plt():

@@ -146,6 +146,43 @@ def test_parallel_runs_match_sequential(tmp_path: Path) -> None:
     agg = json.loads((par / "results" / "fashion_mnist.json").read_text())
     assert all(v["complete"] for v in agg["variants"].values())
 
+    # a fresh machine: the teacher's result file is committed but its weights are gone; it is
+    # retrained before any child starts, with every thread (nothing else can run meanwhile)
+    import shutil
+
+    shutil.rmtree(par / "work")
+    (par / "results" / "runs" / "naive__seed0.json").unlink()
+    proc = run_script(par, root, "--variants", "wavemlp_fp,naive", "--jobs", "2",
+                      "--loader", "samples")
+    assert "retraining it" in proc.stdout and "1 run(s) to do, 2 at a time" in proc.stdout
+    retrained = json.loads((par / "work" / "runs" / "wavemlp_fp__seed0.json").read_text())
+    assert retrained["threads"] == 2  # --threads 1 x --jobs 2
+    rerun = json.loads((par / "results" / "runs" / "naive__seed0.json").read_text())
+    assert rerun["teacher"]["sha256"] == hashlib.sha256(
+        (par / "work" / "runs" / "wavemlp_fp" / "seed0" / "step1" / "model.safetensors")
+        .read_bytes()).hexdigest()
+
+
+def test_report_names_each_training_of_the_teacher(tmp_path: Path) -> None:
+    """Seeds that distilled from different trainings of the teacher (a retrain on a new machine)
+    are listed under the table by the hash of the teacher's weights; one teacher adds no note."""
+    root = make_idx_folder(tmp_path / "idx")
+    run_script(tmp_path, root, "--variants", "wavemlp_fp,naive")
+    table = (tmp_path / "results" / "fashion_mnist_table.md").read_text()
+    assert "trainings of the same teacher" not in table
+    runs = tmp_path / "results" / "runs"
+    other = json.loads((runs / "naive__seed0.json").read_text())
+    first = other["teacher"]["sha256"]
+    other["seed"], other["teacher"] = 1, {**other["teacher"], "sha256": "f" * 64, "top1": 0.5}
+    (runs / "naive__seed1.json").write_text(json.dumps(other))
+    run_script(tmp_path, root, "--variants", "wavemlp_fp,naive", "--seeds", "2", "--report-only")
+    table = (tmp_path / "results" / "fashion_mnist_table.md").read_text()
+    assert "distilled from 2 trainings of the same teacher" in table
+    assert f"sha256 {first[:12]}" in table and "naive 0" in table
+    assert "sha256 ffffffffffff, top-1 50.00 %: naive 1" in table
+    agg = json.loads((tmp_path / "results" / "fashion_mnist.json").read_text())
+    assert [t["run_seed"] for t in agg["variants"]["naive"]["teachers"]] == [0, 1]
+
 
 def test_teacher_from_another_study(tmp_path: Path) -> None:
     """--teacher-from: a check that changes one setting (here the learning rate) distils from
