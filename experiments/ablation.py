@@ -620,14 +620,14 @@ def collect(study: Study, results: Path, names: list[str], seeds: list[int],
                  "train_loss": [row["train_loss"] for row in st["curve"]]}
                 for st in r["steps"]]} for r in runs],
         }
-        teachers = [r["teacher"] for r in runs if r.get("teacher")]
-        if teachers:
-            variants[name]["teacher"] = teachers[0]
+        taught = [r for r in runs if r.get("teacher")]
+        if taught:
+            variants[name]["teacher"] = taught[0]["teacher"]
             # a fresh machine retrains the teacher from the same seed, which need not give the
             # same weights: record which one each seed distilled from
             variants[name]["teachers"] = [
                 {"run_seed": r["seed"], "sha256": r["teacher"]["sha256"],
-                 "top1": r["teacher"]["top1"]} for r in runs if r.get("teacher")]
+                 "top1": r["teacher"]["top1"]} for r in taught]
     return {
         "dataset": Path(study.root).name if study.root else study.dataset,
         "train_images": train_images, "test_images": test_images,

@@ -11,6 +11,7 @@ from __future__ import annotations
 import gzip
 import hashlib
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -100,8 +101,6 @@ def test_study_end_to_end(tmp_path: Path) -> None:
     assert other.returncode != 0 and "this work folder holds a run with other settings" in other.stderr
 
     # resumable from the result files alone (a fresh clone: no work folder, no weights)
-    import shutil
-
     shutil.rmtree(tmp_path / "work")
     again = run_script(tmp_path, root)
     assert "0 run(s) to do" in again.stdout
@@ -148,8 +147,6 @@ def test_parallel_runs_match_sequential(tmp_path: Path) -> None:
 
     # a fresh machine: the teacher's result file is committed but its weights are gone; it is
     # retrained before any child starts, with every thread (nothing else can run meanwhile)
-    import shutil
-
     shutil.rmtree(par / "work")
     (par / "results" / "runs" / "naive__seed0.json").unlink()
     proc = run_script(par, root, "--variants", "wavemlp_fp,naive", "--jobs", "2",
