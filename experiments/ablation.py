@@ -223,13 +223,14 @@ def _recipe(study: Study, name: str, seed: int, run_dir: Path, step: int, root: 
 
 
 def _run_step(recipe: dict[str, Any], echo) -> dict[str, Any]:
-    """One step, resumed from its last.pt if it was interrupted; skipped if it finished."""
+    """One step, resumed from its last.pt if it was interrupted; skipped if it finished and its
+    weights are still there (a finished step's last.pt gives them back exactly)."""
     from bimlp.train.config import config_from_dict
     from bimlp.train.engine import train
 
     step_dir = Path(recipe["run"]["out_dir"])
     done = step_dir / "step.json"
-    if done.is_file():
+    if done.is_file() and (step_dir / "model.safetensors").is_file():
         return json.loads(done.read_text())
     last = step_dir / "last.pt"
     start = time.perf_counter()
@@ -433,7 +434,8 @@ def borrowed_teacher(study: Study, results: Path, work: Path) -> dict[str, Any]:
     weights = teacher_weights(work)
     if not weights.is_file():
         raise SystemExit(f"--teacher-from: the teacher's weights {weights} are missing (its work "
-                         "folder is the other study's --work)")
+                         "folder is the other study's --work; on a fresh machine, that study's "
+                         "command with --teacher-only retrains them)")
     return {"variant": TEACHER, "seed": TEACHER_SEED, "weights": str(weights),
             "top1": recorded["top1"], "sha256": _sha256(weights)}
 
@@ -873,6 +875,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help="skip the aggregate, table and charts (the parallel runs' children)")
     p.add_argument("--commit", action="store_true",
                    help="git-commit each finished run's result file (only that file)")
+    p.add_argument("--teacher-only", action="store_true",
+                   help="only make sure the teacher's weights are in --work (retrained from its "
+                        "seed if missing, e.g. on a fresh machine), then stop; for --teacher-from")
     p.add_argument("--report-only", action="store_true",
                    help="only rebuild the json, the table, the charts and the RESULTS.md table")
     return p.parse_args(argv)
@@ -918,6 +923,13 @@ def main(argv: list[str] | None = None) -> int:
     teacher = None
     if args.teacher_from and not args.report_only:
         teacher = borrowed_teacher(study, Path(args.teacher_from[0]), Path(args.teacher_from[1]))
+    if args.teacher_only:
+        if not study.teacher:
+            raise SystemExit("--teacher-only with --no-teacher: this study has no teacher")
+        mine = ensure_teacher(study, work, results, holdout_root(study, work), ex, args.commit)
+        print(f"teacher: {mine['variant']} seed {mine['seed']}, top-1 {100 * mine['top1']:.2f}%, "
+              f"sha256 {mine['sha256'][:16]}, weights {mine['weights']}", flush=True)
+        return 0
     if args.report_only:
         pass
     elif args.jobs > 1:

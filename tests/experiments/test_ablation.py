@@ -199,6 +199,28 @@ def test_teacher_from_another_study(tmp_path: Path) -> None:
     assert run["teacher"]["top1"] == teacher["top1"]
     assert not (check / "work" / "runs" / "wavemlp_fp").exists()  # no teacher of its own
 
+    # a fresh machine: the weights are gone; the check names the way back, --teacher-only
+    # retrains them from the committed result file (and nothing else), then the check runs
+    kept = weights.with_name("kept.safetensors")
+    weights.rename(kept)
+    again = tmp_path / "again"
+    again.mkdir()
+    proc = run_script(again, root, "--variants", "naive", "--lr", "0.002", *borrow, check=False)
+    assert proc.returncode != 0 and "--teacher-only" in proc.stderr and str(weights) in proc.stderr
+    proc = run_script(tmp_path, root, "--teacher-only")
+    assert "retraining it" in proc.stdout and weights.is_file()
+    # the work folder kept the finished step's last.pt: the same tensors, bit for bit (not the
+    # same file: safetensors writes the metadata's keys in no fixed order)
+    from safetensors.torch import load_file
+
+    before, after = load_file(kept), load_file(weights)
+    assert before.keys() == after.keys()
+    assert all(before[k].equal(after[k]) for k in before)
+    assert not (tmp_path / "work" / "runs" / "naive").exists()  # the teacher only
+    run_script(again, root, "--variants", "naive", "--lr", "0.002", *borrow)
+    run = json.loads((again / "results" / "runs" / "naive__seed0.json").read_text())
+    assert run["teacher"]["sha256"] == hashlib.sha256(weights.read_bytes()).hexdigest()
+
     # a teacher for other students is refused, naming the setting; so is a missing one
     bad = tmp_path / "bad"
     bad.mkdir()
