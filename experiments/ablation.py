@@ -250,6 +250,31 @@ def _sha256(path: Path) -> str:
     return h.hexdigest()
 
 
+def _weights_sha256(path: Path) -> str:
+    """A hash of the tensors of a safetensors file -- each name (sorted), dtype, shape and bytes
+    -- which, unlike the file's hash, does not depend on the order in which the file's header
+    lists its metadata (safetensors writes that in no fixed order): the same weights, written
+    twice, give the same value."""
+    import torch
+
+    from bimlp.checkpoint import read_safetensors
+
+    h = hashlib.sha256()
+    state, _ = read_safetensors(path)
+    for name in sorted(state):
+        t = state[name].detach().contiguous()
+        h.update(f"{name}\0{str(t.dtype).removeprefix('torch.')}\0{list(t.shape)}\0".encode())
+        h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes())
+    return h.hexdigest()
+
+
+def _identity(weights: Path) -> dict[str, str]:
+    """What identifies a teacher's weights in the result files: ``sha256``, the file's hash
+    (what every result file has), and ``weights_sha256``, the tensors' hash (since
+    2026-12-07), by which the report tells trainings of the teacher apart where present."""
+    return {"sha256": _sha256(weights), "weights_sha256": _weights_sha256(weights)}
+
+
 def _curve_rows(history: list[dict[str, Any]]) -> list[dict[str, Any]]:
     keys = ("epoch", "lr", "train_loss", "train_top1", "val_loss", "val_top1", "val_top5",
             "train_img_s", "epoch_s")
@@ -293,7 +318,8 @@ def run_one(study: Study, name: str, seed: int, work: Path, results: Path, root:
         "top1": final["val_top1"] / 100, "top5": final["val_top5"] / 100,
         "test_loss": final["val_loss"], "test_images": final.get("val_images"),
         "eval_set": "holdout" if study.val_holdout else "test",
-        "teacher": ({k: teacher[k] for k in ("variant", "seed", "top1", "sha256")}
+        "teacher": ({k: teacher[k] for k in ("variant", "seed", "top1", "sha256",
+                                             "weights_sha256") if k in teacher}
                     if teacher_path else None),
         "steps": [{"step": s, "epochs": len(r["history"]), "wall_s": r["wall_s"],
                    "curve": _curve_rows(r["history"])}
@@ -397,7 +423,9 @@ def ensure_teacher(study: Study, work: Path, results: Path, root: str | None, ex
     if recorded is None or not weights.is_file():
         if recorded is not None:
             print(f"the teacher's result file exists but not its weights ({weights}): "
-                  "retraining it (deterministic seeding; compare the top-1 below)", flush=True)
+                  "training it again from its seed (resumed where a last.pt is left; on "
+                  "another machine the weights need not come out the same: compare the top-1 "
+                  "below)", flush=True)
         fresh = run_one(study, TEACHER, seed, work, results if recorded is None else work,
                         root, None, ex, commit and recorded is None)
         if recorded is not None and abs(fresh["top1"] - recorded["top1"]) > 1e-9:
@@ -408,7 +436,7 @@ def ensure_teacher(study: Study, work: Path, results: Path, root: str | None, ex
     else:
         top1 = recorded["top1"]
     return {"variant": TEACHER, "seed": seed, "weights": str(weights), "top1": top1,
-            "sha256": _sha256(weights)}
+            **_identity(weights)}
 
 
 # the fields that must match for another study's teacher to fit this one's students and data
@@ -437,7 +465,7 @@ def borrowed_teacher(study: Study, results: Path, work: Path) -> dict[str, Any]:
                          "folder is the other study's --work; on a fresh machine, that study's "
                          "command with --teacher-only retrains them)")
     return {"variant": TEACHER, "seed": TEACHER_SEED, "weights": str(weights),
-            "top1": recorded["top1"], "sha256": _sha256(weights)}
+            "top1": recorded["top1"], **_identity(weights)}
 
 
 def run_study(study: Study, work: Path, results: Path, names: list[str], seeds: list[int],
@@ -628,8 +656,9 @@ def collect(study: Study, results: Path, names: list[str], seeds: list[int],
             # a fresh machine retrains the teacher from the same seed, which need not give the
             # same weights: record which one each seed distilled from
             variants[name]["teachers"] = [
-                {"run_seed": r["seed"], "sha256": r["teacher"]["sha256"],
-                 "top1": r["teacher"]["top1"]} for r in taught]
+                {"run_seed": r["seed"], "top1": r["teacher"]["top1"],
+                 **{k: r["teacher"][k] for k in ("sha256", "weights_sha256")
+                    if k in r["teacher"]}} for r in taught]
     return {
         "dataset": Path(study.root).name if study.root else study.dataset,
         "train_images": train_images, "test_images": test_images,
@@ -700,11 +729,13 @@ def markdown_table(agg: dict[str, Any]) -> str:
 
 def _teacher_note(agg: dict[str, Any]) -> list[str]:
     """Below the table, where the binary runs did not all distil from the same weights: which
-    seeds used which training of the teacher (told apart by the hash of its weights)."""
+    seeds used which training of the teacher (told apart by the hash of its tensors, or of its
+    weights file in result files older than that hash)."""
     used: dict[str, dict[str, Any]] = {}
     for name, v in agg["variants"].items():
         for t in v.get("teachers", []):
-            entry = used.setdefault(t["sha256"], {"top1": t["top1"], "runs": []})
+            key = t.get("weights_sha256") or t["sha256"]
+            entry = used.setdefault(key, {"top1": t["top1"], "runs": []})
             entry["runs"].append(f"{name} {t['run_seed']}")
     if len(used) < 2:
         return []

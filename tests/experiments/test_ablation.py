@@ -169,16 +169,56 @@ def test_report_names_each_training_of_the_teacher(tmp_path: Path) -> None:
     assert "trainings of the same teacher" not in table
     runs = tmp_path / "results" / "runs"
     other = json.loads((runs / "naive__seed0.json").read_text())
-    first = other["teacher"]["sha256"]
-    other["seed"], other["teacher"] = 1, {**other["teacher"], "sha256": "f" * 64, "top1": 0.5}
-    (runs / "naive__seed1.json").write_text(json.dumps(other))
-    run_script(tmp_path, root, "--variants", "wavemlp_fp,naive", "--seeds", "2", "--report-only")
-    table = (tmp_path / "results" / "fashion_mnist_table.md").read_text()
+    first = other["teacher"]["weights_sha256"]
+
+    def report_with_seed1(teacher: dict) -> str:
+        (runs / "naive__seed1.json").write_text(json.dumps({**other, "seed": 1,
+                                                            "teacher": teacher}))
+        run_script(tmp_path, root, "--variants", "wavemlp_fp,naive", "--seeds", "2",
+                   "--report-only")
+        return (tmp_path / "results" / "fashion_mnist_table.md").read_text()
+
+    # the same tensors in a file that hashes differently (metadata in another order): one teacher
+    assert "trainings of the same teacher" not in report_with_seed1(
+        {**other["teacher"], "sha256": "e" * 64})
+    table = report_with_seed1({**other["teacher"], "sha256": "e" * 64,
+                               "weights_sha256": "f" * 64, "top1": 0.5})
     assert "distilled from 2 trainings of the same teacher" in table
     assert f"sha256 {first[:12]}" in table and "naive 0" in table
     assert "sha256 ffffffffffff, top-1 50.00 %: naive 1" in table
     agg = json.loads((tmp_path / "results" / "fashion_mnist.json").read_text())
     assert [t["run_seed"] for t in agg["variants"]["naive"]["teachers"]] == [0, 1]
+    # result files from before the tensors' hash are told apart by the file's
+    old = {k: v for k, v in other["teacher"].items() if k != "weights_sha256"}
+    assert "distilled from 2" in report_with_seed1({**old, "sha256": "d" * 64})
+
+
+def test_teacher_hash_is_the_tensors_not_the_file(tmp_path: Path) -> None:
+    """The teacher's ``weights_sha256`` depends on the tensors only: the same tensors written with
+    their metadata in another order hash alike (their files need not), one changed value not."""
+    import importlib.util
+
+    import torch
+    from safetensors.torch import save_file
+
+    spec = importlib.util.spec_from_file_location("ablation_under_test", SCRIPT)
+    study = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = study  # dataclasses resolve their module by name
+    spec.loader.exec_module(study)
+    tensors = {"b.weight": torch.arange(6, dtype=torch.float32).reshape(2, 3),
+               "a.bias": torch.zeros(3), "c.count": torch.tensor(7)}
+    save_file(tensors, tmp_path / "one.safetensors", metadata={"x": "1", "y": "2"})
+    save_file(dict(reversed(tensors.items())), tmp_path / "two.safetensors",
+              metadata={"y": "2", "x": "1", "z": "extra"})
+    one = study._weights_sha256(tmp_path / "one.safetensors")
+    assert one == study._weights_sha256(tmp_path / "two.safetensors")
+    changed = {**tensors, "a.bias": torch.tensor([0.0, 0.0, 1e-7])}
+    save_file(changed, tmp_path / "three.safetensors", metadata={"x": "1", "y": "2"})
+    assert study._weights_sha256(tmp_path / "three.safetensors") != one
+    # a name moved to another tensor of the same shape and dtype changes it too
+    swapped = {"b.weight": tensors["b.weight"], "a.bias": torch.zeros(3), "d.count": torch.tensor(7)}
+    save_file(swapped, tmp_path / "four.safetensors")
+    assert study._weights_sha256(tmp_path / "four.safetensors") != one
 
 
 def test_teacher_from_another_study(tmp_path: Path) -> None:
@@ -208,7 +248,7 @@ def test_teacher_from_another_study(tmp_path: Path) -> None:
     proc = run_script(again, root, "--variants", "naive", "--lr", "0.002", *borrow, check=False)
     assert proc.returncode != 0 and "--teacher-only" in proc.stderr and str(weights) in proc.stderr
     proc = run_script(tmp_path, root, "--teacher-only")
-    assert "retraining it" in proc.stdout and weights.is_file()
+    assert "training it again from its seed" in proc.stdout and weights.is_file()
     # the work folder kept the finished step's last.pt: the same tensors, bit for bit (not the
     # same file: safetensors writes the metadata's keys in no fixed order)
     from safetensors.torch import load_file
@@ -218,8 +258,10 @@ def test_teacher_from_another_study(tmp_path: Path) -> None:
     assert all(before[k].equal(after[k]) for k in before)
     assert not (tmp_path / "work" / "runs" / "naive").exists()  # the teacher only
     run_script(again, root, "--variants", "naive", "--lr", "0.002", *borrow)
-    run = json.loads((again / "results" / "runs" / "naive__seed0.json").read_text())
-    assert run["teacher"]["sha256"] == hashlib.sha256(weights.read_bytes()).hexdigest()
+    second = json.loads((again / "results" / "runs" / "naive__seed0.json").read_text())
+    assert second["teacher"]["sha256"] == hashlib.sha256(weights.read_bytes()).hexdigest()
+    # ... and the tensors' hash says so: the first check's teacher, whatever the file's hash
+    assert second["teacher"]["weights_sha256"] == run["teacher"]["weights_sha256"]
 
     # a teacher for other students is refused, naming the setting; so is a missing one
     bad = tmp_path / "bad"
