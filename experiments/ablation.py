@@ -250,7 +250,7 @@ def _sha256(path: Path) -> str:
     return h.hexdigest()
 
 
-def _weights_sha256(path: Path) -> str:
+def _tensors_sha256(path: Path) -> str:
     """A hash of the tensors of a safetensors file -- each name (sorted), dtype, shape and bytes
     -- which, unlike the file's hash, does not depend on the order in which the file's header
     lists its metadata (safetensors writes that in no fixed order): the same weights, written
@@ -270,9 +270,9 @@ def _weights_sha256(path: Path) -> str:
 
 def _identity(weights: Path) -> dict[str, str]:
     """What identifies a teacher's weights in the result files: ``sha256``, the file's hash
-    (what every result file has), and ``weights_sha256``, the tensors' hash (since
+    (what every result file has), and ``tensors_sha256``, the tensors' hash (since
     2026-12-07), by which the report tells trainings of the teacher apart where present."""
-    return {"sha256": _sha256(weights), "weights_sha256": _weights_sha256(weights)}
+    return {"sha256": _sha256(weights), "tensors_sha256": _tensors_sha256(weights)}
 
 
 def _curve_rows(history: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -319,7 +319,7 @@ def run_one(study: Study, name: str, seed: int, work: Path, results: Path, root:
         "test_loss": final["val_loss"], "test_images": final.get("val_images"),
         "eval_set": "holdout" if study.val_holdout else "test",
         "teacher": ({k: teacher[k] for k in ("variant", "seed", "top1", "sha256",
-                                             "weights_sha256") if k in teacher}
+                                             "tensors_sha256") if k in teacher}
                     if teacher_path else None),
         "steps": [{"step": s, "epochs": len(r["history"]), "wall_s": r["wall_s"],
                    "curve": _curve_rows(r["history"])}
@@ -657,7 +657,7 @@ def collect(study: Study, results: Path, names: list[str], seeds: list[int],
             # same weights: record which one each seed distilled from
             variants[name]["teachers"] = [
                 {"run_seed": r["seed"], "top1": r["teacher"]["top1"],
-                 **{k: r["teacher"][k] for k in ("sha256", "weights_sha256")
+                 **{k: r["teacher"][k] for k in ("sha256", "tensors_sha256")
                     if k in r["teacher"]}} for r in taught]
     return {
         "dataset": Path(study.root).name if study.root else study.dataset,
@@ -734,7 +734,7 @@ def _teacher_note(agg: dict[str, Any]) -> list[str]:
     used: dict[str, dict[str, Any]] = {}
     for name, v in agg["variants"].items():
         for t in v.get("teachers", []):
-            key = t.get("weights_sha256") or t["sha256"]
+            key = t.get("tensors_sha256") or t["sha256"]
             entry = used.setdefault(key, {"top1": t["top1"], "runs": []})
             entry["runs"].append(f"{name} {t['run_seed']}")
     if len(used) < 2:

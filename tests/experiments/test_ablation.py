@@ -151,7 +151,7 @@ def test_parallel_runs_match_sequential(tmp_path: Path) -> None:
     (par / "results" / "runs" / "naive__seed0.json").unlink()
     proc = run_script(par, root, "--variants", "wavemlp_fp,naive", "--jobs", "2",
                       "--loader", "samples")
-    assert "retraining it" in proc.stdout and "1 run(s) to do, 2 at a time" in proc.stdout
+    assert "training it again" in proc.stdout and "1 run(s) to do, 2 at a time" in proc.stdout
     retrained = json.loads((par / "work" / "runs" / "wavemlp_fp__seed0.json").read_text())
     assert retrained["threads"] == 2  # --threads 1 x --jobs 2
     rerun = json.loads((par / "results" / "runs" / "naive__seed0.json").read_text())
@@ -169,7 +169,7 @@ def test_report_names_each_training_of_the_teacher(tmp_path: Path) -> None:
     assert "trainings of the same teacher" not in table
     runs = tmp_path / "results" / "runs"
     other = json.loads((runs / "naive__seed0.json").read_text())
-    first = other["teacher"]["weights_sha256"]
+    first = other["teacher"]["tensors_sha256"]
 
     def report_with_seed1(teacher: dict) -> str:
         (runs / "naive__seed1.json").write_text(json.dumps({**other, "seed": 1,
@@ -182,19 +182,19 @@ def test_report_names_each_training_of_the_teacher(tmp_path: Path) -> None:
     assert "trainings of the same teacher" not in report_with_seed1(
         {**other["teacher"], "sha256": "e" * 64})
     table = report_with_seed1({**other["teacher"], "sha256": "e" * 64,
-                               "weights_sha256": "f" * 64, "top1": 0.5})
+                               "tensors_sha256": "f" * 64, "top1": 0.5})
     assert "distilled from 2 trainings of the same teacher" in table
     assert f"sha256 {first[:12]}" in table and "naive 0" in table
     assert "sha256 ffffffffffff, top-1 50.00 %: naive 1" in table
     agg = json.loads((tmp_path / "results" / "fashion_mnist.json").read_text())
     assert [t["run_seed"] for t in agg["variants"]["naive"]["teachers"]] == [0, 1]
     # result files from before the tensors' hash are told apart by the file's
-    old = {k: v for k, v in other["teacher"].items() if k != "weights_sha256"}
+    old = {k: v for k, v in other["teacher"].items() if k != "tensors_sha256"}
     assert "distilled from 2" in report_with_seed1({**old, "sha256": "d" * 64})
 
 
 def test_teacher_hash_is_the_tensors_not_the_file(tmp_path: Path) -> None:
-    """The teacher's ``weights_sha256`` depends on the tensors only: the same tensors written with
+    """The teacher's ``tensors_sha256`` depends on the tensors only: the same tensors written with
     their metadata in another order hash alike (their files need not), one changed value not."""
     import importlib.util
 
@@ -210,15 +210,15 @@ def test_teacher_hash_is_the_tensors_not_the_file(tmp_path: Path) -> None:
     save_file(tensors, tmp_path / "one.safetensors", metadata={"x": "1", "y": "2"})
     save_file(dict(reversed(tensors.items())), tmp_path / "two.safetensors",
               metadata={"y": "2", "x": "1", "z": "extra"})
-    one = study._weights_sha256(tmp_path / "one.safetensors")
-    assert one == study._weights_sha256(tmp_path / "two.safetensors")
+    one = study._tensors_sha256(tmp_path / "one.safetensors")
+    assert one == study._tensors_sha256(tmp_path / "two.safetensors")
     changed = {**tensors, "a.bias": torch.tensor([0.0, 0.0, 1e-7])}
     save_file(changed, tmp_path / "three.safetensors", metadata={"x": "1", "y": "2"})
-    assert study._weights_sha256(tmp_path / "three.safetensors") != one
+    assert study._tensors_sha256(tmp_path / "three.safetensors") != one
     # a name moved to another tensor of the same shape and dtype changes it too
     swapped = {"b.weight": tensors["b.weight"], "a.bias": torch.zeros(3), "d.count": torch.tensor(7)}
     save_file(swapped, tmp_path / "four.safetensors")
-    assert study._weights_sha256(tmp_path / "four.safetensors") != one
+    assert study._tensors_sha256(tmp_path / "four.safetensors") != one
 
 
 def test_teacher_from_another_study(tmp_path: Path) -> None:
@@ -261,7 +261,7 @@ def test_teacher_from_another_study(tmp_path: Path) -> None:
     second = json.loads((again / "results" / "runs" / "naive__seed0.json").read_text())
     assert second["teacher"]["sha256"] == hashlib.sha256(weights.read_bytes()).hexdigest()
     # ... and the tensors' hash says so: the first check's teacher, whatever the file's hash
-    assert second["teacher"]["weights_sha256"] == run["teacher"]["weights_sha256"]
+    assert second["teacher"]["tensors_sha256"] == run["teacher"]["tensors_sha256"]
 
     # a teacher for other students is refused, naming the setting; so is a missing one
     bad = tmp_path / "bad"
