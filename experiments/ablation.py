@@ -268,11 +268,15 @@ def _tensors_sha256(path: Path) -> str:
     return h.hexdigest()
 
 
+# what identifies a teacher's weights in the result files: ``sha256``, the file's hash (what
+# every result file has), and ``tensors_sha256``, the tensors' hash (since 2026-12-07), by which
+# the report tells trainings of the teacher apart where present
+TEACHER_HASHES = ("sha256", "tensors_sha256")
+
+
 def _identity(weights: Path) -> dict[str, str]:
-    """What identifies a teacher's weights in the result files: ``sha256``, the file's hash
-    (what every result file has), and ``tensors_sha256``, the tensors' hash (since
-    2026-12-07), by which the report tells trainings of the teacher apart where present."""
-    return {"sha256": _sha256(weights), "tensors_sha256": _tensors_sha256(weights)}
+    """The teacher's ``TEACHER_HASHES`` for its weights file."""
+    return dict(zip(TEACHER_HASHES, (_sha256(weights), _tensors_sha256(weights)), strict=True))
 
 
 def _curve_rows(history: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -318,8 +322,7 @@ def run_one(study: Study, name: str, seed: int, work: Path, results: Path, root:
         "top1": final["val_top1"] / 100, "top5": final["val_top5"] / 100,
         "test_loss": final["val_loss"], "test_images": final.get("val_images"),
         "eval_set": "holdout" if study.val_holdout else "test",
-        "teacher": ({k: teacher[k] for k in ("variant", "seed", "top1", "sha256",
-                                             "tensors_sha256") if k in teacher}
+        "teacher": ({k: teacher[k] for k in ("variant", "seed", "top1", *TEACHER_HASHES)}
                     if teacher_path else None),
         "steps": [{"step": s, "epochs": len(r["history"]), "wall_s": r["wall_s"],
                    "curve": _curve_rows(r["history"])}
@@ -657,8 +660,8 @@ def collect(study: Study, results: Path, names: list[str], seeds: list[int],
             # same weights: record which one each seed distilled from
             variants[name]["teachers"] = [
                 {"run_seed": r["seed"], "top1": r["teacher"]["top1"],
-                 **{k: r["teacher"][k] for k in ("sha256", "tensors_sha256")
-                    if k in r["teacher"]}} for r in taught]
+                 **{k: r["teacher"][k] for k in TEACHER_HASHES if k in r["teacher"]}}
+                for r in taught]
     return {
         "dataset": Path(study.root).name if study.root else study.dataset,
         "train_images": train_images, "test_images": test_images,
