@@ -123,6 +123,9 @@ class Study:
     epochs: int = 8  # per step; the full-precision model gets 2x (both steps' budget)
     batch_size: int = 128
     lr: float = 1e-3  # Adam at batch_size (not rescaled), linear decay to 0 within each step
+    # {parameter-name glob: factor}: those parameters at lr x factor in every step and variant
+    # (the trainer's optim.lr_mult); None in every study before it existed
+    lr_mult: dict[str, float] | None = None
     label_weight: float = 0.0  # 0: pure distillation (ReActNet); 1: labels only
     teacher: bool = True  # False: binary variants learn from labels only (probe)
     depths: list[int] = field(default_factory=lambda: [1, 1, 2, 1])
@@ -213,7 +216,8 @@ def _recipe(study: Study, name: str, seed: int, run_dir: Path, step: int, root: 
     return {
         "model": model,
         "data": {**study.data_section(root), "workers": ex.workers},
-        "optim": {"epochs": epochs, "lr": study.lr, "lr_ref_batch": None, "weight_decay": wd},
+        "optim": {"epochs": epochs, "lr": study.lr, "lr_ref_batch": None, "weight_decay": wd,
+                  **({"lr_mult": study.lr_mult} if study.lr_mult else {})},
         "distill": distill,
         "run": {"out_dir": str(run_dir / f"step{step}"), "seed": seed, "device": ex.device,
                 "threads": ex.threads, "compile": ex.compile,
@@ -844,6 +848,18 @@ def _opt_int(text: str) -> int | None:
     return None if text.lower() in ("none", "all", "0") else int(text)
 
 
+def _lr_mult(text: str) -> tuple[str, float]:
+    """``PATTERN=FACTOR`` (the last ``=`` splits; FACTOR a finite number > 0)."""
+    pattern, sep, factor = text.rpartition("=")
+    try:
+        value = float(factor)
+    except ValueError:
+        value = math.nan
+    if not sep or not pattern or not (math.isfinite(value) and value > 0):
+        raise argparse.ArgumentTypeError(f"{text!r}: expected PATTERN=FACTOR with a factor > 0")
+    return pattern, value
+
+
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     d = Study()
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -859,6 +875,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--epochs", type=int, default=d.epochs, help="epochs per step")
     p.add_argument("--batch-size", type=int, default=d.batch_size)
     p.add_argument("--lr", type=float, default=d.lr)
+    p.add_argument("--lr-mult", type=_lr_mult, action="append", default=None,
+                   metavar="PATTERN=FACTOR",
+                   help="train the parameters whose names match the glob PATTERN at lr x FACTOR "
+                        "(repeatable), e.g. 'network.[135].proj.weight=3': the downsamplings' "
+                        "convolutions; a pattern that matches nothing in a model is an error")
     p.add_argument("--label-weight", type=float, default=d.label_weight)
     p.add_argument("--no-teacher", action="store_true", help="binary variants on labels only")
     p.add_argument("--teacher-from", nargs=2, metavar=("RESULTS", "WORK"), default=None,
@@ -927,6 +948,7 @@ def main(argv: list[str] | None = None) -> int:
         stem_stride=args.stem_stride, reactnet_stem_stride=args.reactnet_stem_stride,
         train_limit=args.train_limit, val_holdout=args.val_holdout, epochs=args.epochs,
         batch_size=args.batch_size, lr=args.lr, label_weight=args.label_weight,
+        lr_mult=dict(args.lr_mult) if args.lr_mult else None,
         teacher=not args.no_teacher, depths=args.depths, dims=args.dims,
         mlp_ratio=args.mlp_ratio, max_steps=args.max_steps,
         loader=args.loader if args.dataset != "folder" else "samples",

@@ -8,6 +8,7 @@ table, charts, resume, settings check, held-out split -- not the accuracy.
 
 from __future__ import annotations
 
+import dataclasses
 import gzip
 import hashlib
 import json
@@ -193,18 +194,56 @@ def test_report_names_each_training_of_the_teacher(tmp_path: Path) -> None:
     assert "distilled from 2" in report_with_seed1({**old, "sha256": "d" * 64})
 
 
+def load_script():
+    """experiments/ablation.py as a module, for its functions (no training)."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("ablation_under_test", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses resolve their module by name
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_lr_mult_reaches_every_step_and_keeps_older_result_files(tmp_path: Path) -> None:
+    """``--lr-mult PATTERN=FACTOR`` goes into the study (so its result files say so) and into the
+    trainer's ``optim.lr_mult`` of both steps; without it the recipes are the ones of every earlier
+    run, and result files written before the option existed still count as the same study."""
+    import pytest
+
+    from bimlp.train.config import config_from_dict
+
+    study_mod = load_script()
+    args = study_mod.parse_args(["--lr-mult", "network.[135].proj.weight=3", "--lr-mult", "x=0.5"])
+    assert args.lr_mult == [("network.[135].proj.weight", 3.0), ("x", 0.5)]
+    study = study_mod.Study(lr_mult=dict(args.lr_mult))
+    ex = study_mod.Execution()
+    for step in (1, 2):
+        recipe = study_mod._recipe(study, "naive+ds", 0, tmp_path, step, None, None, ex)
+        cfg = config_from_dict(recipe)
+        assert cfg.optim.lr_mult == {"network.[135].proj.weight": 3.0, "x": 0.5}
+    plain = study_mod._recipe(study_mod.Study(), "naive+ds", 0, tmp_path, 1, None, None, ex)
+    assert "lr_mult" not in plain["optim"]
+    # a result file from before the option: its study has no lr_mult key
+    old = {k: v for k, v in dataclasses.asdict(study_mod.Study()).items() if k != "lr_mult"}
+    path = study_mod.result_path(tmp_path, "naive", 0)
+    path.parent.mkdir(parents=True)
+    path.write_text(json.dumps({"variant": "naive", "seed": 0, "study": old}))
+    assert study_mod.read_result(tmp_path, "naive", 0, study_mod.Study())["seed"] == 0
+    with pytest.raises(SystemExit, match="lr_mult: None there"):
+        study_mod.read_result(tmp_path, "naive", 0, study)
+    for bad in ("3", "=3", "x=0", "x=fast", "x=nan"):
+        with pytest.raises(SystemExit):  # argparse: exit 2, the value named on stderr
+            study_mod.parse_args(["--lr-mult", bad])
+
+
 def test_teacher_hash_is_the_tensors_not_the_file(tmp_path: Path) -> None:
     """The teacher's ``tensors_sha256`` depends on the tensors only: the same tensors written with
     their metadata in another order hash alike (their files need not), one changed value not."""
-    import importlib.util
-
     import torch
     from safetensors.torch import save_file
 
-    spec = importlib.util.spec_from_file_location("ablation_under_test", SCRIPT)
-    study = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = study  # dataclasses resolve their module by name
-    spec.loader.exec_module(study)
+    study = load_script()
     tensors = {"b.weight": torch.arange(6, dtype=torch.float32).reshape(2, 3),
                "a.bias": torch.zeros(3), "c.count": torch.tensor(7)}
     save_file(tensors, tmp_path / "one.safetensors", metadata={"x": "1", "y": "2"})

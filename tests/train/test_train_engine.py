@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import re
 import signal
 import subprocess
 import sys
@@ -15,7 +16,7 @@ import yaml
 import bimlp
 from bimlp.checkpoint import CheckpointError, read_weights, save_weights
 from bimlp.cli import main as cli
-from bimlp.train.config import config_from_dict
+from bimlp.train.config import ConfigError, config_from_dict
 from bimlp.train.engine import train
 from bimlp.train.state import load_training_checkpoint
 
@@ -187,3 +188,15 @@ def test_fast_path_trains_like_the_reference(tmp_path, recipe):
     state, meta, _ = read_weights(fast.weights)
     plain = bimlp.create_model("bimlp_s", checkpoint=str(fast.weights))
     assert not plain.fast_path and state.keys() == plain.state_dict().keys()
+
+
+def test_resume_refuses_other_lr_mult_groups(tmp_path, recipe):
+    """A checkpoint's optimizer state has the parameter groups of its run: resuming it with
+    another ``optim.lr_mult`` (other groups) is an error naming the file, not a torch crash."""
+    small = {"train_limit": 64}
+    done = train(config_from_dict(recipe(tmp_path, 1, data=small, optim={"epochs": 1})))
+    last = done.weights.parent / "last.pt"
+    cfg = config_from_dict(recipe(tmp_path, 1, data=small, optim={
+        "epochs": 2, "lr_mult": {"network.1.proj.weight": 3.0}}))
+    with pytest.raises(ConfigError, match=re.escape(f"{last}: its optimizer state does not fit")):
+        train(cfg, resume_from=last)

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 import torch
 from torch import nn
 
 import bimlp
 from bimlp.layers import BinaryConv2d
-from bimlp.train.config import OptimConfig
+from bimlp.train.config import ConfigError, OptimConfig, config_from_dict
 from bimlp.train.optim import build_optimizer, build_scheduler, lr_factor, param_groups, scaled_lr
 
 
@@ -77,3 +79,45 @@ def test_scheduler_steps_per_optimizer_step():
     assert opt.param_groups[0]["lr"] == pytest.approx(0.0)
     # its state holds numbers only (checkpoints are loaded with weights_only=True)
     assert all(v is None for v in sched.state_dict()["lr_lambdas"])
+
+
+def test_lr_mult_puts_matching_parameters_at_a_multiple_of_the_rate():
+    model = bimlp.create_model("bimlp_s", depths=(1, 1), dims=(16, 32), num_classes=10,
+                               binary_weights=False)
+    cfg = OptimConfig(lr=1e-3, lr_ref_batch=None, epochs=1, weight_decay=1e-5,
+                      lr_mult={"network.1.proj.weight": 3.0, "network.1.norm.*": 0.5})
+    opt = build_optimizer(model, cfg, 32)
+    sched = build_scheduler(opt, cfg, steps_per_epoch=4)
+    names = {id(p): n for n, p in model.named_parameters()}
+    groups = [(g.get("lr_mult", 1.0), g["weight_decay"], sorted(names[id(p)] for p in g["params"]))
+              for g in opt.param_groups]
+    # the two base groups first (group 0 carries the base rate), then one group per factor
+    assert [g[:2] for g in groups] == [(1.0, 1e-5), (1.0, 0.0), (3.0, 1e-5), (0.5, 0.0)]
+    assert groups[2][2] == ["network.1.proj.weight"]  # the downsampling conv: still decayed
+    assert groups[3][2] == ["network.1.norm.bias", "network.1.norm.weight"]
+    assert sum(len(g[2]) for g in groups) == len(list(model.parameters()))
+    opt.step()
+    sched.step()  # the schedule scales every group's own rate
+    assert [g["lr"] for g in opt.param_groups] == pytest.approx(
+        [7.5e-4, 7.5e-4, 2.25e-3, 3.75e-4])
+    # without multipliers: the two groups of every earlier run (their checkpoints still resume)
+    assert len(build_optimizer(model, OptimConfig(), 32).param_groups) == 2
+
+
+@pytest.mark.parametrize("lr_mult, message", [
+    ({"network.9.*": 2.0}, "no trainable parameter of the model matches 'network.9.*'"),
+    ({"network.1.*": 2.0, "*.proj.weight": 3.0}, "'network.1.proj.weight' matches several"),
+])
+def test_lr_mult_patterns_that_match_nothing_or_overlap_are_refused(lr_mult, message):
+    model = bimlp.create_model("bimlp_s", depths=(1, 1), dims=(16, 32), num_classes=10)
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        build_optimizer(model, OptimConfig(lr_mult=lr_mult), 32)
+
+
+@pytest.mark.parametrize("value, message", [
+    ({"x": 0}, "optim.lr_mult.x"), ({"x": "fast"}, "optim.lr_mult.x: expected a number"),
+    ({"": 2}, "optim.lr_mult"), ([1, 2], "optim.lr_mult: expected a mapping"),
+])
+def test_lr_mult_bad_values_name_the_key(value, message):
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        config_from_dict({"optim": {"lr_mult": value}})

@@ -130,6 +130,8 @@ class OptimConfig:
     warmup_epochs: float = 0.0
     clip_grad: float | None = None  # max global grad norm; None: no clipping
     accum_steps: int = 1  # micro-batches per optimizer step
+    # {glob over parameter names: factor}: those parameters train at lr x factor (optim.param_groups)
+    lr_mult: dict[str, float] = field(default_factory=dict)
 
 
 @dataclass
@@ -238,7 +240,8 @@ def _coerce(value: Any, tp: Any, where: str) -> Any:
     if origin is dict or tp is dict:
         if not isinstance(value, Mapping):
             raise ConfigError(f"{where}: expected a mapping, got {value!r}")
-        return dict(value)
+        _, item = typing.get_args(tp) or (str, Any)
+        return {k: _coerce(v, item, f"{where}.{k}") for k, v in value.items()}
     if tp is Any:
         return value
     if tp is bool:
@@ -300,6 +303,10 @@ def validate_config(cfg: TrainConfig) -> TrainConfig:
     _finite("optim.clip_grad", o.clip_grad, 0.0, "a finite number > 0 or null", strict=True)
     _check(len(o.betas) == 2 and all(0.0 <= b < 1.0 for b in o.betas), "optim.betas",
            "two numbers in [0, 1)", o.betas)
+    for pattern, factor in o.lr_mult.items():
+        _check(isinstance(pattern, str) and pattern != "", "optim.lr_mult",
+               "non-empty parameter-name patterns", pattern)
+        _finite(f"optim.lr_mult.{pattern}", factor, 0.0, "a finite number > 0", strict=True)
     _positive_int("data.batch_size", d.batch_size, optional=False)
     _positive_int("data.eval_batch_size", d.eval_batch_size)
     _check(d.workers >= 0, "data.workers", "an integer >= 0", d.workers)

@@ -226,7 +226,12 @@ class Trainer:
         if differences:
             self.echo(f"resuming {path} with a changed config: {', '.join(differences)}")
         load_state_dict_strict(self.model, ckpt["model"], source=str(path))
-        self.optimizer.load_state_dict(ckpt["optimizer"])
+        try:
+            self.optimizer.load_state_dict(ckpt["optimizer"])
+        except ValueError as e:  # torch: other parameter groups or group sizes
+            raise ConfigError(f"{path}: its optimizer state does not fit this run's parameter "
+                              f"groups ({e}); optim.lr_mult must stay as it was when it was "
+                              "written") from e
         self.scheduler.load_state_dict(ckpt["scheduler"])
         self.scaler.load_state_dict(ckpt["scaler"])
         if self.ema is not None:
