@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import gzip
 import hashlib
+import importlib.util
 import json
 import shutil
 import subprocess
@@ -18,6 +19,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 SCRIPT = Path(__file__).resolve().parents[2] / "experiments" / "ablation.py"
 
@@ -196,8 +198,6 @@ def test_report_names_each_training_of_the_teacher(tmp_path: Path) -> None:
 
 def load_script():
     """experiments/ablation.py as a module, for its functions (no training)."""
-    import importlib.util
-
     spec = importlib.util.spec_from_file_location("ablation_under_test", SCRIPT)
     module = importlib.util.module_from_spec(spec)
     sys.modules[spec.name] = module  # dataclasses resolve their module by name
@@ -209,8 +209,6 @@ def test_lr_mult_reaches_every_step_and_keeps_older_result_files(tmp_path: Path)
     """``--lr-mult PATTERN=FACTOR`` goes into the study (so its result files say so) and into the
     trainer's ``optim.lr_mult`` of both steps; without it the recipes are the ones of every earlier
     run, and result files written before the option existed still count as the same study."""
-    import pytest
-
     from bimlp.train.config import config_from_dict
 
     study_mod = load_script()
@@ -310,3 +308,27 @@ def test_teacher_from_another_study(tmp_path: Path) -> None:
     proc = run_script(bad, root, "--variants", "naive", "--teacher-from", str(bad), str(bad),
                       check=False)
     assert proc.returncode != 0 and "no teacher result file" in proc.stderr
+
+
+def test_weight_turn_rebuilds_the_initial_weights(tmp_path: Path) -> None:
+    """experiments/weight_turn.py rebuilds a run's initial weights from its config and seed: after
+    two steps at a negligible rate (the matched conv at 3x it, through --lr-mult) the downsampling
+    convolution has turned by almost nothing from them (other weights would be ~90 degrees away),
+    and its initial RMS is PyTorch's default 1 / sqrt(3 fan_in)."""
+    root = make_idx_folder(tmp_path / "idx")
+    run_script(tmp_path, root, "--variants", "naive+ds", "--no-teacher", "--lr", "1e-9",
+               "--lr-mult", "network.[135].proj.weight=3")
+    run = tmp_path / "work" / "runs" / "naive+ds" / "seed0"
+    cfg = (run / "step1" / "config.yaml").read_text()
+    assert "network.[135].proj.weight: 3.0" in cfg  # the multiplier reached the trainer
+    spec = importlib.util.spec_from_file_location(
+        "weight_turn_under_test", SCRIPT.with_name("weight_turn.py"))
+    turn = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(turn)
+    assert turn.main([str(run), "--json", str(tmp_path / "turn.json")]) == 0
+    (row,) = json.loads((tmp_path / "turn.json").read_text())["rows"]
+    assert row["name"] == "network.1.proj.weight" and row["shape"] == [16, 8, 1, 1]
+    assert abs(row["rms_start"] / (3 * 8) ** -0.5 - 1) < 0.15
+    assert row["turn_start_step1"] < 0.01 and row["turn_start_step2"] < 0.01
+    with pytest.raises(SystemExit, match="no weight matches 'nothing.*'"):
+        turn.main([str(run), "--pattern", "nothing.*"])
