@@ -3,8 +3,8 @@
 Adam (L2 weight decay added to the gradient, as ReActNet's ``torch.optim.Adam`` does), weight
 decay only on the weights of convolutions and linear layers -- binary convs included, biases,
 norms, learnable biases and PReLU slopes excluded -- and a learning rate stepped every optimizer
-step, decaying linearly to 0; ``optim.lr_mult`` puts chosen parameters at a multiple of it. The rate is given at a reference global batch (256) and scaled
-linearly to the real one.
+step, decaying linearly to 0; ``optim.lr_mult`` puts chosen parameters at a multiple of it. The
+rate is given at a reference global batch (256) and scaled linearly to the real one.
 """
 
 from __future__ import annotations
@@ -53,7 +53,7 @@ def param_groups(model: nn.Module, weight_decay: float,
         raise ConfigError(f"optim.lr_mult: no trainable parameter of the model matches "
                           f"{', '.join(map(repr, unused))}")
     return [{"params": params, "weight_decay": weight_decay if decay else 0.0,
-             **({"lr_mult": mult} if (decay, mult) not in ((True, 1.0), (False, 1.0)) else {})}
+             **({"lr_mult": mult} if mult != 1.0 else {})}
             for (decay, mult), params in groups.items()]
 
 
