@@ -196,9 +196,9 @@ def test_report_names_each_training_of_the_teacher(tmp_path: Path) -> None:
     assert "distilled from 2" in report_with_seed1({**old, "sha256": "d" * 64})
 
 
-def load_script():
-    """experiments/ablation.py as a module, for its functions (no training)."""
-    spec = importlib.util.spec_from_file_location("ablation_under_test", SCRIPT)
+def load_script(path: Path = SCRIPT):
+    """A script of experiments/ (by default ablation.py) as a module, for its functions."""
+    spec = importlib.util.spec_from_file_location(f"{path.stem}_under_test", path)
     module = importlib.util.module_from_spec(spec)
     sys.modules[spec.name] = module  # dataclasses resolve their module by name
     spec.loader.exec_module(module)
@@ -321,10 +321,7 @@ def test_weight_turn_rebuilds_the_initial_weights(tmp_path: Path) -> None:
     run = tmp_path / "work" / "runs" / "naive+ds" / "seed0"
     cfg = (run / "step1" / "config.yaml").read_text()
     assert "network.[135].proj.weight: 3.0" in cfg  # the multiplier reached the trainer
-    spec = importlib.util.spec_from_file_location(
-        "weight_turn_under_test", SCRIPT.with_name("weight_turn.py"))
-    turn = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(turn)
+    turn = load_script(SCRIPT.with_name("weight_turn.py"))
     assert turn.main([str(run), "--json", str(tmp_path / "turn.json")]) == 0
     (row,) = json.loads((tmp_path / "turn.json").read_text())["rows"]
     assert row["name"] == "network.1.proj.weight" and row["shape"] == [16, 8, 1, 1]
