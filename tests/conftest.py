@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import os
 from collections.abc import Callable
 from pathlib import Path
 from types import ModuleType
@@ -12,6 +13,14 @@ import torch
 
 DATA = Path(__file__).parent / "data"
 BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Under pytest-xdist (``-n``) the workers share the cores: each runs torch on one thread, and
+    so do the processes its tests start, so that the workers do not oversubscribe the machine."""
+    if "PYTEST_XDIST_WORKER" in os.environ:
+        os.environ["OMP_NUM_THREADS"] = "1"
+        torch.set_num_threads(1)
 
 
 @pytest.fixture
