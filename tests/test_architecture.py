@@ -248,7 +248,8 @@ CITED = re.compile(r"docs/([A-Za-z_]+\.md)")
 def test_citations_point_at_pages_in_the_repository():
     # a user's clone has only what is committed: no external spec, every cited docs/ page exists
     texts = [*SRC.rglob("*.py"), *(REPO / "tests").rglob("*.py"), *(REPO / "tests").rglob("*.md"),
-             *(REPO / "configs").glob("*.yaml"), *(REPO / "docs").glob("*.md"), REPO / "README.md"]
+             *(REPO / "configs").glob("*.yaml"), *(REPO / "docs").glob("*.md"), REPO / "README.md",
+             REPO / "CONTRIBUTING.md"]
     bad = []
     for path in texts:
         text = path.read_text()
