@@ -157,6 +157,9 @@ class Execution:
     compile: bool = False  # torch.compile student and teacher (run.compile)
     fast_path: bool = True  # the models' fast training path (run.fast_path): same function
     workers: int = 0  # DataLoader workers per run (samples are seeded per index: same data)
+    # last.pt also every N optimizer steps inside an epoch (run.checkpoint_steps): a run killed
+    # with its machine loses at most N steps instead of the epoch; absent in earlier result files
+    checkpoint_steps: int = 50
 
 
 # --- data: the optional seeded validation split --------------------------------------------
@@ -221,7 +224,8 @@ def _recipe(study: Study, name: str, seed: int, run_dir: Path, step: int, root: 
         "distill": distill,
         "run": {"out_dir": str(run_dir / f"step{step}"), "seed": seed, "device": ex.device,
                 "threads": ex.threads, "compile": ex.compile,
-                "fast_path": ex.fast_path, "progress": False,
+                "fast_path": ex.fast_path, "checkpoint_steps": ex.checkpoint_steps,
+                "progress": False,
                 "tensorboard": False},
     }
 
@@ -918,11 +922,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help="train with the plain reference modules instead of the fast path "
                         "(the same function, slower)")
     p.add_argument("--workers", type=int, default=0, help="DataLoader workers per run")
+    p.add_argument("--checkpoint-steps", type=int, default=Execution.checkpoint_steps,
+                   help="also checkpoint every N optimizer steps inside an epoch, so that a "
+                        "killed run resumes there (0: at epoch ends only)")
     p.add_argument("--jobs", type=int, default=1,
                    help="runs at a time, each in its own process (a GPU has room for many)")
     p.add_argument("--deadline-s", type=float, default=None,
                    help="with --jobs > 1: stop every run still going after this many seconds "
-                        "(they resume from their last epoch next time)")
+                        "(they resume from their last checkpoint next time)")
     p.add_argument("--stagger-s", type=float, default=0.0,
                    help="with --jobs > 1 and --compile: start a variant's other seeds this long "
                         "after its first (they reuse its compiled graphs)")
@@ -962,9 +969,12 @@ def main(argv: list[str] | None = None) -> int:
     seeds = list(range(args.seeds)) if args.seed_list is None else args.seed_list
     if not seeds or min(seeds) < 0:
         raise SystemExit(f"--seed-list needs seeds >= 0, got {args.seed_list}")
+    if args.checkpoint_steps < 0:
+        raise SystemExit(f"--checkpoint-steps must be >= 0 (0: at epoch ends only), got "
+                         f"{args.checkpoint_steps}")
     ex = Execution(device=args.device, threads=args.threads, compile=args.compile,
                    fast_path=not args.reference_path,
-                   workers=args.workers)
+                   workers=args.workers, checkpoint_steps=args.checkpoint_steps)
     work = Path(args.work)
     if args.probe:
         work = work.with_name(work.name + "_probe")

@@ -329,3 +329,20 @@ def test_weight_turn_rebuilds_the_initial_weights(tmp_path: Path) -> None:
     assert row["turn_start_step1"] < 0.01 and row["turn_start_step2"] < 0.01
     with pytest.raises(SystemExit, match="no weight matches 'nothing.*'"):
         turn.main([str(run), "--pattern", "nothing.*"])
+
+
+def test_checkpoint_steps_reach_the_trainer_and_not_the_study(tmp_path: Path) -> None:
+    """``--checkpoint-steps N`` is how the runs execute (recorded under ``execution``), not a
+    setting of the study: it reaches the trainer's ``run.checkpoint_steps`` of both steps and
+    leaves the study (and so the reuse of earlier result files and work folders) unchanged."""
+    from bimlp.train.config import config_from_dict
+
+    study_mod = load_script()
+    assert study_mod.parse_args([]).checkpoint_steps == study_mod.Execution.checkpoint_steps == 50
+    ex = study_mod.Execution(checkpoint_steps=7)
+    for step in (1, 2):
+        recipe = study_mod._recipe(study_mod.Study(), "bimlp", 0, tmp_path, step, None, None, ex)
+        assert config_from_dict(recipe).run.checkpoint_steps == 7
+    assert "checkpoint_steps" not in dataclasses.asdict(study_mod.Study())
+    with pytest.raises(SystemExit, match="--checkpoint-steps must be >= 0"):
+        study_mod.main(["--checkpoint-steps", "-1"])

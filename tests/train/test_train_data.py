@@ -187,6 +187,22 @@ def test_one_process_accumulating_sees_what_two_processes_see(size):
     assert [i for b in s for _, i in b] != [i for b in single for _, i in b]  # new epoch, new order
 
 
+@pytest.mark.parametrize("world,rank,accum", [(1, 0, 1), (1, 0, 2), (2, 1, 2)])
+def test_a_skipped_start_leaves_out_exactly_the_batches_already_seen(world, rank, accum):
+    """set_epoch(epoch, skip=k): the epoch's own order, less this process's first k micro-batches;
+    the next set_epoch without skip gives whole epochs again."""
+    s = GlobalBatchSampler(200, 8, world=world, rank=rank, accum=accum, seed=3)
+    s.set_epoch(4)
+    whole = list(s)
+    for k in (0, accum, 3 * accum, len(whole)):
+        s.set_epoch(4, skip=k)
+        assert list(s) == whole[k:] and len(s) == len(whole)
+    s.set_epoch(4)
+    assert list(s) == whole
+    with pytest.raises(ValueError, match=f"skip {len(whole) + 1} outside an epoch of"):
+        s.set_epoch(4, skip=len(whole) + 1)
+
+
 def test_sampler_needs_one_full_global_batch():
     with pytest.raises(ValueError, match="cannot fill one global batch of 64"):
         GlobalBatchSampler(50, 16, world=2, accum=2)

@@ -37,9 +37,10 @@ def _run(args, env, timeout=600, check=True):
 
 
 def test_torchrun_two_processes_equal_one_process_accumulating(tmp_path, recipe, sub_env):
-    # 8 images per micro-batch; global batch 16 either way: 2 processes x 1, or 1 x 2 micro-batches
+    # 8 images per micro-batch; global batch 16 either way: 2 processes x 1, or 1 x 2 micro-batches;
+    # a checkpoint after every step (every process's sums gathered inside the epoch) changes nothing
     common = dict(data={"train_limit": 64, "val_limit": 37, "batch_size": 8},
-                  optim={"epochs": 2}, run={"seed": 5})
+                  optim={"epochs": 2}, run={"seed": 5, "checkpoint_steps": 1})
     ddp, single = tmp_path / "ddp.yaml", tmp_path / "single.yaml"
     ddp.write_text(yaml.safe_dump(recipe(tmp_path / "ddp", 1, **common)))
     one = recipe(tmp_path / "single", 1, **common)

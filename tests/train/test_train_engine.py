@@ -200,3 +200,108 @@ def test_resume_refuses_other_lr_mult_groups(tmp_path, recipe):
         "epochs": 2, "lr_mult": {"network.1.proj.weight": 3.0}}))
     with pytest.raises(ConfigError, match=re.escape(f"{last}: its optimizer state does not fit")):
         train(cfg, resume_from=last)
+
+
+class _Stop(Exception):
+    pass
+
+
+@pytest.mark.parametrize("accum", [1, 2])
+def test_resume_inside_an_epoch_gives_the_same_run(tmp_path, recipe, monkeypatch, accum):
+    """run.checkpoint_steps: a run stopped right after a checkpoint written inside its first
+    epoch and resumed from it ends bit for bit where the uninterrupted run ends -- weights, EMA,
+    optimizer moments and every metric but the timings."""
+    from bimlp.train import engine
+
+    small = {"train_limit": 256, "batch_size": 32 // accum}  # 8 optimizer steps per epoch
+    common = dict(data=small, optim={"epochs": 2, "accum_steps": accum},
+                  run={"ema_decay": 0.9})
+    straight = train(config_from_dict(recipe(tmp_path / "a", 1, **common)))
+
+    cfg = recipe(tmp_path / "b", 1, **common)
+    cfg["run"]["checkpoint_steps"] = 3
+    saved = engine.Trainer.save_checkpoint
+
+    def stop_after_first_inside(self, epoch, step=0, partial=None):
+        saved(self, epoch, step, partial)
+        if step:
+            raise _Stop
+
+    monkeypatch.setattr(engine.Trainer, "save_checkpoint", stop_after_first_inside)
+    with pytest.raises(_Stop):
+        train(config_from_dict(cfg))
+    monkeypatch.undo()
+    last = tmp_path / "b" / "step1" / "last.pt"
+    ckpt = load_training_checkpoint(last)
+    assert (ckpt["epoch"], ckpt["step"], ckpt["history"]) == (0, 3 * accum, [])
+    assert ckpt["partial"][0]["seen"] == 3 * 32
+
+    resumed = train(config_from_dict(cfg), resume_from=last)
+    a, b = _params(straight.weights), _params(resumed.weights)
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    ema_a = _params(straight.weights.with_name("model_ema.safetensors"))
+    ema_b = _params(resumed.weights.with_name("model_ema.safetensors"))
+    assert all(torch.equal(ema_a[k], ema_b[k]) for k in ema_a)
+    timings = {"train_img_s", "epoch_s"}
+    for row_a, row_b in zip(straight.history, resumed.history, strict=True):
+        assert {k: v for k, v in row_a.items() if k not in timings} == {
+            k: v for k, v in row_b.items() if k not in timings}
+    opt_a = load_training_checkpoint(straight.out_dir / "last.pt")["optimizer"]["state"]
+    opt_b = load_training_checkpoint(last)["optimizer"]["state"]
+    for sa, sb in zip(opt_a.values(), opt_b.values(), strict=True):
+        assert torch.equal(sa["exp_avg"], sb["exp_avg"])
+        assert torch.equal(sa["exp_avg_sq"], sb["exp_avg_sq"])
+
+
+def test_a_checkpoint_inside_an_epoch_that_does_not_fit_is_refused(tmp_path, recipe, monkeypatch):
+    """A ``last.pt`` written inside an epoch names a batch of that epoch: resuming it with other
+    data (another epoch length), another accumulation, or without its running sums is a
+    CheckpointError naming the file, and the file stays as it was."""
+    from bimlp.train import engine
+
+    small = {"train_limit": 256}
+    cfg = recipe(tmp_path, 1, data=small, optim={"epochs": 1})
+    cfg["run"]["checkpoint_steps"] = 2
+    saved = engine.Trainer.save_checkpoint
+
+    def stop(self, epoch, step=0, partial=None):
+        saved(self, epoch, step, partial)
+        if step == 6:
+            raise _Stop
+
+    monkeypatch.setattr(engine.Trainer, "save_checkpoint", stop)
+    with pytest.raises(_Stop):
+        train(config_from_dict(cfg))
+    monkeypatch.undo()
+    last = tmp_path / "step1" / "last.pt"
+    before = last.read_bytes()
+
+    shorter = recipe(tmp_path, 1, data={"train_limit": 160}, optim={"epochs": 1})  # 5 steps
+    with pytest.raises(CheckpointError, match=r"last\.pt: 'step' 6 is not a resumable point"):
+        train(config_from_dict(shorter), resume_from=last)
+    accum = recipe(tmp_path, 1, data={**small, "batch_size": 8},
+                   optim={"epochs": 1, "accum_steps": 4})  # 32 micro-batches, steps of 4
+    with pytest.raises(CheckpointError, match=r"'step' 6 is not a resumable point"):
+        train(config_from_dict(accum), resume_from=last)
+    assert last.read_bytes() == before
+
+    ckpt = load_training_checkpoint(last)
+    ckpt["partial"] = [{"loss_sum": 1.0}]
+    broken = tmp_path / "broken" / "last.pt"
+    broken.parent.mkdir()
+    torch.save(ckpt, broken)
+    other = recipe(tmp_path / "broken", 1, data=small, optim={"epochs": 1})
+    other["run"]["out_dir"] = str(broken.parent)
+    with pytest.raises(CheckpointError, match=r"broken/last\.pt: written inside epoch 1 but its "
+                                              r"'partial' sums are missing or malformed"):
+        train(config_from_dict(other), resume_from=broken)
+
+
+def test_checkpoint_steps_must_be_a_count():
+    from bimlp.train.config import validate_config
+
+    for bad in (-1, 1.5):
+        cfg = config_from_dict({"run": {"checkpoint_steps": 0}})
+        cfg.run.checkpoint_steps = bad
+        with pytest.raises(ConfigError, match=r"run\.checkpoint_steps must be an integer >= 0"):
+            validate_config(cfg)

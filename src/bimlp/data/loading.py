@@ -62,7 +62,7 @@ class GlobalBatchSampler(Sampler[list[tuple[int, int]]]):
             raise ValueError(f"rank {rank} outside world of {world}")
         self.size, self.micro_batch = size, micro_batch
         self.world, self.rank, self.accum = world, rank, accum
-        self.seed, self.shuffle, self.epoch = seed, shuffle, 0
+        self.seed, self.shuffle, self.epoch, self.skip = seed, shuffle, 0, 0
         self.global_batch = micro_batch * world * accum
         self.steps = size // self.global_batch
         if self.steps == 0:
@@ -71,8 +71,13 @@ class GlobalBatchSampler(Sampler[list[tuple[int, int]]]):
                 f"({micro_batch} per process x {world} processes x {accum} accumulation steps)"
             )
 
-    def set_epoch(self, epoch: int) -> None:
-        self.epoch = epoch
+    def set_epoch(self, epoch: int, skip: int = 0) -> None:
+        """Draw epoch ``epoch``'s order; the next pass leaves out this process's first ``skip``
+        micro-batches (a run resumed inside the epoch: the others are exactly those it had not
+        seen). ``len()`` stays the whole epoch's count."""
+        if not 0 <= skip <= len(self):
+            raise ValueError(f"skip {skip} outside an epoch of {len(self)} micro-batches")
+        self.epoch, self.skip = epoch, skip
 
     def __len__(self) -> int:
         return self.steps * self.accum
@@ -87,6 +92,8 @@ class GlobalBatchSampler(Sampler[list[tuple[int, int]]]):
         for step in range(self.steps):
             start = step * self.global_batch
             for a in range(self.accum):
+                if step * self.accum + a < self.skip:
+                    continue
                 m = self.rank * self.accum + a
                 chunk = order[start + m * b: start + (m + 1) * b]
                 yield [(sample_seed(self.seed, self.epoch, i), i) for i in chunk]

@@ -161,6 +161,9 @@ class RunConfig:
     # function and gradients as the plain modules, faster; false runs the reference modules
     fast_path: bool = False
     ema_decay: float | None = None  # keep an exponential moving average of the weights
+    # also write last.pt every N optimizer steps inside an epoch, so that a killed run loses at
+    # most N steps (--resume continues inside the epoch, bit-exactly); 0: at epoch ends only
+    checkpoint_steps: int = 0
     deterministic: bool = True  # deterministic kernels (CPU always; cuDNN when on)
     progress: bool = True  # tqdm bar on rank 0
     tensorboard: bool = True  # also log to TensorBoard when it is installed
@@ -327,6 +330,8 @@ def validate_config(cfg: TrainConfig) -> TrainConfig:
     _check(bool(_DEVICE.fullmatch(r.device)), "run.device", "auto, cpu, mps, cuda or cuda:N",
            r.device)
     _positive_int("run.threads", r.threads)
+    _check(isinstance(r.checkpoint_steps, int) and r.checkpoint_steps >= 0,
+           "run.checkpoint_steps", "an integer >= 0 (0: at epoch ends only)", r.checkpoint_steps)
     _check(r.amp in ("none", "auto", "bf16", "fp16"), "run.amp", "none, auto, bf16 or fp16",
            r.amp)
     if r.ema_decay is not None:

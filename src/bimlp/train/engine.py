@@ -30,7 +30,7 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader
 
-from ..checkpoint import load_state_dict_strict, save_weights
+from ..checkpoint import CheckpointError, load_state_dict_strict, save_weights
 from ..data import (
     Batch,
     DataBundle,
@@ -170,6 +170,9 @@ class Trainer:
         self.history: list[dict[str, Any]] = []
         self.skips = SkipLog()
         self.start_epoch = 0
+        # a checkpoint written inside an epoch: micro-batches done and this process's sums so far
+        self.start_step = 0
+        self.partial: dict[str, float] | None = None
 
     def _build_loaders(self) -> None:
         cfg, env = self.cfg, self.env
@@ -193,21 +196,27 @@ class Trainer:
         self.val_loader = DataLoader(self.data.val, batch_sampler=eval_sampler, **common)
 
     # --- checkpoints -----------------------------------------------------------------------
-    def _gather_rng(self) -> list[dict[str, Any]]:
-        mine = rng_state()
+    def _gather(self, mine: Any) -> list[Any]:
+        """Every process's ``mine``, in rank order (a collective under torchrun)."""
         if not self.env.distributed:
             return [mine]
         everyone: list[Any] = [None] * self.env.world
         dist.all_gather_object(everyone, mine)
         return everyone
 
-    def save_checkpoint(self, epoch: int) -> None:
-        rngs = self._gather_rng()  # collective: every process takes part
+    def save_checkpoint(self, epoch: int, step: int = 0,
+                        partial: dict[str, float] | None = None) -> None:
+        """``last.pt`` after ``epoch`` epochs and ``step`` micro-batches of the next one (with
+        ``partial``, this process's running sums of that epoch)."""
+        rngs = self._gather(rng_state())  # collective: every process takes part
+        partials = self._gather(partial) if step else None
         if not self.env.is_main:
             return
         atomic_torch_save({
             "format": TRAIN_FORMAT,
             "epoch": epoch,
+            "step": step,
+            "partial": partials,
             "config": config_to_dict(self.cfg),
             "eval_cfg": self.data.eval_cfg,
             "model": self.model.state_dict(),
@@ -238,17 +247,49 @@ class Trainer:
             if ckpt["ema"] is None:
                 raise ConfigError(f"{path} has no EMA weights; run.ema_decay must stay unset")
             self.ema.load_state_dict(ckpt["ema"])
+        step, partials = self._resume_point(path, ckpt)
         rngs = ckpt["rng"]
         if len(rngs) == self.env.world:
             set_rng_state(rngs[self.env.rank])
         else:
             self.echo(f"{path} was written by {len(rngs)} processes, now {self.env.world}: "
                       "random streams restart from the seed")
-            seed_everything(self.cfg.run.seed + self.env.rank + 7919 * ckpt["epoch"])
+            seed_everything(self.cfg.run.seed + self.env.rank + 7919 * ckpt["epoch"] + step)
         self.history = list(ckpt["history"])
         self.skips = SkipLog(list(ckpt.get("skipped", [])))
         self.start_epoch = int(ckpt["epoch"])
-        self.echo(f"resumed from {path} after epoch {self.start_epoch}")
+        self.start_step = step
+        if step and len(partials) == self.env.world:
+            self.partial = partials[self.env.rank]
+        elif step:  # another process count: rank 0 carries the sums, so the epoch's totals hold
+            sums = {k: sum(p[k] for p in partials) if self.env.is_main else 0.0 for k in _SUMS}
+            self.partial = {**sums, "elapsed": partials[0]["elapsed"], "lr": partials[0]["lr"]}
+        where = f"epoch {self.start_epoch}"
+        if step:
+            where += f" and {step} of {len(self.train_loader)} batches of epoch {self.start_epoch + 1}"
+        self.echo(f"resumed from {path} after {where}")
+
+    def _resume_point(self, path: str | Path, ckpt: dict[str, Any]) -> tuple[int, list[dict]]:
+        """The checkpoint's position inside its epoch (0 at an epoch's end) and the processes'
+        running sums there, checked against this run: a step outside the epoch, off the
+        accumulation boundary or without its sums is an error naming the file."""
+        step, partials = ckpt.get("step", 0), ckpt.get("partial")  # absent before checkpoint_steps
+        if step == 0:
+            return 0, []
+        n, accum = len(self.train_loader), self.cfg.optim.accum_steps
+        if not isinstance(step, int) or not 0 < step < n or step % accum:
+            raise CheckpointError(
+                f"{path}: 'step' {step!r} is not a resumable point of this run's epochs ({n} "
+                f"micro-batches of which every {accum}th ends an optimizer step); the data or "
+                "optim.accum_steps must stay as they were when it was written")
+        ok = isinstance(partials, list) and partials and all(
+            isinstance(p, dict) and set(p) == set(_PARTIAL)
+            and all(isinstance(p[k], (int, float)) and math.isfinite(p[k]) for k in p)
+            for p in partials)
+        if not ok:
+            raise CheckpointError(f"{path}: written inside epoch {ckpt['epoch'] + 1} but its "
+                                  f"'partial' sums are missing or malformed ({partials!r:.200})")
+        return step, partials
 
     # --- the loop --------------------------------------------------------------------------
     def _optimizer_step(self) -> None:
@@ -289,22 +330,29 @@ class Trainer:
                 if count is not None:
                     m.num_batches_tracked.copy_(count)
 
-    def train_epoch(self, epoch: int) -> dict[str, float]:
+    def train_epoch(self, epoch: int, start_step: int = 0,
+                    partial: dict[str, float] | None = None) -> dict[str, float]:
+        """One epoch; from micro-batch ``start_step`` on, continuing the running sums
+        ``partial``, when a run resumes inside it."""
         from tqdm.auto import tqdm
 
         cfg, env = self.cfg, self.env
-        accum = cfg.optim.accum_steps
+        accum, every = cfg.optim.accum_steps, cfg.run.checkpoint_steps
         self.model.train()
-        self.sampler.set_epoch(epoch)
+        self.sampler.set_epoch(epoch, skip=start_step)
         self.optimizer.zero_grad(set_to_none=True)
-        loss_sum = torch.zeros((), dtype=torch.float64, device=self.device)
-        correct = torch.zeros((), dtype=torch.int64, device=self.device)
-        seen = 0
-        bar = tqdm(total=len(self.train_loader), desc=f"epoch {epoch + 1}/{cfg.optim.epochs}",
+        partial = partial or {**dict.fromkeys(_SUMS, 0.0), "elapsed": 0.0,
+                              "lr": self.optimizer.param_groups[0]["lr"]}  # at the epoch's start
+        loss_sum = torch.tensor(float(partial["loss_sum"]), dtype=torch.float64,
+                                device=self.device)
+        correct = torch.tensor(int(partial["correct"]), dtype=torch.int64, device=self.device)
+        seen = int(partial["seen"])
+        n = len(self.train_loader)
+        bar = tqdm(total=n, initial=start_step, desc=f"epoch {epoch + 1}/{cfg.optim.epochs}",
                    unit="batch", leave=False, file=sys.stderr, dynamic_ncols=True,
                    disable=not (cfg.run.progress and env.is_main))
-        start = time.perf_counter()
-        for i, batch in enumerate(self.train_loader):
+        start = time.perf_counter() - float(partial["elapsed"])
+        for i, batch in enumerate(self.train_loader, start=start_step):
             batch: Batch
             self.skips.note(batch.skipped)
             last = (i + 1) % accum == 0
@@ -328,6 +376,10 @@ class Trainer:
                 seen += len(y)
             if last:
                 self._optimizer_step()
+                if every and ((i + 1) // accum) % every == 0 and i + 1 < n:
+                    self.save_checkpoint(epoch, i + 1, {
+                        "loss_sum": float(loss_sum), "correct": int(correct), "seen": seen,
+                        "elapsed": time.perf_counter() - start, "lr": partial["lr"]})
             bar.update()
             if (i + 1) % 10 == 0 or i + 1 == len(self.train_loader):
                 rate = seen * env.world / max(time.perf_counter() - start, 1e-9)
@@ -338,7 +390,8 @@ class Trainer:
             [float(loss_sum), float(correct), float(seen)], env
         )
         n = max(total_seen, 1)
-        return {"train_loss": total_loss / n, "train_top1": 100.0 * total_correct / n,
+        return {"lr": partial["lr"], "train_loss": total_loss / n,
+                "train_top1": 100.0 * total_correct / n,
                 "train_img_s": total_seen / max(elapsed, 1e-9), "epoch_s": elapsed}
 
     def fit(self) -> TrainResult:
@@ -355,8 +408,10 @@ class Trainer:
         epoch_times: list[float] = []
         for epoch in range(self.start_epoch, cfg.optim.epochs):
             t0 = time.perf_counter()
-            lr = self.optimizer.param_groups[0]["lr"]
-            row: dict[str, Any] = {"epoch": epoch + 1, "lr": lr, **self.train_epoch(epoch)}
+            inside = epoch == self.start_epoch and self.start_step  # resumed inside it
+            done = (self.train_epoch(epoch, self.start_step, self.partial) if inside
+                    else self.train_epoch(epoch))
+            row: dict[str, Any] = {"epoch": epoch + 1, **done}
             val = evaluate(self.model, self.val_loader, self.device, env, self.amp_dtype,
                            self.skips)
             row.update(val_loss=val["loss"], val_top1=val["top1"], val_top5=val["top5"],
@@ -428,6 +483,11 @@ class Trainer:
                 self.echo(f"best: top-1 {final['best_top1']:.2f}% after epoch "
                           f"{final['best_epoch']} ({self.out_dir / 'best.safetensors'})")
         return TrainResult(self.out_dir, self.history, final, weights, skipped)
+
+
+# the running sums of an epoch that a checkpoint written inside it carries (one dict per process)
+_SUMS = ("loss_sum", "correct", "seen")
+_PARTIAL = (*_SUMS, "elapsed", "lr")
 
 
 def _config_differences(old: dict[str, Any], new: dict[str, Any], prefix: str = "") -> list[str]:
