@@ -320,7 +320,7 @@ def run_one(study: Study, name: str, seed: int, work: Path, results: Path, root:
             if not ex.compile:
                 raise
             echo(f"step {s} failed compiled ({type(e).__name__}: {str(e)[:300]}); "
-                 "retrying it eager from its last epoch")
+                 "retrying it eager from its last checkpoint")
             ex = dataclasses.replace(ex, compile=False)
             records.append(_run_step(_recipe(study, name, seed, run_dir, s, root, teacher_path,
                                              ex), echo))

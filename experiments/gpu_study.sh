@@ -7,7 +7,7 @@
 # expects them (/usr/share/datasets/fashion-mnist, Debian's path), because the data root is part
 # of the study's settings. Runs go JOBS at a time (each its own process, compiled, batches
 # augmented on the GPU); any still
-# going at DEADLINE seconds is stopped at its last finished epoch. OUT receives the finished runs'
+# going at DEADLINE seconds is stopped at its last checkpoint. OUT receives the finished runs'
 # result files, every log, the GPU's name, and the work folder's small files and the
 # teacher's weights (every last.pt is 10 MB: too much to bring back), so that a rerun elsewhere
 # distils from the same teacher; unfinished runs there start over.

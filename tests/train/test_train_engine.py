@@ -213,7 +213,7 @@ def test_resume_inside_an_epoch_gives_the_same_run(tmp_path, recipe, monkeypatch
     optimizer moments and every metric but the timings."""
     from bimlp.train import engine
 
-    small = {"train_limit": 256, "batch_size": 32 // accum}  # 8 optimizer steps per epoch
+    small = {"train_limit": 256, "val_limit": 64, "batch_size": 32 // accum}  # 8 steps an epoch
     common = dict(data=small, optim={"epochs": 2, "accum_steps": accum},
                   run={"ema_decay": 0.9})
     straight = train(config_from_dict(recipe(tmp_path / "a", 1, **common)))
