@@ -286,15 +286,15 @@ def test_a_checkpoint_inside_an_epoch_that_does_not_fit_is_refused(tmp_path, rec
     assert last.read_bytes() == before
 
     ckpt = load_training_checkpoint(last)
-    ckpt["partial"] = [{"loss_sum": 1.0}]
-    broken = tmp_path / "broken" / "last.pt"
-    broken.parent.mkdir()
-    torch.save(ckpt, broken)
-    other = recipe(tmp_path / "broken", 1, data=small, optim={"epochs": 1})
-    other["run"]["out_dir"] = str(broken.parent)
-    with pytest.raises(CheckpointError, match=r"broken/last\.pt: written inside epoch 1 but its "
-                                              r"'partial' sums are missing or malformed"):
-        train(config_from_dict(other), resume_from=broken)
+    negative = {**ckpt["partial"][0], "seen": -32}
+    for i, partial in enumerate(([{"loss_sum": 1.0}], [negative], None)):
+        broken = tmp_path / f"broken{i}" / "last.pt"
+        broken.parent.mkdir()
+        torch.save({**ckpt, "partial": partial}, broken)
+        other = recipe(tmp_path / f"broken{i}", 1, data=small, optim={"epochs": 1})
+        with pytest.raises(CheckpointError, match=rf"broken{i}/last\.pt: written inside epoch 1 "
+                                                  r"but its 'partial' sums are missing or malformed"):
+            train(config_from_dict(other), resume_from=broken)
 
 
 def test_checkpoint_steps_must_be_a_count():

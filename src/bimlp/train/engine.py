@@ -231,6 +231,7 @@ class Trainer:
 
     def restore(self, path: str | Path) -> None:
         ckpt = load_training_checkpoint(path)
+        step, partials = self._resume_point(path, ckpt)  # before anything is loaded
         differences = _config_differences(ckpt["config"], config_to_dict(self.cfg))
         if differences:
             self.echo(f"resuming {path} with a changed config: {', '.join(differences)}")
@@ -247,7 +248,6 @@ class Trainer:
             if ckpt["ema"] is None:
                 raise ConfigError(f"{path} has no EMA weights; run.ema_decay must stay unset")
             self.ema.load_state_dict(ckpt["ema"])
-        step, partials = self._resume_point(path, ckpt)
         rngs = ckpt["rng"]
         if len(rngs) == self.env.world:
             set_rng_state(rngs[self.env.rank])
@@ -277,14 +277,14 @@ class Trainer:
         if step == 0:
             return 0, []
         n, accum = len(self.train_loader), self.cfg.optim.accum_steps
-        if not isinstance(step, int) or not 0 < step < n or step % accum:
+        if type(step) is not int or not 0 < step < n or step % accum:
             raise CheckpointError(
                 f"{path}: 'step' {step!r} is not a resumable point of this run's epochs ({n} "
                 f"micro-batches of which every {accum}th ends an optimizer step); the data or "
                 "optim.accum_steps must stay as they were when it was written")
         ok = isinstance(partials, list) and partials and all(
             isinstance(p, dict) and set(p) == set(_PARTIAL)
-            and all(isinstance(p[k], (int, float)) and math.isfinite(p[k]) for k in p)
+            and all(type(p[k]) in (int, float) and math.isfinite(p[k]) and p[k] >= 0 for k in p)
             for p in partials)
         if not ok:
             raise CheckpointError(f"{path}: written inside epoch {ckpt['epoch'] + 1} but its "
