@@ -206,13 +206,26 @@ class _Stop(Exception):
     pass
 
 
+def _stop_after_checkpoint(monkeypatch, at=lambda step: step > 0):
+    """Make the trainer raise ``_Stop`` right after writing the ``last.pt`` whose in-epoch step
+    satisfies ``at`` (default: the first one written inside an epoch), as a kill there would."""
+    from bimlp.train import engine
+
+    saved = engine.Trainer.save_checkpoint
+
+    def save_then_stop(self, epoch, step=0, partial=None):
+        saved(self, epoch, step, partial)
+        if at(step):
+            raise _Stop
+
+    monkeypatch.setattr(engine.Trainer, "save_checkpoint", save_then_stop)
+
+
 @pytest.mark.parametrize("accum", [1, 2])
 def test_resume_inside_an_epoch_gives_the_same_run(tmp_path, recipe, monkeypatch, accum):
     """run.checkpoint_steps: a run stopped right after a checkpoint written inside its first
     epoch and resumed from it ends bit for bit where the uninterrupted run ends -- weights, EMA,
     optimizer moments and every metric but the timings."""
-    from bimlp.train import engine
-
     small = {"train_limit": 256, "val_limit": 64, "batch_size": 32 // accum}  # 8 steps an epoch
     common = dict(data=small, optim={"epochs": 2, "accum_steps": accum},
                   run={"ema_decay": 0.9})
@@ -220,14 +233,7 @@ def test_resume_inside_an_epoch_gives_the_same_run(tmp_path, recipe, monkeypatch
 
     cfg = recipe(tmp_path / "b", 1, **common)
     cfg["run"]["checkpoint_steps"] = 3
-    saved = engine.Trainer.save_checkpoint
-
-    def stop_after_first_inside(self, epoch, step=0, partial=None):
-        saved(self, epoch, step, partial)
-        if step:
-            raise _Stop
-
-    monkeypatch.setattr(engine.Trainer, "save_checkpoint", stop_after_first_inside)
+    _stop_after_checkpoint(monkeypatch)
     with pytest.raises(_Stop):
         train(config_from_dict(cfg))
     monkeypatch.undo()
@@ -257,19 +263,10 @@ def test_a_checkpoint_inside_an_epoch_that_does_not_fit_is_refused(tmp_path, rec
     """A ``last.pt`` written inside an epoch names a batch of that epoch: resuming it with other
     data (another epoch length), another accumulation, or without its running sums is a
     CheckpointError naming the file, and the file stays as it was."""
-    from bimlp.train import engine
-
     small = {"train_limit": 256}
     cfg = recipe(tmp_path, 1, data=small, optim={"epochs": 1})
     cfg["run"]["checkpoint_steps"] = 2
-    saved = engine.Trainer.save_checkpoint
-
-    def stop(self, epoch, step=0, partial=None):
-        saved(self, epoch, step, partial)
-        if step == 6:
-            raise _Stop
-
-    monkeypatch.setattr(engine.Trainer, "save_checkpoint", stop)
+    _stop_after_checkpoint(monkeypatch, at=lambda step: step == 6)
     with pytest.raises(_Stop):
         train(config_from_dict(cfg))
     monkeypatch.undo()
