@@ -347,8 +347,8 @@ class Trainer:
                                 device=self.device)
         correct = torch.tensor(int(partial["correct"]), dtype=torch.int64, device=self.device)
         seen = int(partial["seen"])
-        n = len(self.train_loader)
-        bar = tqdm(total=n, initial=start_step, desc=f"epoch {epoch + 1}/{cfg.optim.epochs}",
+        batches = len(self.train_loader)
+        bar = tqdm(total=batches, initial=start_step, desc=f"epoch {epoch + 1}/{cfg.optim.epochs}",
                    unit="batch", leave=False, file=sys.stderr, dynamic_ncols=True,
                    disable=not (cfg.run.progress and env.is_main))
         start = time.perf_counter() - float(partial["elapsed"])
@@ -376,12 +376,12 @@ class Trainer:
                 seen += len(y)
             if last:
                 self._optimizer_step()
-                if every and ((i + 1) // accum) % every == 0 and i + 1 < n:
+                if every and ((i + 1) // accum) % every == 0 and i + 1 < batches:
                     self.save_checkpoint(epoch, i + 1, {
                         "loss_sum": float(loss_sum), "correct": int(correct), "seen": seen,
                         "elapsed": time.perf_counter() - start, "lr": partial["lr"]})
             bar.update()
-            if (i + 1) % 10 == 0 or i + 1 == len(self.train_loader):
+            if (i + 1) % 10 == 0 or i + 1 == batches:
                 rate = seen * env.world / max(time.perf_counter() - start, 1e-9)
                 bar.set_postfix(loss=f"{float(loss_sum) / max(seen, 1):.3f}", img_s=f"{rate:.0f}")
         bar.close()
